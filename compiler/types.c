@@ -1,0 +1,1 @@
+/* placeholder */ typedef int nnc_placeholder_types;
