@@ -1,0 +1,34 @@
+/*
+ * compiler.h — the compiler's interface: semantic checking (names, types,
+ * symbolic shapes, parameter counts, FLOPs) and the model summary that
+ * `nnc check` prints.
+ *
+ *     Program *p = sema_check(arena, &diag, ast, &(SemaOptions){.check_files = 1});
+ *     if (!p) return 1;                 // errors were reported through diag
+ *     summary_print(stdout, p);
+ *
+ * Later stages (graph IR, autodiff, fusion, memory plan, codegen) will hang
+ * off the checked Program.
+ */
+#ifndef NNC_COMPILER_H
+#define NNC_COMPILER_H
+
+#include "lang/lang.h"
+
+typedef struct Program Program;
+
+typedef struct {
+  /* Open the data files a spec names (existence, CSV header width).
+   * Off for the fuzzer, which must not touch the file system. */
+  int check_files;
+} SemaOptions;
+
+/* Checks a parsed program. Returns NULL after reporting errors through `d`. */
+Program *sema_check(Arena *a, Diag *d, const Node *ast, const SemaOptions *opt);
+
+/* The `nnc check` report: per model instance a layer table (name, type,
+ * output shape, parameters, FLOPs per sample), totals, and what each
+ * train/predict block will do. */
+void summary_print(FILE *out, const Program *p);
+
+#endif
