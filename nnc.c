@@ -1,12 +1,309 @@
+/*
+ * nnc.c — the command-line driver.
+ *
+ *     nnc check SPEC                 parse, check, print the model summary
+ *     nnc ir SPEC --stage=ast        print the program at one stage
+ *     nnc train|predict|gradcheck|bench|dot ...   (not built yet)
+ *
+ * The driver is a flat list: read the options, load the source, parse,
+ * check, print. Each command is one short function; everything a
+ * compilation allocates lives in one arena.
+ *
+ * Exit status: 0 success, 1 a problem with the user's spec or files (already
+ * reported on stderr with a location), 2 a usage error or a command that is
+ * not built yet.
+ */
+#include "compiler/compiler.h"
 #include "lang/lang.h"
+
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#ifndef NNC_VERSION
+#define NNC_VERSION "unknown"
+#endif
+
+enum { EXIT_OK = 0, EXIT_USER = 1, EXIT_USAGE = 2 };
+
+/* The stages `nnc ir --stage=NAME` will print, in pipeline order. */
+static const char *const stages[] = {"ast", "graph", "grad", "opt", "fused",
+                                     "memory", "llvm", "asm"};
+enum { NSTAGES = sizeof stages / sizeof stages[0] };
+
+typedef struct {
+  const char *cmd;     /* the subcommand */
+  const char *spec;    /* the spec file, if the command takes one */
+  const char *stage;   /* --stage=NAME (ir) */
+  int max_errors;      /* --max-errors N */
+  int color;           /* --color: -1 auto, 0 never, 1 always */
+  int check_files;     /* 0 with --no-data-check */
+  int help;            /* --help after the command */
+} Options;
+
+typedef struct {
+  const char *name;
+  const char *usage;   /* the arguments after the command name */
+  const char *summary; /* one line for `nnc --help` */
+  const char *details; /* the rest of `nnc help CMD` */
+  int built;           /* 0: says "not built yet" and exits 2 */
+} Command;
+
+static const Command commands[] = {
+    {"check", "SPEC", "parse and check a spec, print a summary of its models",
+     "Parses SPEC, checks names, types and tensor shapes, and prints for each\n"
+     "model a table of its layers (output shape, parameters, FLOPs) and what\n"
+     "each train/predict block will do. Errors go to stderr as\n"
+     "`file:line:col: error: ...` with the source line and a caret.\n",
+     1},
+    {"ir", "SPEC --stage=NAME",
+     "print the program at one stage of compilation",
+     "Stages, in pipeline order:\n"
+     "  ast      the syntax tree, one node per line with its line:col\n"
+     "  graph    the forward graph (SSA over tensors)\n"
+     "  grad     the graph with its backward pass\n"
+     "  opt      after simplification\n"
+     "  fused    kernels after fusion\n"
+     "  memory   the memory plan (buffer offsets in one arena)\n"
+     "  llvm     the LLVM IR\n"
+     "  asm      the machine code\n"
+     "Only `ast` is built so far. The spec is also checked, so its errors\n"
+     "are reported (the tree is printed when the spec parses).\n",
+     1},
+    {"train", "SPEC", "compile and train the spec's train blocks",
+     "Compiles one training step per train block and runs it: progress,\n"
+     "metrics, checkpoints (safetensors).\n",
+     0},
+    {"predict", "SPEC", "run a trained model and write the submission files",
+     "Loads the checkpoints a predict block names and writes its files.\n", 0},
+    {"gradcheck", "SPEC",
+     "compare the spec's gradients with finite differences",
+     "Checks every gradient of the spec's training steps by central\n"
+     "differences, op by op.\n",
+     0},
+    {"bench", "SPEC", "time the compiled training step",
+     "Times the compiled step of each train block (see bench/ for the\n"
+     "comparison with PyTorch).\n",
+     0},
+    {"dot", "SPEC", "draw the graph for Graphviz",
+     "Prints the graph of the spec in Graphviz's dot language:\n"
+     "  nnc dot SPEC | dot -Tsvg > graph.svg\n",
+     0},
+    {"help", "[COMMAND]", "show help for nnc or for one command", "", 1},
+};
+enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
+
+static const char *const common_options =
+    "Options:\n"
+    "  --max-errors N         stop after N errors (default 20)\n"
+    "  --color=auto|always|never\n"
+    "                         colour the messages (auto: only on a terminal)\n"
+    "  --no-data-check        do not open the data files the spec names\n"
+    "  --help                 show this help\n";
+
+static const Command *find_command(const char *name) {
+  for (int i = 0; i < NCOMMANDS; i++)
+    if (strcmp(commands[i].name, name) == 0) return &commands[i];
+  return NULL;
+}
+
+/* `nnc: error: ...` for problems with the command line (exit 2). */
+static int usage_error(const char *fmt, const char *arg, const char *hint) {
+  fputs("nnc: error: ", stderr);
+  fprintf(stderr, fmt, arg);
+  fputc('\n', stderr);
+  if (hint) fprintf(stderr, "      = hint: %s\n", hint);
+  fputs("Try 'nnc --help'.\n", stderr);
+  return EXIT_USAGE;
+}
+
+static void print_main_help(FILE *out) {
+  fputs("nnc — a compiler for neural-network spec files (.nn)\n\n"
+        "Usage: nnc COMMAND [OPTIONS] SPEC\n\n"
+        "Commands:\n", out);
+  for (int i = 0; i < NCOMMANDS; i++)
+    fprintf(out, "  %-10s %s%s\n", commands[i].name, commands[i].summary,
+            commands[i].built ? "" : " (not built yet)");
+  fputs("\n", out);
+  fputs(common_options, out);
+  fputs("  --version              print the version\n\n"
+        "Exit status: 0 ok, 1 an error in the spec or its files, 2 a usage error.\n"
+        "Run 'nnc help COMMAND' for the options of one command.\n", out);
+}
+
+static void print_command_help(FILE *out, const Command *c) {
+  fprintf(out, "Usage: nnc %s %s\n\n%s", c->name, c->usage, c->summary);
+  fputs(c->built ? ".\n\n" : " (not built yet).\n\n", out);
+  if (c->details[0]) fprintf(out, "%s\n", c->details);
+  if (strcmp(c->name, "help") != 0) fputs(common_options, out);
+}
+
+/* Reads the options that follow the command. Returns EXIT_OK or the exit
+ * status of a usage error (already reported). */
+static int parse_options(Options *o, int argc, char **argv) {
+  for (int i = 2; i < argc; i++) {
+    const char *arg = argv[i];
+    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+      o->help = 1;
+    } else if (strcmp(arg, "--no-data-check") == 0) {
+      o->check_files = 0;
+    } else if (strcmp(arg, "--max-errors") == 0 || strncmp(arg, "--max-errors=", 13) == 0) {
+      const char *val = arg[12] == '=' ? arg + 13 : (i + 1 < argc ? argv[++i] : NULL);
+      if (!val) return usage_error("%s needs a number", arg, "for example --max-errors 5");
+      char *end;
+      errno = 0;
+      long n = strtol(val, &end, 10);
+      if (*val == 0 || *end != 0 || errno || n < 1 || n > 100000)
+        return usage_error("--max-errors expects a positive number, not '%s'", val, NULL);
+      o->max_errors = (int)n;
+    } else if (strncmp(arg, "--color=", 8) == 0 || strcmp(arg, "--color") == 0) {
+      const char *val = arg[7] == '=' ? arg + 8 : "always";
+      if (strcmp(val, "auto") == 0) o->color = -1;
+      else if (strcmp(val, "always") == 0) o->color = 1;
+      else if (strcmp(val, "never") == 0) o->color = 0;
+      else return usage_error("--color expects auto, always or never, not '%s'", val, NULL);
+    } else if (strncmp(arg, "--stage=", 8) == 0 || strcmp(arg, "--stage") == 0) {
+      const char *val = arg[7] == '=' ? arg + 8 : (i + 1 < argc ? argv[++i] : NULL);
+      if (!val) return usage_error("%s needs a stage name", arg, "for example --stage=ast");
+      o->stage = val;
+    } else if (arg[0] == '-' && arg[1] != 0) {
+      static const char *const known[] = {"--help", "--no-data-check", "--max-errors",
+                                          "--color", "--stage", "--version"};
+      char name[64];
+      snprintf(name, sizeof name, "%.*s", (int)strcspn(arg, "="), arg);
+      const char *near = closest_name(name, known, (int)(sizeof known / sizeof known[0]));
+      char hint[96];
+      snprintf(hint, sizeof hint, "did you mean '%s'?", near ? near : "");
+      return usage_error("unknown option '%s'", arg, near ? hint : NULL);
+    } else if (!o->spec) {
+      o->spec = arg;
+    } else {
+      return usage_error("unexpected argument '%s' (one spec file at a time)", arg, NULL);
+    }
+  }
+  return EXIT_OK;
+}
+
+/* ---- the commands ----------------------------------------------------- */
+
+/* Loads, parses and checks o->spec. Sets *ast and *prog (NULL on failure);
+ * returns EXIT_OK or EXIT_USER. */
+static int front_end(Arena *a, Diag *d, const Options *o, Node **ast, Program **prog) {
+  *ast = NULL;
+  *prog = NULL;
+  Source *src = source_load(a, d, o->spec);
+  if (!src) return EXIT_USER;
+  *ast = parse_source(a, d, src);
+  if (!*ast) return EXIT_USER;
+  SemaOptions sopt = {.check_files = o->check_files};
+  *prog = sema_check(a, d, *ast, &sopt);
+  return *prog && d->nerrors == 0 ? EXIT_OK : EXIT_USER;
+}
+
+/* nnc check SPEC: summary to stdout, errors to stderr. */
+static int cmd_check(Arena *a, Diag *d, const Options *o) {
+  Node *ast;
+  Program *prog;
+  int rc = front_end(a, d, o, &ast, &prog);
+  if (rc == EXIT_OK) summary_print(stdout, prog);
+  return rc;
+}
+
+/* nnc ir SPEC --stage=NAME: the tree is printed whenever the spec parses,
+ * so a student can look at it while fixing a type or shape error. */
+static int cmd_ir(Arena *a, Diag *d, const Options *o) {
+  if (!o->stage)
+    return usage_error("%s: which stage? add --stage=NAME", "ir",
+                       "stages: ast graph grad opt fused memory llvm asm");
+  int known = 0;
+  for (int i = 0; i < NSTAGES; i++) known |= strcmp(o->stage, stages[i]) == 0;
+  if (!known) {
+    const char *near = closest_name(o->stage, stages, NSTAGES);
+    char hint[96];
+    snprintf(hint, sizeof hint, "did you mean '%s'? stages: ast graph grad opt fused memory llvm asm",
+             near ? near : "");
+    return usage_error("unknown stage '%s'", o->stage,
+                       near ? hint : "stages: ast graph grad opt fused memory llvm asm");
+  }
+  if (strcmp(o->stage, "ast") != 0) {
+    fprintf(stderr, "nnc: stage '%s' is not built yet (try --stage=ast)\n", o->stage);
+    return EXIT_USAGE;
+  }
+  Node *ast;
+  Program *prog;
+  int rc = front_end(a, d, o, &ast, &prog);
+  if (ast) ast_print(stdout, ast);
+  return rc;
+}
+
+/* ---- main ------------------------------------------------------------- */
+
 int main(int argc, char **argv) {
-  if (argc < 3) return 2;
+  if (argc < 2) {
+    print_main_help(stderr);
+    return EXIT_USAGE;
+  }
+  const char *cmd = argv[1];
+  if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
+    print_main_help(stdout);
+    return EXIT_OK;
+  }
+  if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+    printf("nnc %s\n", NNC_VERSION);
+    return EXIT_OK;
+  }
+  if (strcmp(cmd, "help") == 0) {
+    if (argc < 3 || argv[2][0] == '-') {
+      print_main_help(stdout);
+      return EXIT_OK;
+    }
+    const Command *c = find_command(argv[2]);
+    if (!c) return usage_error("no command '%s'", argv[2], NULL);
+    print_command_help(stdout, c);
+    return EXIT_OK;
+  }
+
+  const Command *c = find_command(cmd);
+  if (!c) {
+    const char *names[NCOMMANDS];
+    for (int i = 0; i < NCOMMANDS; i++) names[i] = commands[i].name;
+    const char *near = closest_name(cmd, names, NCOMMANDS);
+    char hint[96];
+    snprintf(hint, sizeof hint, "did you mean 'nnc %s'?", near ? near : "");
+    if (cmd[0] == '-') return usage_error("expected a command before '%s'", cmd, "nnc check SPEC");
+    return usage_error("unknown command '%s'", cmd, near ? hint : NULL);
+  }
+
+  Options o = {.cmd = cmd, .max_errors = 20, .color = -1, .check_files = 1};
+  int rc = parse_options(&o, argc, argv);
+  if (rc != EXIT_OK) return rc;
+  if (o.help) {
+    print_command_help(stdout, c);
+    return EXIT_OK;
+  }
+  if (!c->built) {
+    fprintf(stderr, "nnc: '%s' is not built yet; 'nnc check' and 'nnc ir --stage=ast' are\n", cmd);
+    return EXIT_USAGE;
+  }
+  if (!o.spec) {
+    fprintf(stderr, "nnc: error: '%s' needs a spec file\nUsage: nnc %s %s\n", cmd, cmd, c->usage);
+    return EXIT_USAGE;
+  }
+  if (o.stage && strcmp(cmd, "ir") != 0)
+    return usage_error("--stage is an option of 'nnc ir', not of '%s'", cmd, NULL);
+
   Arena *a = arena_new();
-  Diag d; diag_init(&d, stderr, 20);
-  Source *s = source_load(a, &d, argv[2]);
-  Node *p = s ? parse_source(a, &d, s) : NULL;
-  if (p && strcmp(argv[1], "ast") == 0) ast_print(stdout, p);
+  Diag d;
+  diag_init(&d, stderr, o.max_errors);
+  d.color = o.color >= 0 ? o.color : isatty(fileno(stderr)) && !getenv("NO_COLOR");
+
+  rc = strcmp(cmd, "ir") == 0 ? cmd_ir(a, &d, &o) : cmd_check(a, &d, &o);
+
+  if (fflush(stdout) != 0 && rc == EXIT_OK) {
+    fprintf(stderr, "nnc: cannot write the output: %s\n", strerror(errno));
+    rc = EXIT_USER;
+  }
   arena_free(a);
-  return p ? 0 : 1;
+  return rc;
 }

@@ -1,1 +1,1882 @@
-/* placeholder */ typedef int nnc_placeholder_builtins;
+/*
+ * builtins.c — the catalogue: every layer, function, loss, metric,
+ * optimizer, schedule, data source, transform and writer a spec can name,
+ * with its parameters and its shape rule.
+ *
+ * Each entry of the table at the bottom is one line: name, kind, a parameter
+ * string ("in:i, out:i, bias:b=true"), and the C function that checks a call
+ * and computes its result. builtin_bind() matches a call's arguments to the
+ * parameter string (arity, keywords, kinds), so the functions here see their
+ * arguments already in order and of the right kind, and only check shapes.
+ * Shape errors name both shapes and, where one is common, the fix.
+ */
+#include "compiler/sema_int.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- parameter strings ------------------------------------------------ */
+
+typedef struct {
+  char name[32];
+  char kind;          /* i f b s T X A L D M O R S */
+  bool optional;      /* `?`: may be absent */
+  bool has_default;
+  char defval[32];
+} ParamSpec;
+
+/* Parses "in:i, out:i, bias:b=true, ..." into specs; returns the count and
+ * sets *variadic when the string ends in "...". */
+static int parse_params(const char *p, ParamSpec *out, bool *variadic) {
+  int n = 0;
+  *variadic = false;
+  while (*p) {
+    while (*p == ' ' || *p == ',') p++;
+    if (!*p) break;
+    if (strncmp(p, "...", 3) == 0) {
+      *variadic = true;
+      break;
+    }
+    ParamSpec *ps = &out[n];
+    memset(ps, 0, sizeof *ps);
+    size_t k = 0;
+    while (*p && *p != ':' && k < sizeof ps->name - 1) ps->name[k++] = *p++;
+    NNC_ASSERT(*p == ':');
+    p++;
+    ps->kind = *p++;
+    if (*p == '?') {
+      ps->optional = true;
+      p++;
+    }
+    if (*p == '=') {
+      p++;
+      ps->has_default = true;
+      k = 0;
+      while (*p && *p != ',' && k < sizeof ps->defval - 1) ps->defval[k++] = *p++;
+    }
+    n++;
+    NNC_ASSERT(n <= MAX_ARGS);
+  }
+  return n;
+}
+
+static const char *kind_words(char k) {
+  switch (k) {
+  case 'i': return "an int";
+  case 'f': return "a number";
+  case 'b': return "true or false";
+  case 's': return "a string";
+  case 'T': return "a tensor or a number";
+  case 'X': return "a tensor";
+  case 'L': return "a list";
+  case 'D': return "a data set";
+  case 'M': return "a model or layer";
+  case 'O': return "a model, params(...), a variable or a list of them";
+  case 'R': return "an int or a range a..b";
+  case 'S': return "a number or an LR schedule";
+  default: return "a value";
+  }
+}
+
+static bool kind_ok(char k, const Value *v) {
+  switch (k) {
+  case 'i': return v->kind == V_INT;
+  case 'f': return v->kind == V_INT || v->kind == V_FLOAT;
+  case 'b': return v->kind == V_BOOL;
+  case 's': return v->kind == V_STRING;
+  case 'T': return v->kind == V_TENSOR || val_is_number(v);
+  case 'X': return v->kind == V_TENSOR;
+  case 'L': return v->kind == V_LIST || v->kind == V_TUPLE;
+  case 'D': return v->kind == V_DATASET;
+  case 'M': return v->kind == V_MODEL || v->kind == V_LAYER;
+  case 'O': return v->kind == V_MODEL || v->kind == V_PARAMS || v->kind == V_LIST ||
+                   v->kind == V_LAYER || (v->kind == V_TENSOR && v->trainable);
+  case 'R': return v->kind == V_INT || v->kind == V_RANGE;
+  case 'S': return v->kind == V_INT || v->kind == V_FLOAT || v->kind == V_SCHEDULE;
+  default: return true;
+  }
+}
+
+static Value *default_value(Sema *s, const ParamSpec *ps) {
+  const char *d = ps->defval;
+  if (strcmp(d, "true") == 0 || strcmp(d, "false") == 0) {
+    Value *v = val_new(s, V_BOOL);
+    v->i = d[0] == 't';
+    return v;
+  }
+  if (strcmp(d, "none") == 0) return val_new(s, V_NONE);
+  if (d[0] == '"') {
+    Value *v = val_new(s, V_STRING);
+    v->s = arena_strndup(s->arena, d + 1, strlen(d) - 2);
+    return v;
+  }
+  if (strchr(d, '.') || strchr(d, 'e')) return val_float(s, strtod(d, NULL));
+  return val_int(s, strtoll(d, NULL, 10));
+}
+
+const char *builtin_signature(Arena *a, const Builtin *b) {
+  ParamSpec ps[MAX_ARGS];
+  bool variadic;
+  int n = parse_params(b->params, ps, &variadic);
+  char buf[512];
+  size_t k = (size_t)snprintf(buf, sizeof buf, "%s(", b->name);
+  for (int i = 0; i < n && k < sizeof buf - 64; i++) {
+    k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s", i ? ", " : "", ps[i].name);
+    if (ps[i].has_default)
+      k += (size_t)snprintf(buf + k, sizeof buf - k, ": %s", ps[i].defval);
+  }
+  if (variadic && k < sizeof buf - 8) k += (size_t)snprintf(buf + k, sizeof buf - k, "%s...", n ? ", " : "");
+  snprintf(buf + k, sizeof buf - k, ")");
+  return arena_strdup(a, buf);
+}
+
+bool builtin_bind(Sema *s, const Builtin *b, Loc loc, const Args *args, Call *out) {
+  ParamSpec ps[MAX_ARGS];
+  bool variadic;
+  int n = parse_params(b->params, ps, &variadic);
+  memset(out, 0, sizeof *out);
+  out->loc = loc;
+  out->nargs = n;
+  bool ok = true;
+
+  for (int i = 0; i < args->npos; i++) {
+    if (args->pos[i]->kind == V_ERROR) ok = false;
+    if (i < n) {
+      out->arg[i] = args->pos[i];
+      out->argloc[i] = args->posloc[i];
+      out->given[i] = true;
+    } else if (variadic) {
+      vec_push(s->arena, &out->rest, args->pos[i]);
+    } else {
+      sema_error(s, args->posloc[i], "%s takes %d argument%s, got %d", b->name, n,
+                 n == 1 ? "" : "s", args->npos);
+      sema_hint(s, "%s", builtin_signature(s->arena, b));
+      return false;
+    }
+  }
+  for (int i = 0; i < args->extra.len; i++) vec_push(s->arena, &out->rest, args->extra.items[i]);
+  for (int i = 0; i < args->nkw; i++) {
+    if (args->kw[i]->kind == V_ERROR) ok = false;
+    int j = 0;
+    while (j < n && strcmp(ps[j].name, args->kwname[i]) != 0) j++;
+    if (j == n) {
+      const char *names[MAX_ARGS];
+      for (int k = 0; k < n; k++) names[k] = ps[k].name;
+      const char *near = closest_name(args->kwname[i], names, n);
+      if (near)
+        sema_error(s, args->kwloc[i], "%s has no parameter '%s'; did you mean '%s'?", b->name,
+                   args->kwname[i], near);
+      else
+        sema_error(s, args->kwloc[i], "%s has no parameter '%s'", b->name, args->kwname[i]);
+      sema_hint(s, "%s", builtin_signature(s->arena, b));
+      ok = false;
+      continue;
+    }
+    if (out->given[j]) {
+      sema_error(s, args->kwloc[i], "'%s' of %s is given twice", ps[j].name, b->name);
+      ok = false;
+      continue;
+    }
+    out->arg[j] = args->kw[i];
+    out->argloc[j] = args->kwloc[i];
+    out->given[j] = true;
+  }
+  if (!ok) return false;
+  for (int j = 0; j < n; j++) {
+    if (!out->given[j]) {
+      out->argloc[j] = loc;
+      if (ps[j].has_default) {
+        out->arg[j] = default_value(s, &ps[j]);
+      } else if (!ps[j].optional) {
+        sema_error(s, loc, "%s needs '%s' (%s)", b->name, ps[j].name, kind_words(ps[j].kind));
+        sema_hint(s, "%s", builtin_signature(s->arena, b));
+        ok = false;
+      }
+      continue;
+    }
+    Value *v = out->arg[j];
+    if (v->kind == V_NONE && (ps[j].has_default || ps[j].optional)) continue;
+    if (!kind_ok(ps[j].kind, v)) {
+      sema_error(s, out->argloc[j], "'%s' of %s must be %s, got %s", ps[j].name, b->name,
+                 kind_words(ps[j].kind), val_desc(s->arena, v));
+      if (ps[j].kind == 'i' && v->kind == V_FLOAT)
+        sema_hint(s, "sizes are whole numbers: write %lld", (long long)v->f);
+      else if (ps[j].kind == 'M' && v->kind == V_MODELDEF)
+        sema_hint(s, "build the model first: %s(...)", v->mdef->name);
+      ok = false;
+    }
+  }
+  return ok;
+}
+
+/* ---- small helpers for the rules below -------------------------------- */
+
+#define A(k_) (c->arg[k_])
+#define GIVEN(k_) (c->given[k_] && c->arg[k_] && c->arg[k_]->kind != V_NONE)
+#define AI(k_) (c->arg[k_]->i)
+#define AF(k_) val_num(c->arg[k_])
+#define AB(k_) (c->arg[k_]->i != 0)
+
+static const char *SH(Sema *s, const Value *v) {
+  if (v->kind == V_TENSOR) return ttype_str(s->arena, v->dtype, &v->shape);
+  return val_desc(s->arena, v);
+}
+
+/* A number used where a tensor goes is a 0-d tensor. */
+static Value *as_tensor(Sema *s, Value *v) {
+  if (v->kind == V_TENSOR) return v;
+  Shape sh = {0};
+  return val_tensor(s, v->kind == V_FLOAT ? DT_FLOAT : v->kind == V_BOOL ? DT_BOOL : DT_INT, &sh);
+}
+
+static bool positive(Sema *s, Call *c, int i, const char *what) {
+  if (c->arg[i]->kind == V_INT && c->arg[i]->i <= 0) {
+    sema_error(s, c->argloc[i], "%s must be positive, got %lld", what, (long long)c->arg[i]->i);
+    return false;
+  }
+  return true;
+}
+
+/* Normalises a dimension index against a rank; reports and returns -1 if out of range. */
+static int axis(Sema *s, Loc loc, int64_t d, int rank, const char *fn) {
+  int64_t a = d < 0 ? d + rank : d;
+  if (a < 0 || a >= rank) {
+    sema_error(s, loc, "%s: dim %lld is out of range for a tensor of rank %d", fn, (long long)d, rank);
+    if (rank > 0) sema_hint(s, "dims go from 0 to %d (or -1 to -%d from the end)", rank - 1, rank);
+    return -1;
+  }
+  return (int)a;
+}
+
+/* Per-sample element count of a tensor (all dims but the first). */
+static Dim per_sample(const Value *v) {
+  Dim n;
+  if (v->kind != V_TENSOR || v->shape.rank == 0) return dim_int(1);
+  if (!shape_numel(&v->shape, 1, &n)) return dim_int(0);
+  return n;
+}
+
+static Dim dscale(Dim d, int64_t k) {
+  Dim r = d;
+  r.c *= k;
+  return r;
+}
+
+/* Shapes from a list of ints (and symbols, and -1 in reshape). */
+static bool shape_from_list(Sema *s, Value *list, Loc loc, Shape *out, const char *fn) {
+  Value *single = list;
+  if (list->kind == V_INT) {
+    out->rank = 1;
+    out->d[0] = dim_int(list->i);
+    return true;
+  }
+  if (list->kind != V_LIST && list->kind != V_TUPLE) {
+    sema_error(s, loc, "%s: a shape is a list of sizes like [B, 100], got %s", fn, val_desc(s->arena, single));
+    return false;
+  }
+  if (list->items.len > MAX_RANK) {
+    sema_error(s, loc, "%s: at most %d dims, got %d", fn, MAX_RANK, list->items.len);
+    return false;
+  }
+  out->rank = list->items.len;
+  for (int i = 0; i < list->items.len; i++) {
+    Value *v = list->items.items[i];
+    if (v->kind == V_INT) {
+      out->d[i] = dim_int(v->i);
+    } else if (v->kind == V_TENSOR && v->shape.rank == 0 && v->s) {
+      out->d[i] = dim_sym(v->s);       /* a symbol like B used as a size */
+    } else {
+      sema_error(s, loc, "%s: size %d of the shape must be an int or B, got %s", fn, i,
+                 val_desc(s->arena, v));
+      return false;
+    }
+  }
+  return true;
+}
+
+/* ---- layers ------------------------------------------------------------ */
+
+static Layer *layer_new(Sema *s, const Builtin *b, Call *c, int64_t params) {
+  Layer *l = arena_alloc(s->arena, sizeof *l);
+  l->kind = LK_BUILTIN;
+  l->type = b->name;
+  l->bi = b;
+  l->params = params;
+  l->loc = c->loc;
+  /* "Linear(116, 16)": the arguments as given */
+  ParamSpec ps[MAX_ARGS];
+  bool variadic;
+  int n = parse_params(b->params, ps, &variadic);
+  char buf[256];
+  size_t k = (size_t)snprintf(buf, sizeof buf, "%s", b->name);
+  int shown = 0;
+  for (int i = 0; i < n && k < sizeof buf - 40; i++) {
+    if (!c->given[i]) continue;
+    const Value *v = c->arg[i];
+    k += (size_t)snprintf(buf + k, sizeof buf - k, "%s", shown++ ? ", " : "(");
+    if (i >= 3 || ps[i].has_default) k += (size_t)snprintf(buf + k, sizeof buf - k, "%s: ", ps[i].name);
+    if (v->kind == V_INT) k += (size_t)snprintf(buf + k, sizeof buf - k, "%lld", (long long)v->i);
+    else if (v->kind == V_FLOAT) k += (size_t)snprintf(buf + k, sizeof buf - k, "%g", v->f);
+    else if (v->kind == V_BOOL) k += (size_t)snprintf(buf + k, sizeof buf - k, "%s", v->i ? "true" : "false");
+    else if (v->kind == V_STRING) k += (size_t)snprintf(buf + k, sizeof buf - k, "\"%s\"", v->s);
+    else k += (size_t)snprintf(buf + k, sizeof buf - k, "...");
+  }
+  if (shown && k < sizeof buf - 2) snprintf(buf + k, sizeof buf - k, ")");
+  l->desc = arena_strdup(s->arena, buf);
+  for (int i = 0; i < n && i < 8; i++)
+    if (c->arg[i] && c->arg[i]->kind == V_INT) l->arg[i] = c->arg[i]->i;
+  return l;
+}
+
+static Value *layer_val(Sema *s, Layer *l) {
+  Value *v = val_new(s, V_LAYER);
+  v->layer = l;
+  return v;
+}
+
+/* The one input tensor of a layer call, or NULL after reporting. */
+static Value *one_input(Sema *s, Layer *l, Call *c, int min_rank, int max_rank, const char *what) {
+  if (c->nargs < 1 || !c->arg[0]) {
+    sema_error(s, c->loc, "%s needs an input tensor", l->desc);
+    return NULL;
+  }
+  Value *x = c->arg[0];
+  if (x->kind == V_ERROR) return NULL;
+  if (x->kind != V_TENSOR) {
+    sema_error(s, c->argloc[0], "%s expects a tensor, got %s", l->desc, val_desc(s->arena, x));
+    return NULL;
+  }
+  if (x->shape.rank < min_rank || x->shape.rank > max_rank) {
+    sema_error(s, c->argloc[0], "%s expects %s, got %s", l->desc, what, SH(s, x));
+    if (x->shape.rank > max_rank && max_rank == 2)
+      sema_hint(s, "flatten first: flatten(x) turns %s into [B, %s]", SH(s, x),
+                dim_str(s->arena, per_sample(x)));
+    else if (x->shape.rank == 2 && min_rank == 4)
+      sema_hint(s, "reshape it to images first: reshape(x, [B, C, H, W])");
+    return NULL;
+  }
+  if (x->dtype != DT_FLOAT) {
+    sema_error(s, c->argloc[0], "%s expects float values, got %s", l->desc, SH(s, x));
+    if (x->dtype == DT_INT) sema_hint(s, "integer ids go through an Embedding first");
+    return NULL;
+  }
+  return x;
+}
+
+static Value *mk_linear(Sema *s, const Builtin *b, Call *c) {
+  if (!positive(s, c, 0, "in") || !positive(s, c, 1, "out")) return val_err(s);
+  return layer_val(s, layer_new(s, b, c, AI(0) * AI(1) + (AB(2) ? AI(1) : 0)));
+}
+
+static Value *ap_linear(Sema *s, Layer *l, Call *c) {
+  Value *x = one_input(s, l, c, 1, MAX_RANK, "a tensor [..., in]");
+  if (!x) return val_err(s);
+  int r = x->shape.rank;
+  Dim last = x->shape.d[r - 1];
+  if (!dim_eq(last, dim_int(l->arg[0]))) {
+    sema_error(s, c->argloc[0], "%s expects [..., %lld], got %s", l->desc, (long long)l->arg[0], SH(s, x));
+    if (r > 2) {
+      Dim n;
+      if (shape_numel(&x->shape, 1, &n) && dim_eq(n, dim_int(l->arg[0])))
+        sema_hint(s, "flatten first: flatten(x) turns %s into [B, %s]", SH(s, x), dim_str(s->arena, n));
+      else
+        sema_hint(s, "the last dim is the features: %s has %s, the layer wants %lld", SH(s, x),
+                  dim_str(s->arena, last), (long long)l->arg[0]);
+    } else {
+      sema_hint(s, "the layer was built as %s; its 'in' must match the input's last dim (%s)", l->desc,
+                dim_str(s->arena, last));
+    }
+    return val_err(s);
+  }
+  Shape o = x->shape;
+  o.d[r - 1] = dim_int(l->arg[1]);
+  Value *out = val_tensor(s, DT_FLOAT, &o);
+  Dim rows = dim_int(1);
+  for (int i = 1; i < r - 1; i++) dim_mul(rows, o.d[i], &rows);
+  trace_layer(s, l, out, dscale(rows, 2 * l->arg[0] * l->arg[1]));
+  return out;
+}
+
+/* Conv2d(cin, cout, kernel, stride, padding, dilation, groups, bias) */
+static Value *mk_conv(Sema *s, const Builtin *b, Call *c) {
+  for (int i = 0; i < 3; i++)
+    if (!positive(s, c, i, i == 0 ? "in_channels" : i == 1 ? "out_channels" : "kernel")) return val_err(s);
+  int64_t cin = AI(0), cout = AI(1), k = AI(2);
+  bool transposed = strcmp(b->name, "ConvTranspose2d") == 0;
+  (void)transposed;
+  int gi = 6;   /* `groups` of both */
+  int64_t g = GIVEN(gi) ? AI(gi) : 1;
+  if (g <= 0 || cin % g != 0 || cout % g != 0) {
+    sema_error(s, c->argloc[gi], "%s: groups=%lld must divide in_channels %lld and out_channels %lld",
+               b->name, (long long)g, (long long)cin, (long long)cout);
+    if (g > 0 && cin == g) sema_hint(s, "a depthwise convolution has groups = in_channels and out_channels a multiple of it");
+    return val_err(s);
+  }
+  int64_t params = cout * (cin / g) * k * k + (AB(7) ? cout : 0);
+  Layer *l = layer_new(s, b, c, params);
+  l->arg[6] = g;
+  return layer_val(s, l);
+}
+
+static bool conv_out(Sema *s, Call *c, Layer *l, Dim in, int64_t k, int64_t st, int64_t pad, int64_t dil,
+                     int64_t outpad, bool transposed, Dim *out) {
+  if (!dim_known(in)) {
+    sema_error(s, c->argloc[0], "%s needs known image sizes, got a symbolic size %s", l->desc,
+               dim_str(s->arena, in));
+    return false;
+  }
+  int64_t o;
+  if (transposed)
+    o = (in.c - 1) * st - 2 * pad + dil * (k - 1) + outpad + 1;
+  else
+    o = (in.c + 2 * pad - dil * (k - 1) - 1) / st + 1;
+  if (o <= 0 || (!transposed && in.c + 2 * pad < dil * (k - 1) + 1)) {
+    sema_error(s, c->argloc[0], "%s: an input of size %lld is smaller than the kernel (%lld) after padding %lld",
+               l->desc, (long long)in.c, (long long)k, (long long)pad);
+    sema_hint(s, "too many poolings or strides shrink the image to nothing; remove one or add padding");
+    return false;
+  }
+  *out = dim_int(o);
+  return true;
+}
+
+static Value *ap_conv(Sema *s, Layer *l, Call *c) {
+  Value *x = one_input(s, l, c, 4, 4, "images [B, C, H, W]");
+  if (!x) return val_err(s);
+  bool tr = strcmp(l->type, "ConvTranspose2d") == 0;
+  int64_t cin = l->arg[0], cout = l->arg[1], k = l->arg[2], st = l->arg[3], pad = l->arg[4];
+  int64_t dil = tr ? 1 : l->arg[5], op = tr ? l->arg[5] : 0, g = l->arg[6] ? l->arg[6] : 1;
+  if (st <= 0) st = 1;
+  if (dil <= 0) dil = 1;
+  if (!dim_eq(x->shape.d[1], dim_int(cin))) {
+    sema_error(s, c->argloc[0], "%s expects %lld input channels [B, %lld, H, W], got %s", l->desc,
+               (long long)cin, (long long)cin, SH(s, x));
+    sema_hint(s, "channels are dim 1; the previous layer gives %s", dim_str(s->arena, x->shape.d[1]));
+    return val_err(s);
+  }
+  Shape o = x->shape;
+  o.d[1] = dim_int(cout);
+  for (int i = 2; i < 4; i++)
+    if (!conv_out(s, c, l, x->shape.d[i], k, st, pad, dil, op, tr, &o.d[i])) return val_err(s);
+  Value *out = val_tensor(s, DT_FLOAT, &o);
+  int64_t hw = tr ? x->shape.d[2].c * x->shape.d[3].c : o.d[2].c * o.d[3].c;
+  trace_layer(s, l, out, dim_int(2 * (cin / g) * k * k * cout * hw));
+  return out;
+}
+
+static Value *mk_pool(Sema *s, const Builtin *b, Call *c) {
+  if (!positive(s, c, 0, "kernel")) return val_err(s);
+  Layer *l = layer_new(s, b, c, 0);
+  if (!GIVEN(1)) l->arg[1] = l->arg[0];
+  return layer_val(s, l);
+}
+
+static Value *ap_pool(Sema *s, Layer *l, Call *c) {
+  Value *x = one_input(s, l, c, 3, 4, "[B, C, H, W]");
+  if (!x) return val_err(s);
+  Shape o = x->shape;
+  for (int i = o.rank - 2; i < o.rank; i++)
+    if (!conv_out(s, c, l, x->shape.d[i], l->arg[0], l->arg[1] > 0 ? l->arg[1] : l->arg[0], l->arg[2], 1, 0,
+                  false, &o.d[i]))
+      return val_err(s);
+  Value *out = val_tensor(s, DT_FLOAT, &o);
+  trace_layer(s, l, out, dscale(per_sample(out), l->arg[0] * l->arg[0]));
+  return out;
+}
+
+static Value *mk_nolayer(Sema *s, const Builtin *b, Call *c) { return layer_val(s, layer_new(s, b, c, 0)); }
+
+static Value *ap_adaptive(Sema *s, Layer *l, Call *c) {
+  Value *x = one_input(s, l, c, 4, 4, "[B, C, H, W]");
+  if (!x) return val_err(s);
+  Shape o = x->shape;
+  o.d[2] = o.d[3] = dim_int(l->arg[0]);
+  Value *out = val_tensor(s, DT_FLOAT, &o);
+  trace_layer(s, l, out, per_sample(x));
+  return out;
+}
+
+static Value *mk_norm(Sema *s, const Builtin *b, Call *c) {
+  if (!positive(s, c, 0, "features")) return val_err(s);
+  bool affine = strcmp(b->name, "LayerNorm") == 0 || !GIVEN(4) || AB(4);
+  Layer *l = layer_new(s, b, c, affine ? 2 * AI(0) : 0);
+  if (strncmp(b->name, "BatchNorm", 9) == 0) l->buffers = 2 * AI(0);
+  return layer_val(s, l);
+}
+
+static Value *ap_norm(Sema *s, Layer *l, Call *c) {
+  bool is2d = strcmp(l->type, "BatchNorm2d") == 0, is1d = strcmp(l->type, "BatchNorm1d") == 0;
+  Value *x = one_input(s, l, c, is2d ? 4 : is1d ? 2 : 1, is2d ? 4 : is1d ? 3 : MAX_RANK,
+                       is2d ? "images [B, C, H, W]" : is1d ? "[B, C] or [B, C, L]" : "[..., features]");
+  if (!x) return val_err(s);
+  int ax = (is2d || is1d) ? 1 : x->shape.rank - 1;
+  if (!dim_eq(x->shape.d[ax], dim_int(l->arg[0]))) {
+    sema_error(s, c->argloc[0], "%s normalises %lld features (dim %d), got %s", l->desc, (long long)l->arg[0], ax,
+               SH(s, x));
+    return val_err(s);
+  }
+  Value *out = val_tensor(s, DT_FLOAT, &x->shape);
+  trace_layer(s, l, out, dscale(per_sample(x), 4));
+  return out;
+}
+
+/* Dropout, ReLU, Tanh, Sigmoid, GELU, LeakyReLU, Softmax: same shape out. */
+static Value *ap_same(Sema *s, Layer *l, Call *c) {
+  Value *x = one_input(s, l, c, 0, MAX_RANK, "a tensor");
+  if (!x) return val_err(s);
+  Value *out = val_tensor(s, DT_FLOAT, &x->shape);
+  trace_layer(s, l, out, per_sample(x));
+  return out;
+}
+
+static Value *ap_flatten(Sema *s, Layer *l, Call *c) {
+  Value *x = one_input(s, l, c, 1, MAX_RANK, "a tensor [B, ...]");
+  if (!x) return val_err(s);
+  Shape o = {.rank = 2};
+  o.d[0] = x->shape.d[0];
+  if (!shape_numel(&x->shape, 1, &o.d[1])) {
+    sema_error(s, c->argloc[0], "Flatten: %s has too many symbolic sizes to flatten", SH(s, x));
+    return val_err(s);
+  }
+  Value *out = val_tensor(s, x->dtype, &o);
+  trace_layer(s, l, out, dim_int(0));
+  return out;
+}
+
+static Value *mk_embedding(Sema *s, const Builtin *b, Call *c) {
+  if (!positive(s, c, 0, "vocab") || !positive(s, c, 1, "dim")) return val_err(s);
+  return layer_val(s, layer_new(s, b, c, AI(0) * AI(1)));
+}
+
+static Value *ap_embedding(Sema *s, Layer *l, Call *c) {
+  if (c->nargs < 1 || !c->arg[0] || c->arg[0]->kind != V_TENSOR) {
+    sema_error(s, c->loc, "%s expects token ids int[B, T]", l->desc);
+    return val_err(s);
+  }
+  Value *x = c->arg[0];
+  if (x->dtype != DT_INT) {
+    sema_error(s, c->argloc[0], "%s looks up integer ids, got %s", l->desc, SH(s, x));
+    return val_err(s);
+  }
+  Shape o = x->shape;
+  if (o.rank >= MAX_RANK) return val_err(s);
+  o.d[o.rank++] = dim_int(l->arg[1]);
+  Value *out = val_tensor(s, DT_FLOAT, &o);
+  trace_layer(s, l, out, dim_int(0));
+  return out;
+}
+
+/* GRU/LSTM/RNN(in, hidden, layers, bidirectional) */
+static Value *mk_rnn(Sema *s, const Builtin *b, Call *c) {
+  if (!positive(s, c, 0, "in") || !positive(s, c, 1, "hidden") || !positive(s, c, 2, "layers"))
+    return val_err(s);
+  int64_t in = AI(0), h = AI(1), layers = AI(2), dirs = AB(3) ? 2 : 1;
+  int64_t gates = strcmp(b->name, "GRU") == 0 ? 3 : strcmp(b->name, "LSTM") == 0 ? 4 : 1;
+  int64_t params = 0;
+  for (int64_t i = 0; i < layers; i++) {
+    int64_t lin = i == 0 ? in : dirs * h;
+    params += dirs * gates * (h * lin + h * h + 2 * h);
+  }
+  Layer *l = layer_new(s, b, c, params);
+  l->arg[3] = dirs;
+  return layer_val(s, l);
+}
+
+static Value *ap_rnn(Sema *s, Layer *l, Call *c) {
+  Value *x = one_input(s, l, c, 3, 3, "a sequence [B, T, in]");
+  if (!x) return val_err(s);
+  if (!dim_eq(x->shape.d[2], dim_int(l->arg[0]))) {
+    sema_error(s, c->argloc[0], "%s expects [B, T, %lld], got %s", l->desc, (long long)l->arg[0], SH(s, x));
+    return val_err(s);
+  }
+  int64_t h = l->arg[1], layers = l->arg[2], dirs = l->arg[3] ? l->arg[3] : 1;
+  Shape o = x->shape;
+  o.d[2] = dim_int(dirs * h);
+  Shape hs = {.rank = 3};
+  hs.d[0] = dim_int(layers * dirs);
+  hs.d[1] = x->shape.d[0];
+  hs.d[2] = dim_int(h);
+  Value *out = val_new(s, V_TUPLE);
+  Value *seq = val_tensor(s, DT_FLOAT, &o);
+  vec_push(s->arena, &out->items, seq);
+  vec_push(s->arena, &out->items, val_tensor(s, DT_FLOAT, &hs));
+  Dim flops = x->shape.d[1];
+  if (!dim_known(flops) && flops.nsym == 1 && strcmp(flops.sym[0], "B") == 0) flops = dim_int(1);
+  trace_layer(s, l, seq, dscale(flops, 2 * l->params));
+  return out;
+}
+
+static Value *mk_mha(Sema *s, const Builtin *b, Call *c) {
+  if (!positive(s, c, 0, "dim") || !positive(s, c, 1, "heads")) return val_err(s);
+  int64_t d = AI(0), h = AI(1);
+  if (d % h != 0) {
+    sema_error(s, c->argloc[1], "%s: dim %lld is not divisible by %lld heads", b->name, (long long)d, (long long)h);
+    return val_err(s);
+  }
+  int64_t params = 4 * d * d + 4 * d;
+  if (strcmp(b->name, "TransformerEncoderLayer") == 0 || strcmp(b->name, "TransformerDecoderLayer") == 0) {
+    if (!positive(s, c, 2, "ff")) return val_err(s);
+    int64_t ff = AI(2);
+    bool dec = b->name[11] == 'D';
+    params = (dec ? 2 : 1) * (4 * d * d + 4 * d) + d * ff + ff + ff * d + d + (dec ? 3 : 2) * 2 * d;
+  }
+  return layer_val(s, layer_new(s, b, c, params));
+}
+
+static Value *ap_mha(Sema *s, Layer *l, Call *c) {
+  Value *x = one_input(s, l, c, 3, 3, "a sequence [B, T, dim]");
+  if (!x) return val_err(s);
+  int64_t d = l->arg[0];
+  if (!dim_eq(x->shape.d[2], dim_int(d))) {
+    sema_error(s, c->argloc[0], "%s expects [B, T, %lld], got %s", l->desc, (long long)d, SH(s, x));
+    return val_err(s);
+  }
+  /* extra tensors (keys/values, memory) must agree on batch and dim */
+  for (int i = 1; i < c->nargs; i++) {
+    Value *y = c->arg[i];
+    if (!y || y->kind != V_TENSOR) continue;
+    if (y->dtype == DT_BOOL) continue;   /* masks */
+    if (y->shape.rank != 3 || !dim_eq(y->shape.d[2], dim_int(d)) || !dim_eq(y->shape.d[0], x->shape.d[0])) {
+      sema_error(s, c->argloc[i], "%s expects [B, S, %lld] here, got %s", l->desc, (long long)d, SH(s, y));
+      return val_err(s);
+    }
+  }
+  Value *out = val_tensor(s, DT_FLOAT, &x->shape);
+  Dim T = x->shape.d[1];
+  trace_layer(s, l, out, dscale(T, 2 * l->params));
+  return out;
+}
+
+/* ---- tensor functions ------------------------------------------------- */
+
+static Value *fn_unary(Sema *s, const Builtin *b, Call *c) {
+  Value *x = A(0);
+  if (val_is_number(x)) {
+    double v = val_num(x), r = v;
+    const char *n = b->name;
+    if (!strcmp(n, "exp")) r = exp(v);
+    else if (!strcmp(n, "log")) r = log(v);
+    else if (!strcmp(n, "sqrt")) r = sqrt(v);
+    else if (!strcmp(n, "abs")) r = fabs(v);
+    else if (!strcmp(n, "tanh")) r = tanh(v);
+    else if (!strcmp(n, "square")) r = v * v;
+    else return as_tensor(s, x);
+    return val_float(s, r);
+  }
+  if (x->dtype == DT_BOOL && strcmp(b->name, "abs") != 0) {
+    sema_error(s, c->argloc[0], "%s expects numbers, got %s", b->name, SH(s, x));
+    return val_err(s);
+  }
+  DType dt = (!strcmp(b->name, "abs") || !strcmp(b->name, "sign") || !strcmp(b->name, "neg") ||
+              !strcmp(b->name, "square")) ? x->dtype : DT_FLOAT;
+  return val_tensor(s, dt, &x->shape);
+}
+
+static Value *fn_broadcast(Sema *s, const Builtin *b, Call *c) {
+  Value *r = A(0);
+  for (int i = 1; i < c->nargs; i++) {
+    if (!GIVEN(i)) continue;
+    if (!strcmp(b->name, "where") && i == 1) continue;
+    r = binary_op(s, OP_ADD, r, A(i), c->argloc[i]);
+    if (r->kind == V_ERROR) return r;
+  }
+  if (!strcmp(b->name, "where")) {
+    Value *cond = A(0);
+    if (cond->kind == V_TENSOR && cond->dtype != DT_BOOL) {
+      sema_error(s, c->argloc[0], "where: the condition must be bool, got %s", SH(s, cond));
+      return val_err(s);
+    }
+    r = binary_op(s, OP_ADD, A(1), A(2), c->argloc[2]);
+    if (r->kind == V_ERROR) return r;
+    Value *t = as_tensor(s, cond);
+    Shape sh;
+    if (!shape_broadcast(&t->shape, &as_tensor(s, r)->shape, &sh)) {
+      sema_error(s, c->loc, "where: condition %s and values %s do not broadcast", SH(s, t), SH(s, r));
+      return val_err(s);
+    }
+    return val_tensor(s, as_tensor(s, r)->dtype, &sh);
+  }
+  r = as_tensor(s, r);
+  return val_tensor(s, A(0)->kind == V_TENSOR ? A(0)->dtype : r->dtype, &r->shape);
+}
+
+/* Collects the dims a reduction runs over: `dim` an int, a list, or none (all). */
+static bool reduce_dims(Sema *s, Call *c, int di, const Value *x, const char *fn, bool red[MAX_RANK]) {
+  int r = x->shape.rank;
+  for (int i = 0; i < MAX_RANK; i++) red[i] = !GIVEN(di);
+  if (!GIVEN(di)) return true;
+  Value *d = A(di);
+  if (d->kind == V_INT) {
+    int a = axis(s, c->argloc[di], d->i, r, fn);
+    if (a < 0) return false;
+    red[a] = true;
+    return true;
+  }
+  if (d->kind == V_LIST || d->kind == V_TUPLE) {
+    for (int i = 0; i < d->items.len; i++) {
+      Value *e = d->items.items[i];
+      if (e->kind != V_INT) {
+        sema_error(s, c->argloc[di], "%s: dims must be ints", fn);
+        return false;
+      }
+      int a = axis(s, c->argloc[di], e->i, r, fn);
+      if (a < 0) return false;
+      red[a] = true;
+    }
+    return true;
+  }
+  sema_error(s, c->argloc[di], "%s: 'dim' must be an int or a list of ints, got %s", fn, val_desc(s->arena, d));
+  return false;
+}
+
+/* sum/mean/max/min/var/std/argmax/logsumexp/norm(x, dim, keepdim, mask) */
+static Value *fn_reduce(Sema *s, const Builtin *b, Call *c) {
+  Value *x = as_tensor(s, A(0));
+  bool red[MAX_RANK];
+  if (!reduce_dims(s, c, 1, x, b->name, red)) return val_err(s);
+  bool keep = c->nargs > 2 && GIVEN(2) && AB(2);
+  if (c->nargs > 3 && GIVEN(3)) {
+    Value *m = A(3);
+    if (m->kind != V_TENSOR || m->dtype != DT_BOOL) {
+      sema_error(s, c->argloc[3], "%s: a mask is a bool tensor, got %s", b->name, SH(s, m));
+      return val_err(s);
+    }
+    for (int i = 0; i < m->shape.rank; i++)
+      if (i >= x->shape.rank || !dim_eq(m->shape.d[i], x->shape.d[i])) {
+        sema_error(s, c->argloc[3], "%s: the mask %s must match the leading dims of %s", b->name, SH(s, m),
+                   SH(s, x));
+        return val_err(s);
+      }
+  }
+  Shape o = {0};
+  for (int i = 0; i < x->shape.rank; i++) {
+    if (!red[i]) o.d[o.rank++] = x->shape.d[i];
+    else if (keep) o.d[o.rank++] = dim_int(1);
+  }
+  DType dt = !strcmp(b->name, "argmax") ? DT_INT : (!strcmp(b->name, "max") || !strcmp(b->name, "min")) ? x->dtype : DT_FLOAT;
+  if (!strcmp(b->name, "sum") && x->dtype != DT_FLOAT) dt = DT_INT;
+  return val_tensor(s, dt, &o);
+}
+
+static Value *fn_flatten(Sema *s, const Builtin *b, Call *c) {
+  Value *x = A(0);
+  int r = x->shape.rank;
+  if (r == 0) return x;
+  int st = axis(s, c->argloc[1], AI(1), r, b->name);
+  if (st < 0) return val_err(s);
+  Shape o = {.rank = st + 1};
+  for (int i = 0; i < st; i++) o.d[i] = x->shape.d[i];
+  if (!shape_numel(&x->shape, st, &o.d[st])) {
+    sema_error(s, c->argloc[0], "flatten: %s has too many symbolic sizes", SH(s, x));
+    return val_err(s);
+  }
+  return val_tensor(s, x->dtype, &o);
+}
+
+static Value *fn_reshape(Sema *s, const Builtin *b, Call *c) {
+  (void)b;
+  Value *x = A(0), *l = A(1);
+  if (l->kind != V_LIST && l->kind != V_TUPLE) {
+    sema_error(s, c->argloc[1], "reshape: the new shape is a list like [B, 1, 28, 28], got %s", val_desc(s->arena, l));
+    return val_err(s);
+  }
+  Shape o = {.rank = l->items.len};
+  if (o.rank > MAX_RANK) return val_err(s);
+  int infer = -1;
+  Dim known = dim_int(1), total;
+  if (!shape_numel(&x->shape, 0, &total)) return val_err(s);
+  for (int i = 0; i < o.rank; i++) {
+    Value *e = l->items.items[i];
+    if (e->kind == V_INT && e->i == -1) {
+      if (infer >= 0) {
+        sema_error(s, c->argloc[1], "reshape: only one size may be -1");
+        return val_err(s);
+      }
+      infer = i;
+      continue;
+    }
+    if (e->kind == V_INT && e->i > 0) o.d[i] = dim_int(e->i);
+    else if (e->kind == V_TENSOR && e->s) o.d[i] = dim_sym(e->s);
+    else {
+      sema_error(s, c->argloc[1], "reshape: sizes must be positive ints, B, or one -1; got %s", val_desc(s->arena, e));
+      return val_err(s);
+    }
+    dim_mul(known, o.d[i], &known);
+  }
+  /* total / known, for the -1 or to check sizes agree */
+  Dim q = total;
+  bool ok = true;
+  for (int k = 0; k < known.nsym && ok; k++) {
+    int found = -1;
+    for (int m = 0; m < q.nsym; m++)
+      if (!strcmp(q.sym[m], known.sym[k])) found = m;
+    if (found < 0) ok = false;
+    else {
+      for (int m = found; m + 1 < q.nsym; m++) q.sym[m] = q.sym[m + 1];
+      q.nsym--;
+    }
+  }
+  if (ok && known.c != 0 && q.c % known.c == 0) q.c /= known.c;
+  else ok = false;
+  if (infer >= 0) {
+    if (!ok) {
+      sema_error(s, c->argloc[1], "reshape: cannot split %s into %s", SH(s, x), shape_str(s->arena, &o));
+      return val_err(s);
+    }
+    o.d[infer] = q;
+  } else if (!ok || !dim_eq(q, dim_int(1))) {
+    sema_error(s, c->argloc[1], "reshape: %s has %s elements, the new shape %s has %s", SH(s, x),
+               dim_str(s->arena, total), shape_str(s->arena, &o), dim_str(s->arena, known));
+    return val_err(s);
+  }
+  return val_tensor(s, x->dtype, &o);
+}
+
+static Value *fn_squeeze(Sema *s, const Builtin *b, Call *c) {
+  Value *x = A(0);
+  int r = x->shape.rank;
+  bool un = !strcmp(b->name, "unsqueeze");
+  int a = axis(s, c->argloc[1], AI(1), un ? r + 1 : r, b->name);
+  if (a < 0) return val_err(s);
+  Shape o = {0};
+  if (un) {
+    if (r >= MAX_RANK) return val_err(s);
+    for (int i = 0, j = 0; i <= r; i++) o.d[o.rank++] = i == a ? dim_int(1) : x->shape.d[j++];
+  } else {
+    if (!dim_eq(x->shape.d[a], dim_int(1))) {
+      sema_error(s, c->argloc[1], "squeeze: dim %d of %s is %s, not 1", a, SH(s, x), dim_str(s->arena, x->shape.d[a]));
+      return val_err(s);
+    }
+    for (int i = 0; i < r; i++)
+      if (i != a) o.d[o.rank++] = x->shape.d[i];
+  }
+  return val_tensor(s, x->dtype, &o);
+}
+
+static Value *fn_transpose(Sema *s, const Builtin *b, Call *c) {
+  Value *x = A(0);
+  int r = x->shape.rank;
+  int i = axis(s, c->argloc[1], AI(1), r, b->name), j = i < 0 ? -1 : axis(s, c->argloc[2], AI(2), r, b->name);
+  if (i < 0 || j < 0) return val_err(s);
+  Shape o = x->shape;
+  o.d[i] = x->shape.d[j];
+  o.d[j] = x->shape.d[i];
+  return val_tensor(s, x->dtype, &o);
+}
+
+static Value *fn_permute(Sema *s, const Builtin *b, Call *c) {
+  Value *x = A(0), *l = A(1);
+  int r = x->shape.rank;
+  if (l->items.len != r) {
+    sema_error(s, c->argloc[1], "permute: %s has %d dims, the order lists %d", SH(s, x), r, l->items.len);
+    return val_err(s);
+  }
+  Shape o = {.rank = r};
+  bool seen[MAX_RANK] = {0};
+  for (int i = 0; i < r; i++) {
+    Value *e = l->items.items[i];
+    int a = e->kind == V_INT ? axis(s, c->argloc[1], e->i, r, b->name) : -1;
+    if (a < 0 || seen[a]) {
+      if (a >= 0) sema_error(s, c->argloc[1], "permute: dim %d appears twice", a);
+      return val_err(s);
+    }
+    seen[a] = true;
+    o.d[i] = x->shape.d[a];
+  }
+  return val_tensor(s, x->dtype, &o);
+}
+
+static Value *fn_concat(Sema *s, const Builtin *b, Call *c) {
+  Value *l = A(0);
+  bool stack = !strcmp(b->name, "stack");
+  if (l->items.len == 0) {
+    sema_error(s, c->argloc[0], "%s of an empty list", b->name);
+    return val_err(s);
+  }
+  Value *first = l->items.items[0];
+  for (int i = 0; i < l->items.len; i++) {
+    Value *e = l->items.items[i];
+    if (e->kind != V_TENSOR) {
+      sema_error(s, c->argloc[0], "%s: item %d is %s, not a tensor", b->name, i, val_desc(s->arena, e));
+      return val_err(s);
+    }
+  }
+  int r = first->shape.rank;
+  int a = axis(s, c->argloc[1], AI(1), stack ? r + 1 : r, b->name);
+  if (a < 0) return val_err(s);
+  Shape o = first->shape;
+  Dim sum = first->shape.d[a < r ? a : 0];
+  for (int i = 1; i < l->items.len; i++) {
+    Value *e = l->items.items[i];
+    bool ok = e->shape.rank == r;
+    for (int k = 0; ok && k < r; k++)
+      if (k != a || stack) ok = dim_eq(e->shape.d[k], first->shape.d[k]);
+    if (!ok) {
+      sema_error(s, c->argloc[0], "%s along dim %d: item %d is %s but item 0 is %s", b->name, a, i, SH(s, e),
+                 SH(s, first));
+      return val_err(s);
+    }
+    if (!stack) {
+      Dim d = e->shape.d[a];
+      bool same_syms = d.nsym == sum.nsym;
+      for (int k = 0; same_syms && k < d.nsym; k++) same_syms = !strcmp(d.sym[k], sum.sym[k]);
+      if (!same_syms) {
+        sema_error(s, c->argloc[0], "concat along dim %d: cannot add sizes %s and %s", a,
+                   dim_str(s->arena, sum), dim_str(s->arena, d));
+        return val_err(s);
+      }
+      sum.c += d.c;
+    }
+  }
+  if (stack) {
+    if (r >= MAX_RANK) return val_err(s);
+    for (int k = r; k > a; k--) o.d[k] = o.d[k - 1];
+    o.d[a] = dim_int(l->items.len);
+    o.rank = r + 1;
+  } else {
+    o.d[a] = sum;
+  }
+  return val_tensor(s, first->dtype, &o);
+}
+
+static Value *fn_softmax(Sema *s, const Builtin *b, Call *c) {
+  Value *x = A(0);
+  if (axis(s, c->argloc[1], AI(1), x->shape.rank, b->name) < 0) return val_err(s);
+  return val_tensor(s, DT_FLOAT, &x->shape);
+}
+
+static Value *fn_one_hot(Sema *s, const Builtin *b, Call *c) {
+  Value *x = A(0);
+  if (x->dtype != DT_INT) {
+    sema_error(s, c->argloc[0], "%s expects integer class ids, got %s", b->name, SH(s, x));
+    return val_err(s);
+  }
+  Shape o = x->shape;
+  if (o.rank >= MAX_RANK) return val_err(s);
+  o.d[o.rank++] = dim_int(AI(1));
+  return val_tensor(s, DT_FLOAT, &o);
+}
+
+static Value *fn_gather(Sema *s, const Builtin *b, Call *c) {
+  Value *x = A(0), *ids = A(1);
+  if (ids->dtype != DT_INT) {
+    sema_error(s, c->argloc[1], "gather: indices must be ints, got %s", SH(s, ids));
+    return val_err(s);
+  }
+  int a = axis(s, c->argloc[2], AI(2), x->shape.rank, b->name);
+  if (a < 0) return val_err(s);
+  /* ids has x's shape without the gathered dim (one pick per row) */
+  Shape want = {0};
+  for (int i = 0; i < x->shape.rank; i++)
+    if (i != a) want.d[want.rank++] = x->shape.d[i];
+  bool ok = ids->shape.rank == want.rank;
+  for (int i = 0; ok && i < want.rank; i++) ok = dim_eq(ids->shape.d[i], want.d[i]);
+  if (!ok) {
+    sema_error(s, c->argloc[1], "gather: picking along dim %d of %s needs indices %s, got %s", a, SH(s, x),
+               ttype_str(s->arena, DT_INT, &want), SH(s, ids));
+    return val_err(s);
+  }
+  return val_tensor(s, x->dtype, &ids->shape);
+}
+
+static Value *fn_masked_fill(Sema *s, const Builtin *b, Call *c) {
+  Value *x = A(0), *m = A(1);
+  Shape sh;
+  if (m->dtype != DT_BOOL) {
+    sema_error(s, c->argloc[1], "%s: the mask must be bool, got %s", b->name, SH(s, m));
+    return val_err(s);
+  }
+  if (!shape_broadcast(&x->shape, &m->shape, &sh) || sh.rank != x->shape.rank) {
+    sema_error(s, c->argloc[1], "%s: the mask %s does not broadcast to %s", b->name, SH(s, m), SH(s, x));
+    return val_err(s);
+  }
+  return val_tensor(s, x->dtype, &x->shape);
+}
+
+static Value *fn_causal_mask(Sema *s, const Builtin *b, Call *c) {
+  (void)b;
+  Shape o = {.rank = 2};
+  o.d[0] = o.d[1] = A(0)->kind == V_INT ? dim_int(AI(0)) : A(0)->s ? dim_sym(A(0)->s) : dim_int(1);
+  return val_tensor(s, DT_BOOL, &o);
+}
+
+/* zeros([dims]), ones, randn, rand, full([dims], v), variable([dims]) */
+static Value *fn_create(Sema *s, const Builtin *b, Call *c) {
+  Shape o;
+  if (!shape_from_list(s, A(0), c->argloc[0], &o, b->name)) return val_err(s);
+  for (int i = 0; i < o.rank; i++)
+    if (dim_known(o.d[i]) && o.d[i].c <= 0) {
+      sema_error(s, c->argloc[0], "%s: size %d is %lld; sizes must be positive", b->name, i, (long long)o.d[i].c);
+      return val_err(s);
+    }
+  Value *v = val_tensor(s, DT_FLOAT, &o);
+  if (!strcmp(b->name, "variable")) v->trainable = true;
+  if (!strcmp(b->name, "randint")) v->dtype = DT_INT;
+  return v;
+}
+
+static Value *fn_like(Sema *s, const Builtin *b, Call *c) {
+  (void)b;
+  return val_tensor(s, A(0)->dtype, &A(0)->shape);
+}
+
+static Value *fn_arange(Sema *s, const Builtin *b, Call *c) {
+  (void)b;
+  Shape o = {.rank = 1};
+  o.d[0] = dim_int(AI(0));
+  return val_tensor(s, DT_INT, &o);
+}
+
+static Value *fn_grad(Sema *s, const Builtin *b, Call *c) {
+  Value *y = A(0), *x = A(1);
+  (void)b;
+  if (y->kind != V_TENSOR || y->shape.rank != 0 || y->dtype != DT_FLOAT) {
+    sema_error(s, c->argloc[0], "grad: the first argument must be a scalar float (a loss), got %s", SH(s, y));
+    if (y->kind == V_TENSOR && y->shape.rank > 0) sema_hint(s, "reduce it first, e.g. grad(sum(y), x) or grad(mean(y), x)");
+    return val_err(s);
+  }
+  if (x->kind == V_TENSOR) {
+    if (x->dtype != DT_FLOAT) {
+      sema_error(s, c->argloc[1], "grad: cannot differentiate with respect to %s (integers have no gradient)", SH(s, x));
+      return val_err(s);
+    }
+    return val_tensor(s, DT_FLOAT, &x->shape);
+  }
+  if (x->kind == V_PARAMS) {
+    Value *g = val_new(s, V_PARAMS);
+    g->layer = x->layer;
+    return g;
+  }
+  if (x->kind == V_MODEL) {
+    sema_error(s, c->argloc[1], "grad: differentiate with respect to params(%s), not the model itself", x->layer->type);
+    return val_err(s);
+  }
+  sema_error(s, c->argloc[1], "grad: the second argument must be a tensor or params(model), got %s", val_desc(s->arena, x));
+  return val_err(s);
+}
+
+static Value *fn_identity(Sema *s, const Builtin *b, Call *c) {
+  (void)s;
+  (void)b;
+  return A(0);
+}
+
+static Value *fn_params(Sema *s, const Builtin *b, Call *c) {
+  (void)b;
+  Value *m = A(0);
+  if (m->kind != V_MODEL) {
+    sema_error(s, c->argloc[0], "params() takes a model, got %s", val_desc(s->arena, m));
+    return val_err(s);
+  }
+  Value *p = val_new(s, V_PARAMS);
+  p->layer = m->layer;
+  return p;
+}
+
+static Value *fn_load(Sema *s, const Builtin *b, Call *c) {
+  (void)b;
+  Value *m = A(0);
+  const char *path = A(1)->s;
+  size_t n = strlen(path);
+  if (n < 12 || strcmp(path + n - 12, ".safetensors") != 0) {
+    sema_error(s, c->argloc[1], "load: checkpoints are .safetensors files, got \"%s\"", path);
+    return val_err(s);
+  }
+  return m;
+}
+
+static Value *fn_effect(Sema *s, const Builtin *b, Call *c) {
+  if (!strcmp(b->name, "prune")) {
+    double amt = AF(1);
+    if (amt <= 0 || amt >= 1) {
+      sema_error(s, c->argloc[1], "prune: amount is the fraction of weights to remove, in (0, 1); got %g", amt);
+      return val_err(s);
+    }
+  }
+  Value *v = val_new(s, V_NONE);
+  v->s = b->name;
+  return v;
+}
+
+/* ---- losses ----------------------------------------------------------- */
+
+static bool reduction_ok(Sema *s, Call *c, int i, const char *fn, bool *none) {
+  const char *r = A(i)->s;
+  *none = !strcmp(r, "none");
+  if (strcmp(r, "mean") && strcmp(r, "sum") && strcmp(r, "none")) {
+    sema_error(s, c->argloc[i], "%s: reduction is \"mean\", \"sum\" or \"none\", got \"%s\"", fn, r);
+    return false;
+  }
+  return true;
+}
+
+static Value *loss_result(Sema *s, const Value *pred, bool none) {
+  Shape o = {0};
+  if (none && pred->shape.rank > 0) {
+    o.rank = 1;
+    o.d[0] = pred->shape.d[0];
+  }
+  return val_tensor(s, DT_FLOAT, &o);
+}
+
+/* mse, l1, bce, bce_with_logits, kl_div: prediction and target of one shape */
+static Value *loss_pair(Sema *s, const Builtin *b, Call *c) {
+  Value *p = as_tensor(s, A(0)), *t = as_tensor(s, A(1));
+  bool none;
+  if (!reduction_ok(s, c, 2, b->name, &none)) return val_err(s);
+  if (p->dtype != DT_FLOAT) {
+    sema_error(s, c->argloc[0], "%s: the prediction must be float, got %s", b->name, SH(s, p));
+    return val_err(s);
+  }
+  bool same = p->shape.rank == t->shape.rank || A(1)->kind != V_TENSOR;
+  for (int i = 0; same && i < t->shape.rank && A(1)->kind == V_TENSOR; i++) same = dim_eq(p->shape.d[i], t->shape.d[i]);
+  if (!same) {
+    sema_error(s, c->loc, "%s: prediction %s and target %s have different shapes", b->name, SH(s, p), SH(s, t));
+    if (p->shape.rank == t->shape.rank + 1 && dim_eq(p->shape.d[p->shape.rank - 1], dim_int(1)))
+      sema_hint(s, "squeeze(pred, -1) turns %s into %s (broadcasting them would compare every pair)", SH(s, p), SH(s, t));
+    else if (t->shape.rank == p->shape.rank + 1)
+      sema_hint(s, "squeeze(target, -1) or unsqueeze(pred, -1) makes them agree");
+    return val_err(s);
+  }
+  return loss_result(s, p, none);
+}
+
+static Value *loss_ce(Sema *s, const Builtin *b, Call *c) {
+  Value *lg = A(0), *t = A(1);
+  bool none;
+  if (!reduction_ok(s, c, 4, b->name, &none)) return val_err(s);
+  if (lg->dtype != DT_FLOAT || lg->shape.rank < 2) {
+    sema_error(s, c->argloc[0], "%s expects logits [B, classes] or [B, T, classes], got %s", b->name, SH(s, lg));
+    return val_err(s);
+  }
+  if (t->dtype != DT_INT) {
+    sema_error(s, c->argloc[1], "%s expects integer class ids as the target, got %s", b->name, SH(s, t));
+    if (t->dtype == DT_FLOAT && t->shape.rank == lg->shape.rank)
+      sema_hint(s, "for soft targets (probabilities) use kl_div(log_softmax(logits, -1), target)");
+    return val_err(s);
+  }
+  bool ok = t->shape.rank == lg->shape.rank - 1;
+  for (int i = 0; ok && i < t->shape.rank; i++) ok = dim_eq(t->shape.d[i], lg->shape.d[i]);
+  if (!ok) {
+    Shape want = lg->shape;
+    want.rank--;
+    sema_error(s, c->loc, "%s: logits %s need targets %s, got %s", b->name, SH(s, lg),
+               ttype_str(s->arena, DT_INT, &want), SH(s, t));
+    return val_err(s);
+  }
+  if (GIVEN(2) && (AF(2) < 0 || AF(2) >= 1)) {
+    sema_error(s, c->argloc[2], "%s: label_smoothing must be in [0, 1), got %g", b->name, AF(2));
+    return val_err(s);
+  }
+  return loss_result(s, lg, none);
+}
+
+static Value *loss_kd(Sema *s, const Builtin *b, Call *c) {
+  Value *st = A(0), *te = A(1), *y = A(2);
+  bool ok = st->shape.rank == 2 && te->shape.rank == 2 && dim_eq(st->shape.d[1], te->shape.d[1]) &&
+            dim_eq(st->shape.d[0], te->shape.d[0]);
+  if (!ok) {
+    sema_error(s, c->loc, "%s: student %s and teacher %s logits must have the same shape [B, classes]", b->name,
+               SH(s, st), SH(s, te));
+    return val_err(s);
+  }
+  if (y->dtype != DT_INT || y->shape.rank != 1) {
+    sema_error(s, c->argloc[2], "%s: labels must be int[B], got %s", b->name, SH(s, y));
+    return val_err(s);
+  }
+  if (AF(4) < 0 || AF(4) > 1) {
+    sema_error(s, c->argloc[4], "%s: alpha weighs the two terms and must be in [0, 1], got %g", b->name, AF(4));
+    return val_err(s);
+  }
+  Shape o = {0};
+  return val_tensor(s, DT_FLOAT, &o);
+}
+
+/* ---- metrics ------------------------------------------------------------ */
+
+static Value *metric(Sema *s, const Builtin *b, Call *c) {
+  if (!strcmp(b->name, "accuracy")) {
+    Value *lg = A(0), *y = A(1);
+    bool ok = lg->kind == V_TENSOR && y->kind == V_TENSOR && y->dtype == DT_INT &&
+              (lg->shape.rank == y->shape.rank + 1 || (lg->dtype == DT_INT && lg->shape.rank == y->shape.rank));
+    for (int i = 0; ok && i < y->shape.rank; i++) ok = dim_eq(lg->shape.d[i], y->shape.d[i]);
+    if (!ok) {
+      sema_error(s, c->loc, "accuracy expects logits [B, classes] (or predicted ids int[B]) and labels int[B], got %s and %s",
+                 SH(s, lg), SH(s, y));
+      return val_err(s);
+    }
+  } else if (!strcmp(b->name, "auc")) {
+    Value *sc = A(0), *y = A(1);
+    if (sc->shape.rank != 1 || y->shape.rank != 1) {
+      sema_error(s, c->loc, "auc expects scores [B] and labels [B], got %s and %s", SH(s, sc), SH(s, y));
+      return val_err(s);
+    }
+  }
+  Value *m = val_new(s, V_METRIC);
+  m->s = b->name;
+  m->where = c->node;
+  return m;
+}
+
+/* ---- optimizers and schedules ----------------------------------------- */
+
+static bool lr_ok(Sema *s, Call *c, int i, const char *fn) {
+  if (A(i)->kind != V_SCHEDULE && (AF(i) <= 0 || AF(i) > 10)) {
+    sema_error(s, c->argloc[i], "%s: the learning rate must be in (0, 10], got %g", fn, AF(i));
+    return false;
+  }
+  return true;
+}
+
+static Value *mk_optim(Sema *s, const Builtin *b, Call *c) {
+  Value *what = A(0);
+  Optimizer *o = arena_alloc(s->arena, sizeof *o);
+  o->kind = b->name;
+  if (what->kind == V_LIST) {
+    for (int i = 0; i < what->items.len; i++) {
+      Value *e = what->items.items[i];
+      if (!(e->kind == V_MODEL || e->kind == V_PARAMS || (e->kind == V_TENSOR && e->trainable))) {
+        sema_error(s, c->argloc[0], "%s: item %d of the list is %s; an optimizer updates models, params(...) or variables",
+                   b->name, i, val_desc(s->arena, e));
+        return val_err(s);
+      }
+      vec_push(s->arena, &o->targets, e);
+    }
+  } else if (what->kind == V_LAYER) {
+    sema_error(s, c->argloc[0], "%s: optimize a model (or params(model)), not a single layer", b->name);
+    return val_err(s);
+  } else {
+    vec_push(s->arena, &o->targets, what);
+  }
+  if (!lr_ok(s, c, 1, b->name)) return val_err(s);
+  char buf[256];
+  size_t k = 0;
+  if (A(1)->kind == V_SCHEDULE) k += (size_t)snprintf(buf, sizeof buf, "lr %s", A(1)->str2);
+  else k += (size_t)snprintf(buf, sizeof buf, "lr %g", AF(1));
+  ParamSpec ps[MAX_ARGS];
+  bool variadic;
+  int n = parse_params(b->params, ps, &variadic);
+  for (int i = 2; i < n && k < sizeof buf - 48; i++) {
+    if (!c->given[i]) continue;
+    Value *v = A(i);
+    if (!strcmp(ps[i].name, "betas")) {
+      if ((v->kind != V_TUPLE && v->kind != V_LIST) || v->items.len != 2) {
+        sema_error(s, c->argloc[i], "%s: betas is a pair like (0.9, 0.999)", b->name);
+        return val_err(s);
+      }
+      Value *b0 = v->items.items[0], *b1 = v->items.items[1];
+      if (!val_is_number(b0) || !val_is_number(b1) || val_num(b0) < 0 || val_num(b0) >= 1 || val_num(b1) < 0 ||
+          val_num(b1) >= 1) {
+        sema_error(s, c->argloc[i], "%s: both betas must be numbers in [0, 1)", b->name);
+        return val_err(s);
+      }
+      k += (size_t)snprintf(buf + k, sizeof buf - k, ", betas (%g, %g)", val_num(b0), val_num(b1));
+    } else if (val_is_number(v)) {
+      if (val_num(v) < 0) {
+        sema_error(s, c->argloc[i], "%s: %s must not be negative, got %g", b->name, ps[i].name, val_num(v));
+        return val_err(s);
+      }
+      if (v->kind == V_BOOL) k += (size_t)snprintf(buf + k, sizeof buf - k, ", %s", v->i ? ps[i].name : "");
+      else k += (size_t)snprintf(buf + k, sizeof buf - k, ", %s %g", ps[i].name, val_num(v));
+    }
+  }
+  o->desc = arena_printf(s->arena, "%s(%s)", b->name, buf);
+  Value *v = val_new(s, V_OPTIMIZER);
+  v->opt = o;
+  return v;
+}
+
+static Value *mk_sched(Sema *s, const Builtin *b, Call *c) {
+  Value *v = val_new(s, V_SCHEDULE);
+  v->s = b->name;
+  if (!strcmp(b->name, "noam")) {
+    v->str2 = arena_printf(s->arena, "noam(dim %lld, warmup %lld)", (long long)AI(0), (long long)AI(1));
+    return v;
+  }
+  if (!lr_ok(s, c, 0, b->name)) return val_err(s);
+  v->f = AF(0);
+  if (!strcmp(b->name, "step_lr"))
+    v->str2 = arena_printf(s->arena, "%g ×%g every %lld", AF(0), AF(2), (long long)AI(1));
+  else if (!strcmp(b->name, "cosine"))
+    v->str2 = arena_printf(s->arena, "cosine from %g, warmup %lld", AF(0), (long long)AI(1));
+  else if (!strcmp(b->name, "linear"))
+    v->str2 = arena_printf(s->arena, "linear %g to %g, warmup %lld", AF(0), AF(1), (long long)AI(2));
+  else
+    v->str2 = arena_printf(s->arena, "%g", AF(0));
+  return v;
+}
+
+/* ---- data sources ------------------------------------------------------ */
+
+static Dataset *ds_new(Sema *s, const char *source, const char *desc) {
+  Dataset *d = arena_alloc(s->arena, sizeof *d);
+  d->source = source;
+  d->desc = desc;
+  d->rows = -1;
+  d->ncols = -1;
+  d->fields = val_new(s, V_RECORD);
+  return d;
+}
+
+static Value *ds_val(Sema *s, Dataset *d) {
+  Value *v = val_new(s, V_DATASET);
+  v->ds = d;
+  return v;
+}
+
+/* Adds a per-sample field: `dims` are known sizes (no batch dim). */
+static void ds_field(Sema *s, Value *rec, const char *name, DType dt, int rank, const int64_t *dims) {
+  Shape sh = {.rank = rank};
+  for (int i = 0; i < rank; i++) sh.d[i] = dim_int(dims[i]);
+  RecField *f = arena_alloc(s->arena, sizeof *f);
+  f->name = name;
+  f->val = val_tensor(s, dt, &sh);
+  vec_push(s->arena, &rec->items, f);
+}
+
+static void rec_add(Sema *s, Value *rec, const char *name, Value *v) {
+  RecField *f = arena_alloc(s->arena, sizeof *f);
+  f->name = name;
+  f->val = v;
+  vec_push(s->arena, &rec->items, f);
+}
+
+/* A data file must exist (when the checker may look at files). */
+static bool file_exists(Sema *s, const char *path, Loc loc, const char *what) {
+  if (!s->opt->check_files) return true;
+  const char *full = resolve_path(s, path);
+  FILE *f = fopen(full, "rb");
+  if (!f) {
+    sema_error(s, loc, "cannot open %s '%s'", what, path);
+    if (path[0] == '/')
+      sema_hint(s, "is its package installed? scripts/setup.sh installs every data set nnc uses");
+    else
+      sema_hint(s, "paths are relative to the folder of the spec file (%s)", s->spec_dir);
+    return false;
+  }
+  fclose(f);
+  return true;
+}
+
+static Value *src_csv(Sema *s, const Builtin *b, Call *c) {
+  const char *path = A(0)->s;
+  Dataset *d = ds_new(s, "csv", arena_printf(s->arena, "csv \"%s\"", path));
+  d->path = path;
+  if (!file_exists(s, path, c->argloc[0], "data file")) return val_err(s);
+  if (s->opt->check_files) {
+    FILE *f = fopen(resolve_path(s, path), "rb");
+    int64_t cols = 1, rows = 0, ch, line_chars = 0;
+    bool first = true;
+    while (f && (ch = fgetc(f)) != EOF) {
+      if (ch == '\n') {
+        if (line_chars > 0) rows++;
+        first = false;
+        line_chars = 0;
+      } else if (ch != '\r') {
+        line_chars++;
+        if (first && ch == ',') cols++;
+      }
+    }
+    if (line_chars > 0) rows++;
+    if (f) fclose(f);
+    d->ncols = cols;
+    d->rows = AB(1) ? rows - 1 : rows;
+    if (d->rows <= 0) {
+      sema_error(s, c->argloc[0], "data file '%s' has no data rows", path);
+      return val_err(s);
+    }
+  }
+  (void)b;
+  return ds_val(s, d);
+}
+
+static Value *col_field(Sema *s, const Builtin *b, Call *c) {
+  Value *v = val_new(s, V_COLUMN);
+  v->dtype = !strcmp(b->name, "label") ? DT_INT : DT_FLOAT;
+  if (A(0)->kind == V_RANGE) {
+    if (!strcmp(b->name, "col") || !strcmp(b->name, "label")) {
+      sema_error(s, c->argloc[0], "%s takes one column; use cols(%lld..%lld) for several", b->name,
+                 (long long)A(0)->i, (long long)A(0)->j);
+      return val_err(s);
+    }
+    v->i = A(0)->i;
+    v->j = A(0)->j;
+  } else {
+    v->i = v->j = AI(0);
+    if (!strcmp(b->name, "cols")) v->s = "one";   /* cols(5) is a vector of one */
+  }
+  if (v->i < 0 || v->j < v->i) {
+    sema_error(s, c->argloc[0], "%s: columns %lld..%lld are not a valid range (columns count from 0)", b->name,
+               (long long)v->i, (long long)v->j);
+    return val_err(s);
+  }
+  if (!strcmp(b->name, "cols")) v->str2 = "vector";
+  return v;
+}
+
+static Value *src_idx(Sema *s, const Builtin *b, Call *c) {
+  (void)b;
+  if (!file_exists(s, A(0)->s, c->argloc[0], "IDX image file")) return val_err(s);
+  if (GIVEN(1) && !file_exists(s, A(1)->s, c->argloc[1], "IDX label file")) return val_err(s);
+  Dataset *d = ds_new(s, "idx", arena_printf(s->arena, "IDX \"%s\"", A(0)->s));
+  d->path = A(0)->s;
+  int64_t img[3] = {1, AI(2), AI(2)};
+  ds_field(s, d->fields, "x", DT_FLOAT, 3, img);
+  if (GIVEN(1)) ds_field(s, d->fields, "y", DT_INT, 0, NULL);
+  return ds_val(s, d);
+}
+
+static Value *src_packaged(Sema *s, const Builtin *b, Call *c) {
+  const char *split = A(0)->s;
+  bool fashion = !strcmp(b->name, "fashion_mnist");
+  bool train = !strcmp(split, "train");
+  if (!train && strcmp(split, "test")) {
+    sema_error(s, c->argloc[0], "%s: split is \"train\" or \"test\", got \"%s\"", b->name, split);
+    return val_err(s);
+  }
+  const char *path;
+  if (fashion) {
+    path = train ? "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+                 : "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz";
+  } else {
+    if (train) {
+      sema_error(s, c->argloc[0], "mnist: only the test split (10,000 images) is bundled with nnc");
+      sema_hint(s, "use mnist(split: \"test\") and split it with `valid = 0.2`");
+      return val_err(s);
+    }
+    path = arena_printf(s->arena, "%s/t10k-images-idx3-ubyte.gz", A(1)->s);
+  }
+  if (!file_exists(s, path, c->argloc[0], fashion ? "Fashion-MNIST file" : "MNIST file")) return val_err(s);
+  Dataset *d = ds_new(s, b->name, arena_printf(s->arena, "%s %s", fashion ? "Fashion-MNIST" : "MNIST", split));
+  d->path = path;
+  d->rows = train ? 60000 : 10000;
+  int64_t img[3] = {1, 28, 28};
+  ds_field(s, d->fields, "x", DT_FLOAT, 3, img);
+  ds_field(s, d->fields, "y", DT_INT, 0, NULL);
+  return ds_val(s, d);
+}
+
+static Value *src_images(Sema *s, const Builtin *b, Call *c) {
+  (void)b;
+  if (!file_exists(s, A(0)->s, c->argloc[0], "image archive or folder")) return val_err(s);
+  if (!positive(s, c, 1, "size")) return val_err(s);
+  Dataset *d = ds_new(s, "image_folder", arena_printf(s->arena, "images \"%s\"", A(0)->s));
+  int64_t img[3] = {AB(2) ? 1 : 3, AI(1), AI(1)};
+  ds_field(s, d->fields, "x", DT_FLOAT, 3, img);
+  ds_field(s, d->fields, "y", DT_INT, 0, NULL);
+  return ds_val(s, d);
+}
+
+static Value *src_omniglot(Sema *s, const Builtin *b, Call *c) {
+  (void)b;
+  for (int i = 1; i <= 4; i++)
+    if (!positive(s, c, i, i == 1 ? "ways" : i == 2 ? "shots" : i == 3 ? "queries" : "size")) return val_err(s);
+  if (!file_exists(s, A(0)->s, c->argloc[0], "Omniglot archive")) return val_err(s);
+  int64_t W = AI(1), S = AI(2), Q = AI(3), sz = AI(4);
+  Dataset *d = ds_new(s, "omniglot_tasks", arena_printf(s->arena, "Omniglot %lld-way %lld-shot tasks from \"%s\"",
+                                                        (long long)W, (long long)S, A(0)->s));
+  d->is_tasks = true;
+  Value *sup = val_new(s, V_RECORD), *qry = val_new(s, V_RECORD);
+  int64_t sx[4] = {W * S, 1, sz, sz}, sy[1] = {W * S}, qx[4] = {W * Q, 1, sz, sz}, qy[1] = {W * Q};
+  ds_field(s, sup, "x", DT_FLOAT, 4, sx);
+  ds_field(s, sup, "y", DT_INT, 1, sy);
+  ds_field(s, qry, "x", DT_FLOAT, 4, qx);
+  ds_field(s, qry, "y", DT_INT, 1, qy);
+  rec_add(s, d->fields, "support", sup);
+  rec_add(s, d->fields, "query", qry);
+  return ds_val(s, d);
+}
+
+static Value *src_json_qa(Sema *s, const Builtin *b, Call *c) {
+  (void)b;
+  if (!file_exists(s, A(0)->s, c->argloc[0], "JSON file")) return val_err(s);
+  if (!positive(s, c, 1, "max_len") || !positive(s, c, 2, "vocab")) return val_err(s);
+  Dataset *d = ds_new(s, "json_qa", arena_printf(s->arena, "QA \"%s\", windows of %lld tokens", A(0)->s, (long long)AI(1)));
+  int64_t L[1] = {AI(1)};
+  ds_field(s, d->fields, "ids", DT_INT, 1, L);
+  ds_field(s, d->fields, "segments", DT_INT, 1, L);
+  ds_field(s, d->fields, "mask", DT_BOOL, 1, L);
+  ds_field(s, d->fields, "start", DT_INT, 0, NULL);
+  ds_field(s, d->fields, "end", DT_INT, 0, NULL);
+  ds_field(s, d->fields, "qid", DT_INT, 0, NULL);
+  return ds_val(s, d);
+}
+
+static Value *tokenizer(Sema *s, const Builtin *b, Call *c) {
+  if (!positive(s, c, 0, "vocab") || !positive(s, c, 1, "max_len")) return val_err(s);
+  Value *v = val_new(s, V_TRANSFORM);
+  v->s = b->name;
+  v->i = AI(0);
+  v->j = AI(1);
+  return v;
+}
+
+static Value *src_text_pairs(Sema *s, const Builtin *b, Call *c) {
+  (void)b;
+  if (!file_exists(s, A(0)->s, c->argloc[0], "text file")) return val_err(s);
+  for (int i = 1; i <= 2; i++)
+    if (A(i)->kind != V_TRANSFORM || (strcmp(A(i)->s, "words") && strcmp(A(i)->s, "chars"))) {
+      sema_error(s, c->argloc[i], "text_pairs: '%s' is a tokenizer, words(vocab: N, max_len: L) or chars(...)",
+                 i == 1 ? "src" : "tgt");
+      return val_err(s);
+    }
+  Dataset *d = ds_new(s, "text_pairs", arena_printf(s->arena, "sentence pairs \"%s\" (%s → %s)", A(0)->s,
+                                                    A(1)->s, A(2)->s));
+  int64_t ls[1] = {A(1)->j}, lt[1] = {A(2)->j};
+  ds_field(s, d->fields, "src", DT_INT, 1, ls);
+  ds_field(s, d->fields, "tgt", DT_INT, 1, lt);
+  ds_field(s, d->fields, "src_mask", DT_BOOL, 1, ls);
+  ds_field(s, d->fields, "tgt_mask", DT_BOOL, 1, lt);
+  return ds_val(s, d);
+}
+
+static Value *src_generate(Sema *s, const Builtin *b, Call *c) {
+  (void)b;
+  if (!positive(s, c, 0, "n")) return val_err(s);
+  Dataset *d = ds_new(s, "generate", arena_printf(s->arena, "%lld generated samples", (long long)AI(0)));
+  d->rows = AI(0);
+  return ds_val(s, d);
+}
+
+static Value *src_env(Sema *s, const Builtin *b, Call *c) {
+  (void)b;
+  const char *n = A(0)->s;
+  if (strcmp(n, "CartPole") && strcmp(n, "LunarLander")) {
+    sema_error(s, c->argloc[0], "env: the built-in environments are \"CartPole\" and \"LunarLander\", got \"%s\"", n);
+    return val_err(s);
+  }
+  if (!positive(s, c, 1, "max_steps")) return val_err(s);
+  Value *v = val_new(s, V_ENV);
+  v->s = n;
+  v->i = !strcmp(n, "CartPole") ? 4 : 8;   /* observation size */
+  v->j = !strcmp(n, "CartPole") ? 2 : 4;   /* actions */
+  return v;
+}
+
+static Value *src_rollouts(Sema *s, const Builtin *b, Call *c) {
+  (void)b;
+  Value *e = A(0);
+  if (e->kind != V_ENV) {
+    sema_error(s, c->argloc[0], "rollouts: the first argument is an environment, env(\"CartPole\"), got %s",
+               val_desc(s->arena, e));
+    return val_err(s);
+  }
+  if (A(1)->kind != V_MODEL) {
+    sema_error(s, c->argloc[1], "rollouts: the policy must be a model, got %s", val_desc(s->arena, A(1)));
+    return val_err(s);
+  }
+  /* the policy must map observations to one logit per action */
+  Args pa = {.npos = 1};
+  Shape os = {.rank = 2};
+  os.d[0] = dim_sym("B");
+  os.d[1] = dim_int(e->i);
+  pa.pos[0] = val_tensor(s, DT_FLOAT, &os);
+  pa.posloc[0] = c->argloc[1];
+  Value *out = model_call(s, A(1)->layer, "forward", &pa, c->argloc[1], NULL);
+  if (out->kind == V_ERROR) return out;
+  if (out->kind != V_TENSOR || out->shape.rank != 2 || !dim_eq(out->shape.d[1], dim_int(e->j))) {
+    sema_error(s, c->argloc[1], "rollouts: in %s the policy maps [B, %lld] observations to [B, %lld] action logits, this one gives %s",
+               e->s, (long long)e->i, (long long)e->j, SH(s, out));
+    return val_err(s);
+  }
+  if (!positive(s, c, 2, "episodes")) return val_err(s);
+  if (AF(3) <= 0 || AF(3) > 1) {
+    sema_error(s, c->argloc[3], "rollouts: gamma discounts future rewards and must be in (0, 1], got %g", AF(3));
+    return val_err(s);
+  }
+  Dataset *d = ds_new(s, "rollouts", arena_printf(s->arena, "%lld episode%s of %s a batch, gamma %g", (long long)AI(2),
+                                                  AI(2) == 1 ? "" : "s", e->s, AF(3)));
+  d->is_env = true;
+  int64_t obs[1] = {e->i};
+  ds_field(s, d->fields, "obs", DT_FLOAT, 1, obs);
+  ds_field(s, d->fields, "action", DT_INT, 0, NULL);
+  ds_field(s, d->fields, "ret", DT_FLOAT, 0, NULL);
+  ds_field(s, d->fields, "reward", DT_FLOAT, 0, NULL);
+  return ds_val(s, d);
+}
+
+static Value *ds_take(Sema *s, const Builtin *b, Call *c) {
+  (void)b;
+  if (!positive(s, c, 1, "n")) return val_err(s);
+  Dataset *d = arena_alloc(s->arena, sizeof *d);
+  *d = *A(0)->ds;
+  if (d->rows >= 0 && AI(1) > d->rows) {
+    sema_error(s, c->argloc[1], "take: the data set has %lld rows, cannot take %lld", (long long)d->rows, (long long)AI(1));
+    return val_err(s);
+  }
+  d->rows = AI(1);
+  d->desc = arena_printf(s->arena, "first %lld of %s", (long long)AI(1), A(0)->ds->desc);
+  return ds_val(s, d);
+}
+
+/* Transforms are values applied with ds.map(...) (sema.c). */
+static Value *mk_transform(Sema *s, const Builtin *b, Call *c) {
+  Value *v = val_new(s, V_TRANSFORM);
+  v->s = b->name;
+  if (!strcmp(b->name, "random_length")) {
+    if (!positive(s, c, 0, "min") || AI(1) < AI(0)) {
+      sema_error(s, c->loc, "random_length: need 0 < min <= max, got %lld and %lld", (long long)AI(0), (long long)AI(1));
+      return val_err(s);
+    }
+    v->i = AI(0);
+    v->j = AI(1);
+  } else if (!strcmp(b->name, "context") || !strcmp(b->name, "resize") || !strcmp(b->name, "crop")) {
+    if (A(0)->kind != V_INT || A(0)->i < 0 || (A(0)->i == 0 && strcmp(b->name, "context"))) {
+      sema_error(s, c->argloc[0], "%s: the size must be a positive int", b->name);
+      return val_err(s);
+    }
+    v->i = AI(0);
+  } else if (!strcmp(b->name, "flip")) {
+    if (AF(0) < 0 || AF(0) > 1) {
+      sema_error(s, c->argloc[0], "flip: p is a probability, got %g", AF(0));
+      return val_err(s);
+    }
+  }
+  v->str2 = builtin_signature(s->arena, b);
+  return v;
+}
+
+/* ---- writers ------------------------------------------------------------ */
+
+static Value *mk_writer(Sema *s, const Builtin *b, Call *c) {
+  Value *v = val_new(s, V_WRITER);
+  v->s = b->name;
+  v->str2 = A(0)->s;
+  if (strcmp(b->name, "csv_writer")) {
+    Value *im = A(1);
+    int r = im->shape.rank;
+    bool ok = r == 3 || r == 4;
+    if (ok && r == 4) ok = dim_eq(im->shape.d[1], dim_int(1)) || dim_eq(im->shape.d[1], dim_int(3));
+    if (!ok) {
+      sema_error(s, c->argloc[1], "%s writes images [B, C, H, W] with C 1 or 3 (or [B, H, W]), got %s", b->name, SH(s, im));
+      return val_err(s);
+    }
+    size_t n = strlen(v->str2);
+    if (n < 4 || strcmp(v->str2 + n - 4, ".png")) {
+      sema_error(s, c->argloc[0], "%s: the file name should end in .png, got \"%s\"", b->name, v->str2);
+      return val_err(s);
+    }
+  }
+  return v;
+}
+
+/* ---- the table ---------------------------------------------------------- */
+
+#define LAYER(n, p, mk, ap, call, doc) {n, BK_LAYER, p, mk, ap, call, doc}
+#define FN(n, k, p, f, doc) {n, k, p, f, NULL, NULL, doc}
+
+static const Builtin builtins[] = {
+  /* layers */
+  LAYER("Linear", "in:i, out:i, bias:b=true", mk_linear, ap_linear, NULL, "a fully connected layer"),
+  LAYER("Conv2d", "in_channels:i, out_channels:i, kernel:i, stride:i=1, padding:i=0, dilation:i=1, groups:i=1, bias:b=true",
+        mk_conv, ap_conv, NULL, "2-D convolution"),
+  LAYER("ConvTranspose2d", "in_channels:i, out_channels:i, kernel:i, stride:i=1, padding:i=0, output_padding:i=0, groups:i=1, bias:b=true",
+        mk_conv, ap_conv, NULL, "transposed 2-D convolution (upsampling)"),
+  LAYER("MaxPool2d", "kernel:i, stride:i?, padding:i=0", mk_pool, ap_pool, NULL, "max pooling"),
+  LAYER("AvgPool2d", "kernel:i, stride:i?, padding:i=0", mk_pool, ap_pool, NULL, "average pooling"),
+  LAYER("AdaptiveAvgPool2d", "size:i", mk_nolayer, ap_adaptive, NULL, "average pooling to a fixed size"),
+  LAYER("BatchNorm1d", "features:i, momentum:f=0.1, eps:f=1e-5, track_running_stats:b=true, affine:b=true", mk_norm, ap_norm, NULL, "batch normalisation of [B, C] or [B, C, L]"),
+  LAYER("BatchNorm2d", "features:i, momentum:f=0.1, eps:f=1e-5, track_running_stats:b=true, affine:b=true", mk_norm, ap_norm, NULL, "batch normalisation of images"),
+  LAYER("LayerNorm", "features:i, eps:f=1e-5", mk_norm, ap_norm, NULL, "layer normalisation over the last dim"),
+  LAYER("Dropout", "p:f=0.5", mk_nolayer, ap_same, NULL, "randomly zeroes values while training"),
+  LAYER("ReLU", "", mk_nolayer, ap_same, NULL, "max(x, 0)"),
+  LAYER("LeakyReLU", "slope:f=0.01", mk_nolayer, ap_same, NULL, "x, or slope·x below 0"),
+  LAYER("Tanh", "", mk_nolayer, ap_same, NULL, "tanh(x)"),
+  LAYER("Sigmoid", "", mk_nolayer, ap_same, NULL, "1/(1+exp(-x))"),
+  LAYER("GELU", "", mk_nolayer, ap_same, NULL, "Gaussian error linear unit"),
+  LAYER("Softmax", "dim:i=-1", mk_nolayer, ap_same, NULL, "softmax over a dim"),
+  LAYER("Flatten", "", mk_nolayer, ap_flatten, NULL, "[B, ...] to [B, n]"),
+  LAYER("Embedding", "vocab:i, dim:i, padding_idx:i?", mk_embedding, ap_embedding, NULL, "a lookup table of vectors"),
+  LAYER("GRU", "in:i, hidden:i, layers:i=1, bidirectional:b=false", mk_rnn, ap_rnn, "x:X, h0:X?", "gated recurrent unit"),
+  LAYER("LSTM", "in:i, hidden:i, layers:i=1, bidirectional:b=false", mk_rnn, ap_rnn, "x:X, h0:X?", "long short-term memory"),
+  LAYER("RNN", "in:i, hidden:i, layers:i=1, bidirectional:b=false", mk_rnn, ap_rnn, "x:X, h0:X?", "Elman recurrent network"),
+  LAYER("MultiheadAttention", "dim:i, heads:i", mk_mha, ap_mha, "q:X, k:X?, v:X?, mask:X?", "multi-head attention"),
+  LAYER("TransformerEncoderLayer", "dim:i, heads:i, ff:i, dropout:f=0.1, activation:s=\"relu\"", mk_mha, ap_mha,
+        "x:X, mask:X?", "self-attention + feed-forward block"),
+  LAYER("TransformerDecoderLayer", "dim:i, heads:i, ff:i, dropout:f=0.1, activation:s=\"relu\"", mk_mha, ap_mha,
+        "x:X, memory:X, mask:X?, memory_mask:X?", "masked self-attention + cross-attention + feed-forward"),
+
+  /* elementwise */
+  FN("relu", BK_FUNC, "x:T", fn_unary, "max(x, 0)"),
+  FN("sigmoid", BK_FUNC, "x:T", fn_unary, "1/(1+exp(-x))"),
+  FN("tanh", BK_FUNC, "x:T", fn_unary, "hyperbolic tangent"),
+  FN("gelu", BK_FUNC, "x:T", fn_unary, "Gaussian error linear unit"),
+  FN("exp", BK_FUNC, "x:T", fn_unary, "e^x"),
+  FN("log", BK_FUNC, "x:T", fn_unary, "natural logarithm"),
+  FN("sqrt", BK_FUNC, "x:T", fn_unary, "square root"),
+  FN("abs", BK_FUNC, "x:T", fn_unary, "|x|"),
+  FN("sign", BK_FUNC, "x:T", fn_unary, "-1, 0 or 1"),
+  FN("square", BK_FUNC, "x:T", fn_unary, "x²"),
+  FN("leaky_relu", BK_FUNC, "x:T, slope:f=0.01", fn_unary, "x, or slope·x below 0"),
+  FN("clip", BK_FUNC, "x:T, lo:T, hi:T", fn_broadcast, "clamp x into [lo, hi]"),
+  FN("pow", BK_FUNC, "x:T, p:T", fn_broadcast, "x^p"),
+  FN("maximum", BK_FUNC, "a:T, b:T", fn_broadcast, "elementwise max"),
+  FN("minimum", BK_FUNC, "a:T, b:T", fn_broadcast, "elementwise min"),
+  FN("where", BK_FUNC, "cond:T, a:T, b:T", fn_broadcast, "a where cond, else b"),
+  /* reductions */
+  FN("sum", BK_FUNC, "x:T, dim:A?, keepdim:b=false, mask:X?", fn_reduce, "sum over dims (all by default)"),
+  FN("mean", BK_FUNC, "x:T, dim:A?, keepdim:b=false, mask:X?", fn_reduce, "mean over dims (valid steps with mask)"),
+  FN("max", BK_FUNC, "x:T, dim:A?, keepdim:b=false", fn_reduce, "maximum over dims"),
+  FN("min", BK_FUNC, "x:T, dim:A?, keepdim:b=false", fn_reduce, "minimum over dims"),
+  FN("var", BK_FUNC, "x:T, dim:A?, keepdim:b=false", fn_reduce, "variance over dims"),
+  FN("std", BK_FUNC, "x:T, dim:A?, keepdim:b=false", fn_reduce, "standard deviation over dims"),
+  FN("argmax", BK_FUNC, "x:X, dim:A=-1, keepdim:b=false", fn_reduce, "index of the maximum"),
+  FN("logsumexp", BK_FUNC, "x:X, dim:A=-1, keepdim:b=false", fn_reduce, "log(sum(exp(x)))"),
+  FN("norm", BK_FUNC, "x:X, dim:A?, keepdim:b=false", fn_reduce, "Euclidean norm"),
+  /* shapes */
+  FN("flatten", BK_FUNC, "x:X, start:i=1", fn_flatten, "merge dims from start on"),
+  FN("reshape", BK_FUNC, "x:X, shape:L", fn_reshape, "same values, new shape"),
+  FN("squeeze", BK_FUNC, "x:X, dim:i", fn_squeeze, "drop a dim of size 1"),
+  FN("unsqueeze", BK_FUNC, "x:X, dim:i", fn_squeeze, "insert a dim of size 1"),
+  FN("transpose", BK_FUNC, "x:X, a:i, b:i", fn_transpose, "swap two dims"),
+  FN("permute", BK_FUNC, "x:X, dims:L", fn_permute, "reorder dims"),
+  FN("concat", BK_FUNC, "xs:L, dim:i=0", fn_concat, "join tensors along a dim"),
+  FN("stack", BK_FUNC, "xs:L, dim:i=0", fn_concat, "join tensors along a new dim"),
+  FN("softmax", BK_FUNC, "x:X, dim:i=-1", fn_softmax, "exp(x)/sum(exp(x))"),
+  FN("log_softmax", BK_FUNC, "x:X, dim:i=-1", fn_softmax, "log of softmax, stably"),
+  FN("one_hot", BK_FUNC, "ids:X, n:i", fn_one_hot, "class ids to one-hot vectors"),
+  FN("gather", BK_FUNC, "x:X, ids:X, dim:i=-1", fn_gather, "pick one entry per row"),
+  FN("masked_fill", BK_FUNC, "x:X, mask:X, value:f", fn_masked_fill, "value where mask is true"),
+  FN("causal_mask", BK_FUNC, "size:A", fn_causal_mask, "bool[T, T], true above the diagonal"),
+  /* creation */
+  FN("zeros", BK_FUNC, "shape:A", fn_create, "a tensor of zeros"),
+  FN("ones", BK_FUNC, "shape:A", fn_create, "a tensor of ones"),
+  FN("full", BK_FUNC, "shape:A, value:f", fn_create, "a tensor of one value"),
+  FN("randn", BK_FUNC, "shape:A", fn_create, "standard normal noise (seeded)"),
+  FN("rand", BK_FUNC, "shape:A", fn_create, "uniform noise in [0, 1) (seeded)"),
+  FN("randint", BK_FUNC, "shape:A, low:i, high:i", fn_create, "uniform integers in [low, high)"),
+  FN("zeros_like", BK_FUNC, "x:X", fn_like, "zeros of x's shape"),
+  FN("ones_like", BK_FUNC, "x:X", fn_like, "ones of x's shape"),
+  FN("randn_like", BK_FUNC, "x:X", fn_like, "normal noise of x's shape"),
+  FN("arange", BK_FUNC, "n:i", fn_arange, "0, 1, ..., n-1"),
+  FN("variable", BK_FUNC, "shape:A, init:s=\"zeros\"", fn_create, "a trainable tensor (an input to optimise)"),
+  /* gradients and models */
+  FN("grad", BK_FUNC, "y:X, x:A", fn_grad, "dy/dx as a value (x a tensor or params(model))"),
+  FN("stop_grad", BK_FUNC, "x:A", fn_identity, "the same value, with no gradient flowing back"),
+  FN("grad_reverse", BK_FUNC, "x:X, lambda:f=1.0", fn_identity, "identity forward, -lambda·gradient backward"),
+  FN("snapshot", BK_FUNC, "x:A", fn_identity, "a frozen copy (e.g. parameters after a task)"),
+  FN("params", BK_MODELFN, "model:A", fn_params, "a model's trainable parameters"),
+  FN("load", BK_MODELFN, "model:M, path:s", fn_load, "load weights from a .safetensors file"),
+  FN("prune", BK_MODELFN, "model:M, amount:f=0.2", fn_effect, "L1 unstructured pruning with masks"),
+  /* losses */
+  FN("mse", BK_LOSS, "pred:T, target:T, reduction:s=\"mean\"", loss_pair, "mean squared error"),
+  FN("l1", BK_LOSS, "pred:T, target:T, reduction:s=\"mean\"", loss_pair, "mean absolute error"),
+  FN("bce", BK_LOSS, "prob:T, target:T, reduction:s=\"mean\"", loss_pair, "binary cross-entropy of probabilities"),
+  FN("bce_with_logits", BK_LOSS, "logits:T, target:T, reduction:s=\"mean\"", loss_pair, "binary cross-entropy of logits"),
+  FN("kl_div", BK_LOSS, "log_p:T, q:T, reduction:s=\"mean\"", loss_pair, "KL(q || p) from log-probabilities"),
+  FN("cross_entropy", BK_LOSS, "logits:X, target:X, label_smoothing:f=0.0, ignore_index:i?, reduction:s=\"mean\"", loss_ce,
+     "softmax cross-entropy with class ids"),
+  FN("nll", BK_LOSS, "log_p:X, target:X, label_smoothing:f=0.0, ignore_index:i?, reduction:s=\"mean\"", loss_ce,
+     "negative log-likelihood of log-probabilities"),
+  FN("kd_loss", BK_LOSS, "student:X, teacher:X, target:X, T:f=4.0, alpha:f=0.5", loss_kd,
+     "knowledge distillation: alpha·T²·KL + (1-alpha)·CE"),
+  /* metrics */
+  FN("accuracy", BK_METRIC, "logits:X, target:X", metric, "fraction of correct classes"),
+  FN("auc", BK_METRIC, "score:X, label:X", metric, "area under the ROC curve"),
+  FN("bleu", BK_METRIC, "hyp:X, ref:X", metric, "BLEU-4 of token sequences"),
+  FN("mean_of", BK_METRIC, "x:T", metric, "the average of a value over the data"),
+  /* optimizers */
+  FN("SGD", BK_OPTIM, "what:O, lr:S, momentum:f=0.0, nesterov:b=false, weight_decay:f=0.0, clip_norm:f?", mk_optim, "stochastic gradient descent"),
+  FN("Adam", BK_OPTIM, "what:O, lr:S=1e-3, betas:L?, eps:f=1e-8, weight_decay:f=0.0, clip_norm:f?", mk_optim, "Adam"),
+  FN("AdamW", BK_OPTIM, "what:O, lr:S=1e-3, betas:L?, eps:f=1e-8, weight_decay:f=0.01, clip_norm:f?", mk_optim, "Adam with decoupled weight decay"),
+  FN("RMSprop", BK_OPTIM, "what:O, lr:S=1e-2, alpha:f=0.99, eps:f=1e-8, momentum:f=0.0, weight_decay:f=0.0, clip_norm:f?", mk_optim, "RMSprop"),
+  /* schedules */
+  FN("constant", BK_SCHED, "lr:f", mk_sched, "a fixed learning rate"),
+  FN("step_lr", BK_SCHED, "lr:f, every:i, gamma:f=0.1", mk_sched, "multiply by gamma every N epochs"),
+  FN("linear", BK_SCHED, "lr:f, to:f=0.0, warmup:i=0", mk_sched, "linear decay after a warmup"),
+  FN("cosine", BK_SCHED, "lr:f, warmup:i=0, min:f=0.0", mk_sched, "cosine decay after a linear warmup"),
+  FN("noam", BK_SCHED, "dim:i, warmup:i, scale:f=1.0", mk_sched, "the Transformer schedule"),
+  /* data sources */
+  FN("csv", BK_SOURCE, "path:s, header:b=true", src_csv, "numeric CSV; fields from col(i)/cols(a..b)/label(i)"),
+  FN("idx", BK_SOURCE, "images:s, labels:s?, size:i=28", src_idx, "IDX image (and label) files, gzip or not"),
+  FN("fashion_mnist", BK_SOURCE, "split:s=\"train\"", src_packaged, "Fashion-MNIST from the Debian package"),
+  FN("mnist", BK_SOURCE, "split:s=\"test\", dir:s=\"../data/hw14\"", src_packaged, "the bundled MNIST test set"),
+  FN("image_folder", BK_SOURCE, "path:s, size:i=28, gray:b=true", src_images, "PNG images, labels from folder names"),
+  FN("omniglot_tasks", BK_SOURCE, "path:s, ways:i=5, shots:i=1, queries:i=1, size:i=28", src_omniglot, "N-way K-shot tasks"),
+  FN("json_qa", BK_SOURCE, "path:s, max_len:i=384, vocab:i=8000", src_json_qa, "extractive QA (HW7 JSON)"),
+  FN("text_pairs", BK_SOURCE, "path:s, src:A, tgt:A", src_text_pairs, "tab-separated sentence pairs"),
+  FN("generate", BK_SOURCE, "n:i", src_generate, "synthetic samples from the data block's formulas"),
+  FN("env", BK_SOURCE, "name:s, max_steps:i=500", src_env, "a built-in RL environment"),
+  FN("rollouts", BK_SOURCE, "env:A, policy:A, episodes:i=1, gamma:f=0.99, normalize:b=true", src_rollouts,
+     "episodes played by a policy, with discounted returns"),
+  FN("take", BK_SOURCE, "data:D, n:i", ds_take, "the first n samples"),
+  FN("words", BK_TRANSFORM, "vocab:i, max_len:i, lower:b=true", tokenizer, "word-level tokenizer"),
+  FN("chars", BK_TRANSFORM, "vocab:i, max_len:i", tokenizer, "character-level tokenizer"),
+  /* fields of a csv data block */
+  FN("col", BK_FIELD, "index:R", col_field, "one numeric column"),
+  FN("cols", BK_FIELD, "range:R", col_field, "numeric columns a..b as a vector"),
+  FN("label", BK_FIELD, "index:R", col_field, "an integer class column"),
+  /* transforms */
+  FN("normalize", BK_TRANSFORM, "mean:T?, std:T?", mk_transform, "(x - mean)/std; computed from the training data when not given"),
+  FN("flip", BK_TRANSFORM, "p:f=0.5", mk_transform, "random horizontal flip"),
+  FN("crop", BK_TRANSFORM, "size:i, padding:i=0", mk_transform, "random crop after padding"),
+  FN("rotate", BK_TRANSFORM, "degrees:f", mk_transform, "random rotation within ±degrees"),
+  FN("rotate_fixed", BK_TRANSFORM, "degrees:f", mk_transform, "rotation by exactly this angle"),
+  FN("resize", BK_TRANSFORM, "size:i", mk_transform, "resize images to size×size"),
+  FN("invert", BK_TRANSFORM, "", mk_transform, "1 - x"),
+  FN("edges", BK_TRANSFORM, "", mk_transform, "an edge filter (Sobel magnitude)"),
+  FN("rows_as_sequence", BK_TRANSFORM, "", mk_transform, "an image [1, H, W] as H steps of W features"),
+  FN("random_length", BK_TRANSFORM, "min:i, max:i", mk_transform, "random crops of a sequence, padded, with a mask field"),
+  FN("context", BK_TRANSFORM, "k:i", mk_transform, "concatenate the k rows before and after (HW2's frames)"),
+  /* writers */
+  FN("csv_writer", BK_WRITER, "path:s", mk_writer, "a CSV file, one column per field"),
+  FN("png", BK_WRITER, "path:s, images:X", mk_writer, "images as PNG files"),
+  FN("png_grid", BK_WRITER, "path:s, images:X, rows:i=8", mk_writer, "images as one PNG grid"),
+};
+
+enum { NBUILTINS = sizeof builtins / sizeof builtins[0] };
+
+const Builtin *builtin_find_kind(const char *name, BuiltinKind kind) {
+  if (kind == BK_WRITER && !strcmp(name, "csv")) name = "csv_writer";
+  for (int i = 0; i < NBUILTINS; i++)
+    if (builtins[i].kind == kind && !strcmp(builtins[i].name, name)) return &builtins[i];
+  return NULL;
+}
+
+const Builtin *builtin_find(const char *name) {
+  if (!strcmp(name, "csv_writer")) return NULL;
+  for (int i = 0; i < NBUILTINS; i++)
+    if (!strcmp(builtins[i].name, name)) return &builtins[i];
+  return NULL;
+}
+
+const char *const *builtin_names(int *n) {
+  static const char *names[NBUILTINS];
+  for (int i = 0; i < NBUILTINS; i++) names[i] = builtins[i].name;
+  *n = NBUILTINS;
+  return names;
+}
+
+/* ---- calling layers ----------------------------------------------------- */
+
+Value *layer_apply(Sema *s, Layer *l, const Args *args, Loc loc) {
+  switch (l->kind) {
+  case LK_MODEL:
+    return model_call(s, l, "forward", args, loc, NULL);
+  case LK_SEQ: {
+    if (args->npos != 1 || args->nkw != 0) {
+      sema_error(s, loc, "a seq takes one input tensor, got %d argument%s", args->npos + args->nkw,
+                 args->npos + args->nkw == 1 ? "" : "s");
+      return val_err(s);
+    }
+    Value *x = args->pos[0];
+    for (int i = 0; i < l->subs.len && x->kind != V_ERROR; i++) {
+      Args a = {.npos = 1};
+      a.pos[0] = x;
+      a.posloc[0] = args->posloc[0];
+      x = layer_apply(s, l->subs.items[i], &a, loc);
+      if (x->kind == V_TUPLE && x->items.len > 0) x = x->items.items[0];  /* an RNN inside a seq */
+    }
+    return x;
+  }
+  case LK_BUILTIN: {
+    Builtin callb = {.name = l->desc, .params = l->bi->call ? l->bi->call : "x:X"};
+    Call c;
+    if (!builtin_bind(s, &callb, loc, args, &c)) return val_err(s);
+    return l->bi->apply(s, l, &c);
+  }
+  }
+  return val_err(s);
+}

@@ -1,1 +1,2228 @@
-/* placeholder */ typedef int nnc_placeholder_sema;
+/*
+ * sema.c — the checker: names, arity, keyword arguments, kinds, shapes.
+ *
+ * It interprets the spec abstractly. Constants and sizes are computed;
+ * building a model evaluates its members (real layers with real parameter
+ * counts); calling a model binds its inputs' shapes to the declared ones
+ * (`x: [B, d]` binds B) and evaluates the method body over shapes, recording
+ * each layer's output shape and FLOPs for the summary. A train block is run
+ * once over its statements: settings are checked for their kind, the data
+ * set's fields come into scope with the batch dimension B in front, and each
+ * step must end with a scalar `loss` and an `optimizer`.
+ *
+ * Errors are reported where the user can fix them and the checker goes on
+ * with an error value (V_ERROR) that silences follow-on errors.
+ */
+#include "compiler/sema_int.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <string.h>
+
+enum { MAX_DEPTH = 400, MAX_UNROLL = 10000 };
+
+/* Where statements run; it decides what they may say. */
+typedef enum {
+  CX_METHOD,   /* a model's method: return */
+  CX_TRAIN,    /* a train block: settings, steps */
+  CX_STEP,     /* a step of a train block */
+  CX_AFTER,    /* after epoch/task/train */
+  CX_PREDICT,  /* a predict block */
+  CX_DATA,     /* a data block's fields */
+  CX_WRITE,    /* a write's columns */
+} Ctx;
+
+typedef struct {
+  Ctx ctx;
+  Value *ret;         /* CX_METHOD: the returned value */
+  bool returned;
+  Loc ret_loc;
+  Dataset *ds;        /* CX_DATA */
+  Value *wfields;     /* CX_WRITE: record of columns */
+} Exec;
+
+static Value *eval(Sema *s, Scope *sc, const Node *n);
+static void exec_stmts(Sema *s, Scope *sc, const Vec *stmts, Exec *ex);
+static Value *call_value(Sema *s, Scope *sc, Value *f, const Args *args, Loc loc, const Node *node);
+
+/* ---- scopes ------------------------------------------------------------ */
+
+static Scope *scope_new(Sema *s, Scope *parent) {
+  Scope *sc = arena_alloc(s->arena, sizeof *sc);
+  sc->parent = parent;
+  return sc;
+}
+
+/* Marks scopes that assignments in nested blocks must not reach through. */
+static Vec boundaries;
+
+static int scope_find(const Scope *sc, const char *name) {
+  for (int i = sc->names.len - 1; i >= 0; i--)
+    if (!strcmp(sc->names.items[i], name)) return i;
+  return -1;
+}
+
+static void scope_define(Sema *s, Scope *sc, const char *name, Value *v, Loc loc) {
+  int i = scope_find(sc, name);
+  if (i >= 0) {
+    sc->vals.items[i] = v;
+    return;
+  }
+  Loc *l = arena_alloc(s->arena, sizeof *l);
+  *l = loc;
+  vec_push(s->arena, &sc->names, (void *)name);
+  vec_push(s->arena, &sc->vals, v);
+  vec_push(s->arena, &sc->locs, l);
+}
+
+static Value *scope_lookup(Scope *sc, const char *name, Scope **where) {
+  for (; sc; sc = sc->parent) {
+    int i = scope_find(sc, name);
+    if (i >= 0) {
+      if (where) *where = sc;
+      return sc->vals.items[i];
+    }
+  }
+  return NULL;
+}
+
+static bool is_boundary(const Scope *sc) {
+  for (int i = 0; i < boundaries.len; i++)
+    if (boundaries.items[i] == sc) return true;
+  return false;
+}
+
+/* `name = v` in a nested block updates the nearest enclosing binding up to
+ * the enclosing method or train block (loops are unrolled, so a loop body
+ * rebinding `x` changes the `x` after the loop); otherwise it defines. */
+static void scope_assign(Sema *s, Scope *sc, const char *name, Value *v, Loc loc) {
+  for (Scope *p = sc; p && !is_boundary(p); p = p->parent) {
+    int i = scope_find(p, name);
+    if (i >= 0) {
+      p->vals.items[i] = v;
+      return;
+    }
+    if (!p->parent || is_boundary(p->parent)) break;
+  }
+  scope_define(s, sc, name, v, loc);
+}
+
+/* Every name visible from sc, for spelling hints. */
+static void visible_names(Sema *s, Scope *sc, Vec *out) {
+  for (; sc; sc = sc->parent)
+    for (int i = 0; i < sc->names.len; i++) vec_push(s->arena, out, sc->names.items[i]);
+  int n;
+  const char *const *b = builtin_names(&n);
+  for (int i = 0; i < n; i++) vec_push(s->arena, out, (void *)b[i]);
+}
+
+const char *resolve_path(Sema *s, const char *path) {
+  if (path[0] == '/' || !s->spec_dir || !*s->spec_dir) return path;
+  return arena_printf(s->arena, "%s/%s", s->spec_dir, path);
+}
+
+/* A symbolic size (B, T) as a value, for zeros([B, 100]). */
+static Value *sym_value(Sema *s, const char *name) {
+  Shape sh = {0};
+  Value *v = val_tensor(s, DT_INT, &sh);
+  v->s = name;
+  return v;
+}
+
+static bool is_sym_value(const Value *v) {
+  return v->kind == V_TENSOR && v->shape.rank == 0 && v->s != NULL;
+}
+
+/* ---- binary operators -------------------------------------------------- */
+
+static bool is_cmp(OpKind op) {
+  return op == OP_EQ || op == OP_NE || op == OP_LT || op == OP_LE || op == OP_GT || op == OP_GE;
+}
+
+static Value *number_op(Sema *s, OpKind op, const Value *a, const Value *b, Loc loc) {
+  bool fl = a->kind == V_FLOAT || b->kind == V_FLOAT || op == OP_DIV;
+  double x = val_num(a), y = val_num(b);
+  if (op == OP_AND || op == OP_OR) {
+    if (a->kind != V_BOOL || b->kind != V_BOOL) {
+      sema_error(s, loc, "'%s' takes true/false on both sides, got %s and %s", ast_op_text(op),
+                 val_desc(s->arena, a), val_desc(s->arena, b));
+      return val_err(s);
+    }
+    Value *v = val_new(s, V_BOOL);
+    v->i = op == OP_AND ? (a->i && b->i) : (a->i || b->i);
+    return v;
+  }
+  if (is_cmp(op)) {
+    Value *v = val_new(s, V_BOOL);
+    v->i = op == OP_EQ ? x == y : op == OP_NE ? x != y : op == OP_LT ? x < y
+         : op == OP_LE ? x <= y : op == OP_GT ? x > y : x >= y;
+    return v;
+  }
+  if ((op == OP_DIV || op == OP_MOD) && y == 0) {
+    sema_error(s, loc, "division by zero");
+    return val_err(s);
+  }
+  if (op == OP_MATMUL) {
+    sema_error(s, loc, "'@' multiplies matrices (tensors), got %s and %s", val_desc(s->arena, a), val_desc(s->arena, b));
+    return val_err(s);
+  }
+  double r = op == OP_ADD ? x + y : op == OP_SUB ? x - y : op == OP_MUL ? x * y
+           : op == OP_DIV ? x / y : op == OP_MOD ? fmod(x, y) : pow(x, y);
+  if (!fl && op == OP_POW && y < 0) fl = true;
+  if (fl) return val_float(s, r);
+  if (fabs(r) > 9.0e18) {
+    sema_error(s, loc, "integer overflow in %s", ast_op_text(op));
+    return val_err(s);
+  }
+  if (op == OP_MOD) return val_int(s, a->i % b->i);
+  return val_int(s, (int64_t)r);
+}
+
+static Value *matmul(Sema *s, const Value *a, const Value *b, Loc loc) {
+  const Shape *x = &a->shape, *y = &b->shape;
+  if (x->rank == 0 || y->rank == 0) {
+    sema_error(s, loc, "'@' needs tensors with at least one dim, got %s and %s", shape_str(s->arena, x),
+               shape_str(s->arena, y));
+    return val_err(s);
+  }
+  Dim kx = x->d[x->rank - 1], ky = y->rank == 1 ? y->d[0] : y->d[y->rank - 2];
+  if (!dim_eq(kx, ky)) {
+    sema_error(s, loc, "'@' of %s and %s: the inner sizes %s and %s differ", shape_str(s->arena, x),
+               shape_str(s->arena, y), dim_str(s->arena, kx), dim_str(s->arena, ky));
+    if (y->rank >= 2 && dim_eq(kx, y->d[y->rank - 1]))
+      sema_hint(s, "transpose the right side: a @ transpose(b, -1, -2)");
+    return val_err(s);
+  }
+  Shape o = {0};
+  if (y->rank == 1) {
+    o = *x;
+    o.rank--;
+  } else if (x->rank == 1) {
+    o = *y;
+    o.d[o.rank - 2] = o.d[o.rank - 1];
+    o.rank--;
+  } else {
+    Shape bx = *x, by = *y, bo;
+    bx.rank -= 2;
+    by.rank -= 2;
+    if (!shape_broadcast(&bx, &by, &bo)) {
+      sema_error(s, loc, "'@': the batch dims of %s and %s do not broadcast", shape_str(s->arena, x),
+                 shape_str(s->arena, y));
+      return val_err(s);
+    }
+    o = bo;
+    o.d[o.rank++] = x->d[x->rank - 2];
+    o.d[o.rank++] = y->d[y->rank - 1];
+  }
+  return val_tensor(s, DT_FLOAT, &o);
+}
+
+Value *binary_op(Sema *s, OpKind op, Value *a, Value *b, Loc loc) {
+  if (a->kind == V_ERROR || b->kind == V_ERROR) return val_err(s);
+  if (val_is_number(a) && val_is_number(b)) return number_op(s, op, a, b, loc);
+  if (a->kind == V_STRING && b->kind == V_STRING && op == OP_ADD) {
+    Value *v = val_new(s, V_STRING);
+    v->s = arena_printf(s->arena, "%s%s", a->s, b->s);
+    return v;
+  }
+  if (a->kind == V_LIST && b->kind == V_LIST && op == OP_ADD) {
+    Value *v = val_new(s, V_LIST);
+    for (int i = 0; i < a->items.len; i++) vec_push(s->arena, &v->items, a->items.items[i]);
+    for (int i = 0; i < b->items.len; i++) vec_push(s->arena, &v->items, b->items.items[i]);
+    return v;
+  }
+  /* parameters as values (MAML's fast weights, EWC's penalties) */
+  if (a->kind == V_PARAMS || b->kind == V_PARAMS) {
+    Value *p = a->kind == V_PARAMS ? a : b, *o = a->kind == V_PARAMS ? b : a;
+    bool ok = (op == OP_ADD || op == OP_SUB || op == OP_MUL || op == OP_DIV || op == OP_POW) &&
+              (val_is_number(o) || (o->kind == V_TENSOR && o->shape.rank == 0) ||
+               (o->kind == V_PARAMS && o->layer == p->layer));
+    if (o->kind == V_PARAMS && o->layer != p->layer) {
+      sema_error(s, loc, "'%s' of the parameters of two different models (%s and %s)", ast_op_text(op),
+                 a->layer->type, b->layer->type);
+      return val_err(s);
+    }
+    if (!ok) {
+      sema_error(s, loc, "'%s' is not defined between %s and %s", ast_op_text(op), val_desc(s->arena, a),
+                 val_desc(s->arena, b));
+      sema_hint(s, "params can be added, subtracted and scaled by numbers; sum(...) makes a scalar");
+      return val_err(s);
+    }
+    Value *r = val_new(s, V_PARAMS);
+    r->layer = p->layer;
+    return r;
+  }
+  bool ta = a->kind == V_TENSOR || val_is_number(a), tb = b->kind == V_TENSOR || val_is_number(b);
+  if (!ta || !tb) {
+    sema_error(s, loc, "'%s' is not defined between %s and %s", ast_op_text(op), val_desc(s->arena, a),
+               val_desc(s->arena, b));
+    if (a->kind == V_LAYER || b->kind == V_LAYER || a->kind == V_MODEL || b->kind == V_MODEL)
+      sema_hint(s, "call a layer or model on a tensor first: fc(x)");
+    return val_err(s);
+  }
+  Shape sa = {0}, sb = {0};
+  DType da = a->kind == V_TENSOR ? a->dtype : a->kind == V_FLOAT ? DT_FLOAT : a->kind == V_BOOL ? DT_BOOL : DT_INT;
+  DType db = b->kind == V_TENSOR ? b->dtype : b->kind == V_FLOAT ? DT_FLOAT : b->kind == V_BOOL ? DT_BOOL : DT_INT;
+  if (a->kind == V_TENSOR) sa = a->shape;
+  if (b->kind == V_TENSOR) sb = b->shape;
+  Value ta_ = {.kind = V_TENSOR, .dtype = da, .shape = sa}, tb_ = {.kind = V_TENSOR, .dtype = db, .shape = sb};
+  if (op == OP_MATMUL) {
+    if (a->kind != V_TENSOR || b->kind != V_TENSOR) return number_op(s, op, a, b, loc);
+    return matmul(s, &ta_, &tb_, loc);
+  }
+  Shape o;
+  if (!shape_broadcast(&sa, &sb, &o)) {
+    sema_error(s, loc, "'%s' of %s and %s: the shapes do not broadcast", ast_op_text(op),
+               ttype_str(s->arena, da, &sa), ttype_str(s->arena, db, &sb));
+    sema_hint(s, "sizes must be equal or 1, matched from the last dim; reshape or unsqueeze one side");
+    return val_err(s);
+  }
+  if (op == OP_AND || op == OP_OR) {
+    if (da != DT_BOOL || db != DT_BOOL) {
+      sema_error(s, loc, "'%s' takes bool tensors, got %s and %s", ast_op_text(op), ttype_str(s->arena, da, &sa),
+                 ttype_str(s->arena, db, &sb));
+      return val_err(s);
+    }
+    return val_tensor(s, DT_BOOL, &o);
+  }
+  if (is_cmp(op)) return val_tensor(s, DT_BOOL, &o);
+  DType dr = (da == DT_FLOAT || db == DT_FLOAT || op == OP_DIV) ? DT_FLOAT : DT_INT;
+  return val_tensor(s, dr, &o);
+}
+
+/* ---- types in signatures ---------------------------------------------- */
+
+/* A declared dim: -2 means `_` (any); sym set for a symbol. */
+typedef struct {
+  bool any;
+  Dim d;
+} DeclDim;
+
+static bool looks_like_symbol(const char *name) { return isupper((unsigned char)name[0]); }
+
+/* Evaluates the dims of a declared tensor type. Unbound capitalised names
+ * are symbols (B, T). */
+static bool decl_dims(Sema *s, Scope *sc, const Node *type, DeclDim *out, int *rank) {
+  *rank = type->list.len;
+  if (*rank > MAX_RANK) {
+    sema_error(s, type->loc, "at most %d dims in a tensor type", MAX_RANK);
+    return false;
+  }
+  for (int i = 0; i < type->list.len; i++) {
+    const Node *e = type->list.items[i];
+    out[i].any = false;
+    if (e->kind == N_NAME && !strcmp(e->name, "_")) {
+      out[i].any = true;
+      continue;
+    }
+    if (e->kind == N_NAME) {
+      Value *v = scope_lookup(sc, e->name, NULL);
+      if (!v && looks_like_symbol(e->name)) {
+        out[i].d = dim_sym(e->name);
+        continue;
+      }
+    }
+    Value *v = eval(s, sc, e);
+    if (v->kind == V_ERROR) return false;
+    if (v->kind == V_INT && v->i > 0) out[i].d = dim_int(v->i);
+    else if (is_sym_value(v)) out[i].d = dim_sym(v->s);
+    else {
+      sema_error(s, e->loc, "a size in a tensor type must be a positive int or a symbol like B, got %s",
+                 val_desc(s->arena, v));
+      if (e->kind == N_NAME && !looks_like_symbol(e->name))
+        sema_hint(s, "symbolic sizes start with a capital letter (B, T); '%s' is not defined", e->name);
+      return false;
+    }
+  }
+  return true;
+}
+
+static bool type_dtype(Sema *s, const Node *type, DType *dt) {
+  const char *n = type->name;
+  if (!n || !strcmp(n, "float")) *dt = DT_FLOAT;
+  else if (!strcmp(n, "int")) *dt = DT_INT;
+  else if (!strcmp(n, "bool")) *dt = DT_BOOL;
+  else {
+    static const char *const names[] = {"float", "int", "bool"};
+    const char *near = closest_name(n, names, 3);
+    sema_error(s, type->loc, "unknown element type '%s'%s%s%s", n, near ? "; did you mean '" : "", near ? near : "",
+               near ? "'?" : "");
+    return false;
+  }
+  return true;
+}
+
+typedef struct {
+  int n;
+  const char *name[16];
+  Dim val[16];
+} SymMap;
+
+static Dim *sym_get(SymMap *m, const char *name) {
+  for (int i = 0; i < m->n; i++)
+    if (!strcmp(m->name[i], name)) return &m->val[i];
+  return NULL;
+}
+
+static void sym_put(SymMap *m, const char *name, Dim d) {
+  if (m->n < 16) {
+    m->name[m->n] = name;
+    m->val[m->n++] = d;
+  }
+}
+
+/* Substitutes bound symbols in a declared dim. */
+static Dim subst_dim(SymMap *m, Dim d) {
+  if (d.nsym == 1 && d.c == 1) {
+    Dim *b = sym_get(m, d.sym[0]);
+    if (b) return *b;
+  }
+  return d;
+}
+
+/* Does value v fit declared type `type`? Binds symbols in m. */
+static bool fits_type(Sema *s, Scope *sc, const Node *type, const Value *v, SymMap *m, const char **why) {
+  if (!type->ival) {
+    const char *n = type->name;
+    bool ok = (!strcmp(n, "int") && v->kind == V_INT) || (!strcmp(n, "float") && val_is_number(v)) ||
+              (!strcmp(n, "bool") && v->kind == V_BOOL) || (!strcmp(n, "string") && v->kind == V_STRING);
+    if (!ok && strcmp(n, "int") && strcmp(n, "float") && strcmp(n, "bool") && strcmp(n, "string")) {
+      *why = arena_printf(s->arena, "unknown type '%s' (int, float, bool, string, or a tensor type like [B, 10])", n);
+      return false;
+    }
+    if (!ok) *why = arena_printf(s->arena, "expected %s, got %s", n, val_desc(s->arena, v));
+    return ok;
+  }
+  DType dt;
+  if (!type_dtype(s, type, &dt)) return false;
+  DeclDim dd[MAX_RANK];
+  int rank;
+  if (!decl_dims(s, sc, type, dd, &rank)) {
+    *why = NULL;
+    return false;
+  }
+  Shape want = {.rank = rank};
+  for (int i = 0; i < rank; i++) want.d[i] = dd[i].any ? dim_sym("_") : subst_dim(m, dd[i].d);
+  const char *wants = ttype_str(s->arena, dt, &want);
+  if (v->kind != V_TENSOR) {
+    *why = arena_printf(s->arena, "expected a tensor %s, got %s", wants, val_desc(s->arena, v));
+    return false;
+  }
+  if (v->dtype != dt || v->shape.rank != rank) {
+    *why = arena_printf(s->arena, "expected %s, got %s", wants, ttype_str(s->arena, v->dtype, &v->shape));
+    return false;
+  }
+  for (int i = 0; i < rank; i++) {
+    if (dd[i].any) continue;
+    Dim d = dd[i].d;
+    if (d.nsym == 1 && d.c == 1 && !sym_get(m, d.sym[0])) {
+      sym_put(m, d.sym[0], v->shape.d[i]);
+      continue;
+    }
+    if (!dim_eq(subst_dim(m, d), v->shape.d[i])) {
+      *why = arena_printf(s->arena, "expected %s, got %s", wants, ttype_str(s->arena, v->dtype, &v->shape));
+      return false;
+    }
+  }
+  return true;
+}
+
+/* The value a declared type describes (for tracing a method before any call). */
+static Value *value_of_type(Sema *s, Scope *sc, const Node *type) {
+  if (!type->ival) {
+    const char *n = type->name;
+    if (!strcmp(n, "int")) return val_int(s, 1);
+    if (!strcmp(n, "float")) return val_float(s, 1.0);
+    if (!strcmp(n, "bool")) return val_new(s, V_BOOL);
+    return NULL;
+  }
+  DType dt;
+  DeclDim dd[MAX_RANK];
+  int rank;
+  if (!type_dtype(s, type, &dt) || !decl_dims(s, sc, type, dd, &rank)) return val_err(s);
+  Shape sh = {.rank = rank};
+  for (int i = 0; i < rank; i++) {
+    if (dd[i].any) return NULL;   /* `_`: only a call can tell */
+    sh.d[i] = dd[i].d;
+  }
+  return val_tensor(s, dt, &sh);
+}
+
+/* ---- models and blocks -------------------------------------------------- */
+
+static const Node *find_method(const Node *mdef, const char *name) {
+  for (int i = 0; i < mdef->list2.len; i++) {
+    const Node *m = mdef->list2.items[i];
+    if (m->kind == N_METHOD && !strcmp(m->name, name)) return m;
+  }
+  return NULL;
+}
+
+/* Binds a call's arguments to declared params (models, blocks, methods).
+ * Returns false after reporting. */
+static bool bind_params(Sema *s, const char *what, const Vec *params, const Args *args, Loc loc,
+                        Value **out, Loc *outloc) {
+  int n = params->len;
+  for (int i = 0; i < n; i++) out[i] = NULL;
+  if (args->npos > n) {
+    sema_error(s, args->posloc[n], "%s takes %d argument%s, got %d", what, n, n == 1 ? "" : "s", args->npos);
+    return false;
+  }
+  for (int i = 0; i < args->npos; i++) {
+    out[i] = args->pos[i];
+    outloc[i] = args->posloc[i];
+  }
+  for (int k = 0; k < args->nkw; k++) {
+    int i = 0;
+    while (i < n && strcmp(((Node *)params->items[i])->name, args->kwname[k])) i++;
+    if (i == n) {
+      const char *names[64];
+      int m = n < 64 ? n : 64;
+      for (int j = 0; j < m; j++) names[j] = ((Node *)params->items[j])->name;
+      const char *near = closest_name(args->kwname[k], names, m);
+      sema_error(s, args->kwloc[k], "%s has no parameter '%s'%s%s%s", what, args->kwname[k],
+                 near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
+      return false;
+    }
+    if (out[i]) {
+      sema_error(s, args->kwloc[k], "'%s' of %s is given twice", args->kwname[k], what);
+      return false;
+    }
+    out[i] = args->kw[k];
+    outloc[i] = args->kwloc[k];
+  }
+  for (int i = 0; i < n; i++) {
+    if (out[i]) {
+      if (out[i]->kind == V_ERROR) return false;
+      continue;
+    }
+    const Node *p = params->items[i];
+    if (!p->b) {
+      sema_error(s, loc, "%s needs '%s'", what, p->name);
+      return false;
+    }
+  }
+  return true;
+}
+
+static int instance_counter;
+
+static void set_paths(Sema *s, Layer *l, const char *path) {
+  l->path = path;
+  if (l->kind == LK_SEQ)
+    for (int i = 0; i < l->subs.len; i++)
+      set_paths(s, l->subs.items[i], arena_printf(s->arena, "%s.%d", path, i));
+}
+
+/* A layer value from what a seq item or a model member evaluates to:
+ * `ReLU` alone builds a ReLU, a block without parameters builds itself. */
+static Value *as_layer(Sema *s, Value *v, Loc loc) {
+  if (v->kind == V_BUILTIN && v->bi->kind == BK_LAYER) {
+    Args none = {0};
+    return call_value(s, NULL, v, &none, loc, NULL);
+  }
+  if (v->kind == V_BLOCKDEF && v->bdef->list.len == 0) {
+    Args none = {0};
+    return call_value(s, NULL, v, &none, loc, NULL);
+  }
+  return v;
+}
+
+static Value *instantiate_model(Sema *s, const Node *mdef, const Args *args, Loc loc) {
+  Value *pv[64];
+  Loc pl[64];
+  if (mdef->list.len > 64) return val_err(s);
+  if (!bind_params(s, mdef->name, &mdef->list, args, loc, pv, pl)) return val_err(s);
+  Layer *m = arena_alloc(s->arena, sizeof *m);
+  m->kind = LK_MODEL;
+  m->type = mdef->name;
+  m->mdef = mdef;
+  m->loc = loc;
+  m->instance_no = ++instance_counter;
+  m->scope = scope_new(s, s->globals);
+  vec_push(s->arena, &boundaries, m->scope);
+
+  char desc[512];
+  size_t k = (size_t)snprintf(desc, sizeof desc, "%s", mdef->name);
+  for (int i = 0; i < mdef->list.len; i++) {
+    const Node *p = mdef->list.items[i];
+    Value *v = pv[i] ? pv[i] : eval(s, s->globals, p->b);
+    if (v->kind == V_ERROR) return val_err(s);
+    if (p->a) {
+      const char *why = NULL;
+      SymMap m0 = {0};
+      if (!fits_type(s, s->globals, p->a, v, &m0, &why)) {
+        if (why) sema_error(s, pv[i] ? pl[i] : p->loc, "%s's parameter '%s': %s", mdef->name, p->name, why);
+        return val_err(s);
+      }
+    }
+    scope_define(s, m->scope, p->name, v, p->loc);
+    if (k < sizeof desc - 64)
+      k += (size_t)snprintf(desc + k, sizeof desc - k, "%s%s: %s", i ? ", " : "(", p->name,
+                            v->kind == V_INT ? arena_printf(s->arena, "%lld", (long long)v->i)
+                            : v->kind == V_FLOAT ? arena_printf(s->arena, "%g", v->f)
+                            : val_desc(s->arena, v));
+  }
+  if (mdef->list.len && k < sizeof desc - 2) snprintf(desc + k, sizeof desc - k, ")");
+  m->desc = arena_strdup(s->arena, desc);
+
+  /* methods first, so members can be defined in any order around them */
+  for (int i = 0; i < mdef->list2.len; i++) {
+    const Node *mem = mdef->list2.items[i];
+    if (mem->kind != N_METHOD) continue;
+    if (find_method(mdef, mem->name) != mem) {
+      sema_error(s, mem->loc, "method '%s' is defined twice in model %s", mem->name, mdef->name);
+      continue;
+    }
+    Value *mv = val_new(s, V_METHOD);
+    mv->layer = m;
+    mv->s = mem->name;
+    scope_define(s, m->scope, mem->name, mv, mem->loc);
+  }
+  bool ok = true;
+  for (int i = 0; i < mdef->list2.len; i++) {
+    const Node *mem = mdef->list2.items[i];
+    if (mem->kind != N_ASSIGN) continue;
+    const char *name = ((Node *)mem->list.items[0])->name;
+    if (scope_find(m->scope, name) >= 0) {
+      Scope *w;
+      Value *old = scope_lookup(m->scope, name, &w);
+      if (old && old->kind == V_METHOD)
+        sema_error(s, mem->loc, "'%s' is both a layer and a method of model %s", name, mdef->name);
+      else
+        sema_error(s, mem->loc, "'%s' is defined twice in model %s", name, mdef->name);
+      ok = false;
+      continue;
+    }
+    Value *v = as_layer(s, eval(s, m->scope, mem->a), mem->a->loc);
+    if (v->kind == V_ERROR) {
+      ok = false;
+      scope_define(s, m->scope, name, v, mem->loc);
+      continue;
+    }
+    if (v->kind == V_LAYER || v->kind == V_MODEL) {
+      set_paths(s, v->layer, name);
+      m->params += v->layer->params;
+      m->buffers += v->layer->buffers;
+      vec_push(s->arena, &m->subs, v->layer);
+      vec_push(s->arena, &m->member_names, (void *)name);
+    } else if (v->kind == V_TENSOR && v->trainable) {
+      Dim n;
+      if (shape_numel(&v->shape, 0, &n) && dim_known(n)) m->params += n.c;
+    } else if (!(val_is_number(v) || v->kind == V_STRING || v->kind == V_LIST || v->kind == V_TUPLE)) {
+      sema_error(s, mem->a->loc, "a model member is a layer, a sub-model, a variable or a constant; got %s",
+                 val_desc(s->arena, v));
+      if (v->kind == V_MODELDEF || v->kind == V_BLOCKDEF)
+        sema_hint(s, "build it with arguments: %s(...)", v->kind == V_MODELDEF ? v->mdef->name : v->bdef->name);
+      ok = false;
+    }
+    scope_define(s, m->scope, name, v, mem->loc);
+  }
+  if (!ok) return val_err(s);
+
+  if (mdef->a) {
+    Value *b = eval(s, m->scope, mdef->a);
+    if (b->kind != V_INT || b->i <= 0) {
+      if (b->kind != V_ERROR)
+        sema_error(s, mdef->a->loc, "a parameter budget is a positive int, got %s", val_desc(s->arena, b));
+    } else {
+      m->budget = b->i;
+      if (m->params > b->i) {
+        sema_error(s, mdef->loc, "model %s has %lld parameters, over its budget of %lld", m->desc,
+                   (long long)m->params, (long long)b->i);
+        const Layer *big = NULL;
+        const char *bigname = NULL;
+        for (int i = 0; i < m->subs.len; i++) {
+          const Layer *l = m->subs.items[i];
+          if (!big || l->params > big->params) {
+            big = l;
+            bigname = m->member_names.items[i];
+          }
+        }
+        if (big)
+          sema_hint(s, "the largest member is '%s' with %lld; depthwise-separable convolutions (groups) are much smaller",
+                    bigname, (long long)big->params);
+      }
+    }
+  }
+
+  vec_push(s->arena, &s->prog->models, m);
+  /* trace every method whose parameters are all typed, so errors in them
+   * show now; forward's trace fills the layer table */
+  bool any_forward = find_method(mdef, "forward") != NULL;
+  if (!any_forward)
+    sema_warn(s, mdef->loc, "model %s has no forward method; `net(x)` will not work", mdef->name);
+  for (int i = 0; i < mdef->list2.len; i++) {
+    const Node *meth = mdef->list2.items[i];
+    if (meth->kind != N_METHOD) continue;
+    Args a = {0};
+    bool typed = true;
+    for (int j = 0; j < meth->list.len && j < MAX_ARGS; j++) {
+      const Node *p = meth->list.items[j];
+      if (p->b) break;  /* defaults fill the rest */
+      Value *v = p->a ? value_of_type(s, m->scope, p->a) : NULL;
+      if (!v) {
+        typed = false;
+        break;
+      }
+      if (v->kind == V_ERROR) return val_err(s);
+      a.pos[a.npos] = v;
+      a.posloc[a.npos++] = p->loc;
+    }
+    if (typed) model_call(s, m, meth->name, &a, meth->loc, NULL);
+  }
+  Value *v = val_new(s, V_MODEL);
+  v->layer = m;
+  return v;
+}
+
+static Value *instantiate_block(Sema *s, const Node *bdef, const Args *args, Loc loc) {
+  Value *pv[64];
+  Loc pl[64];
+  if (bdef->list.len > 64) return val_err(s);
+  if (!bind_params(s, bdef->name, &bdef->list, args, loc, pv, pl)) return val_err(s);
+  Scope *sc = scope_new(s, s->globals);
+  for (int i = 0; i < bdef->list.len; i++) {
+    const Node *p = bdef->list.items[i];
+    Value *v = pv[i] ? pv[i] : eval(s, s->globals, p->b);
+    if (p->a && v->kind != V_ERROR) {
+      const char *why = NULL;
+      SymMap m0 = {0};
+      if (!fits_type(s, s->globals, p->a, v, &m0, &why)) {
+        if (why) sema_error(s, pv[i] ? pl[i] : p->loc, "%s's parameter '%s': %s", bdef->name, p->name, why);
+        return val_err(s);
+      }
+    }
+    scope_define(s, sc, p->name, v, p->loc);
+  }
+  Value *v = as_layer(s, eval(s, sc, bdef->a), bdef->a->loc);
+  if (v->kind == V_ERROR) return v;
+  if (v->kind != V_LAYER && v->kind != V_MODEL) {
+    sema_error(s, bdef->a->loc, "block %s must be a layer (a seq { ... } or a layer call), got %s", bdef->name,
+               val_desc(s->arena, v));
+    return val_err(s);
+  }
+  /* a copy, so that `ConvBlock(1, 64)` reads as such in the summary */
+  Layer *l = arena_alloc(s->arena, sizeof *l);
+  *l = *v->layer;
+  l->desc = bdef->name;
+  if (l->kind == LK_SEQ) l->type = bdef->name;
+  Value *r = val_new(s, v->kind);
+  r->layer = l;
+  return r;
+}
+
+/* Calls a method of a model instance. */
+Value *model_call(Sema *s, Layer *m, const char *method, const Args *args, Loc loc, Value *subst) {
+  const Node *meth = find_method(m->mdef, method);
+  if (!meth) {
+    const char *names[64];
+    int n = 0;
+    for (int i = 0; i < m->mdef->list2.len && n < 64; i++) {
+      const Node *mem = m->mdef->list2.items[i];
+      if (mem->kind == N_METHOD) names[n++] = mem->name;
+    }
+    const char *near = closest_name(method, names, n);
+    sema_error(s, loc, "model %s has no method '%s'%s%s%s", m->type, method, near ? "; did you mean '" : "",
+               near ? near : "", near ? "'?" : "");
+    if (!strcmp(method, "forward")) sema_hint(s, "define forward(x: [B, ...]) -> [...] { ... } in model %s", m->type);
+    return val_err(s);
+  }
+  if (subst && (subst->kind != V_PARAMS || subst->layer->mdef != m->mdef)) {
+    sema_error(s, loc, "%s[...] takes params of a %s, got %s", m->type, m->type, val_desc(s->arena, subst));
+    return val_err(s);
+  }
+  const char *what = arena_printf(s->arena, "%s.%s", m->type, method);
+  Value *pv[64];
+  Loc pl[64];
+  if (meth->list.len > 64) return val_err(s);
+  if (!bind_params(s, what, &meth->list, args, loc, pv, pl)) return val_err(s);
+
+  if (++s->depth > 64) {
+    s->depth--;
+    sema_error(s, loc, "%s calls itself (directly or through other methods); models cannot recurse", what);
+    return val_err(s);
+  }
+  Scope *sc = scope_new(s, m->scope);
+  vec_push(s->arena, &boundaries, sc);
+  SymMap syms = {0};
+  bool ok = true;
+  for (int i = 0; i < meth->list.len; i++) {
+    const Node *p = meth->list.items[i];
+    Value *v = pv[i] ? pv[i] : eval(s, m->scope, p->b);
+    if (v->kind == V_ERROR) {
+      ok = false;
+      continue;
+    }
+    const char *why = NULL;
+    if (p->a && !fits_type(s, m->scope, p->a, v, &syms, &why)) {
+      if (why) {
+        sema_error(s, pv[i] ? pl[i] : loc, "%s's input '%s': %s", what, p->name, why);
+        if (v->kind == V_TENSOR && v->shape.rank > 2 && p->a->list.len == 2)
+          sema_hint(s, "flatten(x) turns %s into [B, n]", shape_str(s->arena, &v->shape));
+      }
+      ok = false;
+      continue;
+    }
+    scope_define(s, sc, p->name, v, p->loc);
+  }
+  for (int i = 0; i < syms.n; i++) {
+    Dim d = syms.val[i];
+    if (dim_known(d)) scope_define(s, sc, syms.name[i], val_int(s, d.c), meth->loc);
+    else if (d.nsym == 1 && d.c == 1) scope_define(s, sc, syms.name[i], sym_value(s, d.sym[0]), meth->loc);
+  }
+  if (!ok) {
+    s->depth--;
+    return val_err(s);
+  }
+
+  /* Evaluate the body: loudly the first time this method runs for this
+   * instance, quietly after (the errors were said); record the layer table
+   * on forward's first run. */
+  const char *key = arena_printf(s->arena, "%p", (const void *)meth);
+  bool seen = false;
+  for (int i = 0; i < m->member_vals.len; i++)
+    if (!strcmp(m->member_vals.items[i], key)) seen = true;
+  if (!seen) vec_push(s->arena, &m->member_vals, (void *)key);
+
+  Layer *saved_trace = s->trace;
+  const char *saved_prefix = s->prefix;
+  if (!s->trace && !m->traced && !strcmp(method, "forward")) {
+    s->trace = m;
+    s->prefix = "";
+    m->tracing = true;
+  } else if (s->trace && s->trace != m && m->path) {
+    s->prefix = arena_printf(s->arena, "%s%s.", s->prefix, m->path);
+  }
+  if (seen) s->quiet++;
+  int saved_failed = s->failed_quiet;
+  s->failed_quiet = 0;
+  Exec ex = {.ctx = CX_METHOD};
+  exec_stmts(s, sc, &meth->list2, &ex);
+  if (seen) s->quiet--;
+  if (seen && s->failed_quiet && !s->quiet) {
+    /* this call's shapes break the body: say where, at full voice */
+    Exec ex2 = {.ctx = CX_METHOD};
+    Scope *sc2 = scope_new(s, m->scope);
+    vec_push(s->arena, &boundaries, sc2);
+    for (int i = 0; i < sc->names.len; i++)
+      scope_define(s, sc2, sc->names.items[i], sc->vals.items[i], *(Loc *)sc->locs.items[i]);
+    exec_stmts(s, sc2, &meth->list2, &ex2);
+    diag_note(s->diag, loc, "in this call of %s", what);
+    ex = ex2;
+  }
+  s->failed_quiet = saved_failed || s->failed_quiet;
+  if (s->trace == m) {
+    m->traced = true;
+    m->tracing = false;
+  }
+  s->trace = saved_trace;
+  s->prefix = saved_prefix;
+  s->depth--;
+
+  if (!ex.returned) {
+    sema_error(s, meth->loc, "%s does not return a value", what);
+    sema_hint(s, "end it with `return ...`");
+    return val_err(s);
+  }
+  Value *r = ex.ret;
+  if (r->kind == V_ERROR) return r;
+  if (meth->a) {
+    const char *why = NULL;
+    if (meth->a->ival || strcmp(meth->a->name ? meth->a->name : "", "")) {
+      if (!fits_type(s, sc, meth->a, r, &syms, &why)) {
+        if (why) {
+          sema_error(s, ex.ret_loc, "%s returns the wrong shape: %s", what, why);
+          if (r->kind == V_TENSOR && r->shape.rank == meth->a->list.len + 1 &&
+              dim_eq(r->shape.d[r->shape.rank - 1], dim_int(1)))
+            sema_hint(s, "squeeze(..., -1) drops the last dim of size 1");
+          else
+            sema_hint(s, "the declaration is at %d:%d", meth->a->loc.line, meth->a->loc.col);
+        }
+        return val_err(s);
+      }
+    }
+  }
+  return r;
+}
+
+/* Records a layer's use in the model being traced (its summary row). */
+void trace_layer(Sema *s, Layer *l, const Value *out, Dim flops) {
+  if (!s->trace || s->quiet || out->kind != V_TENSOR) return;
+  if (l->row && l->row_owner == s->trace) {
+    l->row->uses++;
+    if (dim_eq(dim_int(flops.c), dim_int(l->row->flops.c)) || l->row->flops.nsym == flops.nsym) {
+      Dim f = l->row->flops;
+      bool same = f.nsym == flops.nsym;
+      for (int i = 0; same && i < f.nsym; i++) same = !strcmp(f.sym[i], flops.sym[i]);
+      if (same) l->row->flops.c += flops.c;
+    }
+    return;
+  }
+  LayerRow *r = arena_alloc(s->arena, sizeof *r);
+  r->name = l->path ? arena_printf(s->arena, "%s%s", s->prefix, l->path) : arena_printf(s->arena, "%s(%s)", s->prefix, l->type);
+  r->type = l->desc;
+  r->out = out->shape;
+  r->out_dt = out->dtype;
+  r->params = l->params;
+  r->flops = flops;
+  r->uses = 1;
+  l->row = r;
+  l->row_owner = s->trace;
+  vec_push(s->arena, &s->trace->rows, r);
+}
+
+/* ---- calls --------------------------------------------------------------- */
+
+static bool eval_args(Sema *s, Scope *sc, const Node *call, Args *a) {
+  memset(a, 0, sizeof *a);
+  for (int i = 0; i < call->list.len; i++) {
+    const Node *arg = call->list.items[i];
+    if (arg->kind == N_KWARG) {
+      if (a->nkw >= MAX_ARGS) {
+        sema_error(s, arg->loc, "too many arguments (at most %d)", MAX_ARGS);
+        return false;
+      }
+      for (int k = 0; k < a->nkw; k++)
+        if (!strcmp(a->kwname[k], arg->name)) {
+          sema_error(s, arg->loc, "'%s' is given twice", arg->name);
+          return false;
+        }
+      a->kwname[a->nkw] = arg->name;
+      a->kwloc[a->nkw] = arg->loc;
+      a->kw[a->nkw++] = eval(s, sc, arg->a);
+    } else {
+      if (a->nkw > 0) {
+        sema_error(s, arg->loc, "a positional argument after keyword arguments");
+        sema_hint(s, "put positional arguments first: f(x, dim: 1)");
+        return false;
+      }
+      Value *v = eval(s, sc, arg);
+      if (a->npos >= MAX_ARGS) {
+        vec_push(s->arena, &a->extra, v);
+        continue;
+      }
+      a->posloc[a->npos] = arg->loc;
+      a->pos[a->npos++] = v;
+    }
+  }
+  return true;
+}
+
+static Value *zip_data(Sema *s, const Args *a, Loc loc) {
+  if (a->npos > 0 || a->nkw == 0) {
+    sema_error(s, a->npos ? a->posloc[0] : loc, "zip names each data set: zip(src: fashion, tgt: inverted)");
+    return val_err(s);
+  }
+  Dataset *d = arena_alloc(s->arena, sizeof *d);
+  d->source = "zip";
+  d->rows = -1;
+  d->ncols = -1;
+  d->fields = val_new(s, V_RECORD);
+  char buf[512];
+  size_t k = (size_t)snprintf(buf, sizeof buf, "zip(");
+  for (int i = 0; i < a->nkw; i++) {
+    Value *v = a->kw[i];
+    if (v->kind == V_ERROR) return v;
+    if (v->kind != V_DATASET) {
+      sema_error(s, a->kwloc[i], "zip: '%s' must be a data set, got %s", a->kwname[i], val_desc(s->arena, v));
+      return val_err(s);
+    }
+    RecField *f = arena_alloc(s->arena, sizeof *f);
+    f->name = a->kwname[i];
+    f->val = v->ds->fields;
+    vec_push(s->arena, &d->fields->items, f);
+    if (k < sizeof buf - 80) k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s: %s", i ? ", " : "", a->kwname[i], v->ds->desc);
+    if (v->ds->rows >= 0 && (d->rows < 0 || v->ds->rows < d->rows)) d->rows = v->ds->rows;
+  }
+  snprintf(buf + k, sizeof buf - k, ")");
+  d->desc = arena_strdup(s->arena, buf);
+  Value *v = val_new(s, V_DATASET);
+  v->ds = d;
+  return v;
+}
+
+static RecField *rec_find(const Value *rec, const char *name) {
+  for (int i = 0; i < rec->items.len; i++) {
+    RecField *f = rec->items.items[i];
+    if (!strcmp(f->name, name)) return f;
+  }
+  return NULL;
+}
+
+/* ds.map(t, ...): transforms change the fields' shapes. */
+static Value *map_data(Sema *s, Dataset *in, const Args *a, Loc loc) {
+  Dataset *d = arena_alloc(s->arena, sizeof *d);
+  *d = *in;
+  Value *rec = val_new(s, V_RECORD);
+  for (int i = 0; i < in->fields->items.len; i++) {
+    RecField *f = arena_alloc(s->arena, sizeof *f);
+    *f = *(RecField *)in->fields->items.items[i];
+    vec_push(s->arena, &rec->items, f);
+  }
+  d->fields = rec;
+  d->transforms = (Vec){0};
+  for (int i = 0; i < in->transforms.len; i++) vec_push(s->arena, &d->transforms, in->transforms.items[i]);
+  if (a->nkw) {
+    sema_error(s, a->kwloc[0], "map takes transforms, like map(flip(), crop(28, padding: 4))");
+    return val_err(s);
+  }
+  for (int i = 0; i < a->npos; i++) {
+    Value *t = a->pos[i];
+    if (t->kind == V_ERROR) return t;
+    if (t->kind != V_TRANSFORM || !strcmp(t->s, "words") || !strcmp(t->s, "chars")) {
+      sema_error(s, a->posloc[i], "map takes transforms (flip(), normalize(), ...), got %s", val_desc(s->arena, t));
+      if (t->kind == V_BUILTIN && t->bi->kind == BK_TRANSFORM) sema_hint(s, "call it: %s()", t->bi->name);
+      return val_err(s);
+    }
+    RecField *xf = rec_find(rec, "x");
+    if (!xf || xf->val->kind != V_TENSOR) {
+      sema_error(s, a->posloc[i], "%s transforms the field 'x', which this data set does not have", t->s);
+      return val_err(s);
+    }
+    Value *x = xf->val;
+    Shape sh = x->shape;
+    const char *n = t->s;
+    bool image = sh.rank == 3;
+    if (!strcmp(n, "rows_as_sequence")) {
+      if (!image || !dim_eq(sh.d[0], dim_int(1))) {
+        sema_error(s, a->posloc[i], "rows_as_sequence turns a one-channel image [1, H, W] into [H, W], got %s",
+                   shape_str(s->arena, &sh));
+        return val_err(s);
+      }
+      sh.d[0] = sh.d[1];
+      sh.d[1] = sh.d[2];
+      sh.rank = 2;
+    } else if (!strcmp(n, "random_length")) {
+      if (sh.rank != 2 || !dim_known(sh.d[0]) || sh.d[0].c < t->j) {
+        sema_error(s, a->posloc[i], "random_length(%lld, %lld) crops sequences [T, F] with T >= %lld, got %s",
+                   (long long)t->i, (long long)t->j, (long long)t->j, shape_str(s->arena, &sh));
+        return val_err(s);
+      }
+      sh.d[0] = dim_int(t->j);
+      RecField *mf = arena_alloc(s->arena, sizeof *mf);
+      Shape ms = {.rank = 1};
+      ms.d[0] = dim_int(t->j);
+      mf->name = "mask";
+      mf->val = val_tensor(s, DT_BOOL, &ms);
+      vec_push(s->arena, &rec->items, mf);
+    } else if (!strcmp(n, "context")) {
+      if (sh.rank != 1 || !dim_known(sh.d[0])) {
+        sema_error(s, a->posloc[i], "context(k) joins neighbouring rows of vectors [d], got %s", shape_str(s->arena, &sh));
+        return val_err(s);
+      }
+      sh.d[0] = dim_int(sh.d[0].c * (2 * t->i + 1));
+    } else if (!strcmp(n, "resize") || !strcmp(n, "crop")) {
+      if (!image) {
+        sema_error(s, a->posloc[i], "%s works on images [C, H, W], got %s", n, shape_str(s->arena, &sh));
+        return val_err(s);
+      }
+      sh.d[1] = sh.d[2] = dim_int(t->i);
+    } else if (!strcmp(n, "flip") || !strcmp(n, "rotate") || !strcmp(n, "rotate_fixed") || !strcmp(n, "edges") ||
+               !strcmp(n, "invert")) {
+      if (!image) {
+        sema_error(s, a->posloc[i], "%s works on images [C, H, W], got %s", n, shape_str(s->arena, &sh));
+        return val_err(s);
+      }
+    }
+    RecField *nx = arena_alloc(s->arena, sizeof *nx);
+    nx->name = "x";
+    nx->val = val_tensor(s, x->dtype, &sh);
+    for (int k = 0; k < rec->items.len; k++)
+      if (rec->items.items[k] == xf) rec->items.items[k] = nx;
+    vec_push(s->arena, &d->transforms, (void *)t->str2);
+  }
+  (void)loc;
+  Value *v = val_new(s, V_DATASET);
+  v->ds = d;
+  return v;
+}
+
+static Value *call_value(Sema *s, Scope *sc, Value *f, const Args *args, Loc loc, const Node *node) {
+  (void)sc;
+  switch (f->kind) {
+  case V_ERROR:
+    return f;
+  case V_BUILTIN: {
+    const Builtin *b = f->bi;
+    if (!strcmp(b->name, "zip")) return zip_data(s, args, loc);
+    if (b->kind == BK_LAYER && args->npos > 0 && args->pos[0]->kind == V_TENSOR) {
+      sema_error(s, loc, "%s is a layer type: build it, then call it on a tensor", b->name);
+      char lower[64];
+      size_t k = 0;
+      for (; b->name[k] && k < sizeof lower - 1; k++) lower[k] = (char)tolower((unsigned char)b->name[k]);
+      lower[k] = 0;
+      if (builtin_find_kind(lower, BK_FUNC))
+        sema_hint(s, "for the function write %s(x); as a layer, %s = %s in the model and then %s(x)", lower, lower,
+                  b->name, lower);
+      else
+        sema_hint(s, "declare it as a member (fc = %s(...)) and call fc(x)", b->name);
+      return val_err(s);
+    }
+    Call c;
+    if (!builtin_bind(s, b, loc, args, &c)) return val_err(s);
+    c.node = node;
+    return b->fn(s, b, &c);
+  }
+  case V_MODELDEF:
+    return instantiate_model(s, f->mdef, args, loc);
+  case V_BLOCKDEF:
+    return instantiate_block(s, f->bdef, args, loc);
+  case V_LAYER:
+    return layer_apply(s, f->layer, args, loc);
+  case V_MODEL:
+    return model_call(s, f->layer, "forward", args, loc, f->subst);
+  case V_METHOD:
+    return model_call(s, f->layer, f->s, args, loc, NULL);
+  case V_NONE: case V_INT: case V_FLOAT: case V_BOOL: case V_STRING: case V_TUPLE: case V_LIST: case V_RANGE:
+  case V_TENSOR: case V_PARAMS: case V_OPTIMIZER: case V_SCHEDULE: case V_DATASET: case V_RECORD:
+  case V_TRANSFORM: case V_COLUMN: case V_METRIC: case V_WRITER: case V_ENV: case V_TYPE:
+    break;
+  }
+  sema_error(s, loc, "%s cannot be called", val_desc(s->arena, f));
+  if (f->kind == V_TENSOR) sema_hint(s, "is a '*' missing, or did you mean a layer with this name?");
+  return val_err(s);
+}
+
+/* ---- expressions -------------------------------------------------------- */
+
+static Value *unknown_name(Sema *s, Scope *sc, const Node *n) {
+  /* the data set failed to check: its fields are unknown, not misspelt */
+  Value *d = scope_lookup(sc, "data", NULL);
+  if (s->block && d && d->kind == V_ERROR) return val_err(s);
+  Vec names = {0};
+  visible_names(s, sc, &names);
+  const char *near = closest_name(n->name, (const char *const *)names.items, names.len);
+  if (near)
+    sema_error(s, n->loc, "unknown name '%s'; did you mean '%s'?", n->name, near);
+  else
+    sema_error(s, n->loc, "unknown name '%s'", n->name);
+  if (s->block && !scope_lookup(sc, "data", NULL) && !scope_lookup(sc, "tasks", NULL))
+    sema_hint(s, "the data set's fields (x, y, ...) come into scope after `data = ...`");
+  else if (!strcmp(n->name, "self"))
+    sema_hint(s, "inside a model, layers are named directly: fc1(x), not self.fc1(x)");
+  else if (!strcmp(n->name, "nn") || !strcmp(n->name, "F") || !strcmp(n->name, "torch"))
+    sema_hint(s, "layers and functions are named directly: Linear(...), relu(x)");
+  return val_err(s);
+}
+
+static Value *eval_index(Sema *s, Scope *sc, const Node *n) {
+  Value *t = eval(s, sc, n->a);
+  if (t->kind == V_ERROR) return t;
+  if (t->kind == V_MODEL) {
+    if (n->list.len != 1) {
+      sema_error(s, n->loc, "%s[...] takes one params value", t->layer->type);
+      return val_err(s);
+    }
+    Value *p = eval(s, sc, n->list.items[0]);
+    if (p->kind == V_ERROR) return p;
+    if (p->kind != V_PARAMS || p->layer->mdef != t->layer->mdef) {
+      sema_error(s, ((Node *)n->list.items[0])->loc, "%s[...] substitutes the model's parameters; got %s",
+                 t->layer->type, val_desc(s->arena, p));
+      sema_hint(s, "e.g. fast = params(net) - 0.4 * grad(loss, params(net)); net[fast](x)");
+      return val_err(s);
+    }
+    Value *r = val_new(s, V_MODEL);
+    r->layer = t->layer;
+    r->subst = p;
+    return r;
+  }
+  if (t->kind == V_LIST || t->kind == V_TUPLE) {
+    Value *i = n->list.len == 1 ? eval(s, sc, n->list.items[0]) : NULL;
+    if (!i || i->kind != V_INT) {
+      if (i && i->kind == V_ERROR) return i;
+      sema_error(s, n->loc, "a %s is indexed by one int", val_kind_name(t->kind));
+      return val_err(s);
+    }
+    int64_t k = i->i < 0 ? i->i + t->items.len : i->i;
+    if (k < 0 || k >= t->items.len) {
+      sema_error(s, ((Node *)n->list.items[0])->loc, "index %lld is out of range for a %s of %d", (long long)i->i,
+                 val_kind_name(t->kind), t->items.len);
+      return val_err(s);
+    }
+    return t->items.items[k];
+  }
+  if (t->kind != V_TENSOR) {
+    sema_error(s, n->loc, "%s cannot be indexed", val_desc(s->arena, t));
+    return val_err(s);
+  }
+  if (n->list.len > t->shape.rank) {
+    sema_error(s, n->loc, "%d indices for a tensor %s of rank %d", n->list.len, shape_str(s->arena, &t->shape),
+               t->shape.rank);
+    return val_err(s);
+  }
+  Shape o = {0};
+  for (int i = 0; i < t->shape.rank; i++) {
+    Dim d = t->shape.d[i];
+    if (i >= n->list.len) {
+      o.d[o.rank++] = d;
+      continue;
+    }
+    const Node *sub = n->list.items[i];
+    if (sub->kind == N_SLICE) {
+      int64_t v[3] = {0, 0, 1};
+      bool has[3] = {false, false, false};
+      const Node *parts[3] = {sub->a, sub->b, sub->c};
+      for (int k = 0; k < 3; k++) {
+        if (!parts[k]) continue;
+        Value *pv = eval(s, sc, parts[k]);
+        if (pv->kind == V_ERROR) return pv;
+        if (pv->kind != V_INT) {
+          sema_error(s, parts[k]->loc, "slice bounds are ints, got %s", val_desc(s->arena, pv));
+          return val_err(s);
+        }
+        v[k] = pv->i;
+        has[k] = true;
+      }
+      if (v[2] <= 0) {
+        sema_error(s, sub->loc, "a slice step must be positive");
+        return val_err(s);
+      }
+      if (!has[0] && !has[1] && v[2] == 1) {
+        o.d[o.rank++] = d;
+        continue;
+      }
+      if (!dim_known(d)) {
+        if (has[1] && v[1] > 0 && !has[0]) {   /* x[:n] of a symbolic dim */
+          o.d[o.rank++] = dim_int((v[1] + v[2] - 1) / v[2]);
+          continue;
+        }
+        sema_error(s, sub->loc, "cannot slice the symbolic dim %s with these bounds", dim_str(s->arena, d));
+        return val_err(s);
+      }
+      int64_t lo = has[0] ? (v[0] < 0 ? v[0] + d.c : v[0]) : 0;
+      int64_t hi = has[1] ? (v[1] < 0 ? v[1] + d.c : v[1]) : d.c;
+      if (lo < 0) lo = 0;
+      if (hi > d.c) hi = d.c;
+      int64_t len = hi > lo ? (hi - lo + v[2] - 1) / v[2] : 0;
+      if (len == 0) {
+        sema_error(s, sub->loc, "this slice of a dim of size %lld is empty", (long long)d.c);
+        return val_err(s);
+      }
+      o.d[o.rank++] = dim_int(len);
+    } else {
+      Value *iv = eval(s, sc, sub);
+      if (iv->kind == V_ERROR) return iv;
+      if (iv->kind != V_INT) {
+        sema_error(s, sub->loc, "a tensor index is an int or a slice a:b, got %s", val_desc(s->arena, iv));
+        if (iv->kind == V_TENSOR && iv->dtype == DT_INT) sema_hint(s, "to pick one entry per row use gather(x, ids)");
+        return val_err(s);
+      }
+      if (dim_known(d) && (iv->i >= d.c || iv->i < -d.c)) {
+        sema_error(s, sub->loc, "index %lld is out of range for dim %d of size %lld", (long long)iv->i, i, (long long)d.c);
+        return val_err(s);
+      }
+    }
+  }
+  return val_tensor(s, t->dtype, &o);
+}
+
+static Value *eval_member(Sema *s, Scope *sc, const Node *n) {
+  Value *o = eval(s, sc, n->a);
+  if (o->kind == V_ERROR) return o;
+  if (o->kind == V_RECORD) {
+    RecField *f = rec_find(o, n->name);
+    if (f) return f->val;
+    const char *names[64];
+    int k = 0;
+    for (int i = 0; i < o->items.len && k < 64; i++) names[k++] = ((RecField *)o->items.items[i])->name;
+    const char *near = closest_name(n->name, names, k);
+    sema_error(s, n->loc, "no field '%s'%s%s%s", n->name, near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
+    return val_err(s);
+  }
+  if (o->kind == V_MODEL) {
+    Scope *w;
+    int i = scope_find(o->layer->scope, n->name);
+    if (i >= 0) return o->layer->scope->vals.items[i];
+    (void)w;
+    Vec names = {0};
+    for (int k = 0; k < o->layer->scope->names.len; k++) vec_push(s->arena, &names, o->layer->scope->names.items[k]);
+    const char *near = closest_name(n->name, (const char *const *)names.items, names.len);
+    sema_error(s, n->loc, "model %s has no member '%s'%s%s%s", o->layer->type, n->name, near ? "; did you mean '" : "",
+               near ? near : "", near ? "'?" : "");
+    return val_err(s);
+  }
+  if (o->kind == V_DATASET) {
+    if (!strcmp(n->name, "map")) {
+      Value *v = val_new(s, V_DATASET);
+      v->ds = o->ds;
+      v->s = "map";
+      return v;
+    }
+    /* ds.x: the whole column, one row per sample (for statistics) */
+    RecField *f = rec_find(o->ds->fields, n->name);
+    if (f && f->val->kind == V_TENSOR && f->val->shape.rank < MAX_RANK) {
+      Shape sh = {.rank = f->val->shape.rank + 1};
+      sh.d[0] = o->ds->rows >= 0 ? dim_int(o->ds->rows) : dim_sym("N");
+      for (int i = 0; i < f->val->shape.rank; i++) sh.d[i + 1] = f->val->shape.d[i];
+      return val_tensor(s, f->val->dtype, &sh);
+    }
+    if (f) return f->val;
+    const char *names[64];
+    int k = 0;
+    for (int i = 0; i < o->ds->fields->items.len && k < 64; i++) names[k++] = ((RecField *)o->ds->fields->items.items[i])->name;
+    const char *near = closest_name(n->name, names, k);
+    sema_error(s, n->loc, "the data set has no field '%s'%s%s%s", n->name, near ? "; did you mean '" : "", near ? near : "",
+               near ? "'?" : "");
+    return val_err(s);
+  }
+  sema_error(s, n->loc, "%s has no member '%s'", val_desc(s->arena, o), n->name);
+  return val_err(s);
+}
+
+static Value *eval_seq(Sema *s, Scope *sc, const Vec *items, Layer *seq) {
+  for (int i = 0; i < items->len; i++) {
+    const Node *it = items->items[i];
+    if (it->kind == N_REPEAT) {
+      Value *cnt = eval(s, sc, it->a);
+      if (cnt->kind == V_ERROR) return cnt;
+      if (cnt->kind != V_INT || cnt->i < 0 || cnt->i > 1000) {
+        sema_error(s, it->a->loc, "repeat takes a count from 0 to 1000, got %s", val_desc(s->arena, cnt));
+        return val_err(s);
+      }
+      for (int64_t k = 0; k < cnt->i; k++) {
+        if (k > 0) s->quiet++;
+        Value *r = eval_seq(s, sc, &it->list, seq);
+        if (k > 0) s->quiet--;
+        if (r->kind == V_ERROR) return r;
+      }
+    } else if (it->kind == N_FOR) {
+      Value *over = eval(s, sc, it->a);
+      if (over->kind == V_ERROR) return over;
+      int64_t n = over->kind == V_RANGE ? over->j - over->i + 1 : over->kind == V_LIST ? over->items.len : -1;
+      if (n < 0 || n > 1000) {
+        sema_error(s, it->a->loc, "for in a seq runs over a range a..b or a list (at most 1000), got %s",
+                   val_desc(s->arena, over));
+        return val_err(s);
+      }
+      for (int64_t k = 0; k < n; k++) {
+        Scope *body = scope_new(s, sc);
+        scope_define(s, body, it->name, over->kind == V_RANGE ? val_int(s, over->i + k) : over->items.items[k], it->loc);
+        Value *r = eval_seq(s, body, &it->list, seq);
+        if (r->kind == V_ERROR) return r;
+      }
+    } else {
+      Value *v = as_layer(s, eval(s, sc, it), it->loc);
+      if (v->kind == V_ERROR) return v;
+      if (v->kind != V_LAYER && v->kind != V_MODEL) {
+        sema_error(s, it->loc, "a seq holds layers, got %s", val_desc(s->arena, v));
+        if (v->kind == V_BUILTIN && v->bi->kind == BK_FUNC)
+          sema_hint(s, "%s is a function; its layer is spelled with a capital (ReLU, Tanh, Sigmoid, GELU)", v->bi->name);
+        return val_err(s);
+      }
+      vec_push(s->arena, &seq->subs, v->layer);
+      seq->params += v->layer->params;
+      seq->buffers += v->layer->buffers;
+    }
+  }
+  Value *v = val_new(s, V_LAYER);
+  v->layer = seq;
+  return v;
+}
+
+static Value *eval_inner(Sema *s, Scope *sc, const Node *n) {
+  switch (n->kind) {
+  case N_INT: return val_int(s, n->ival);
+  case N_FLOAT: return val_float(s, n->fval);
+  case N_BOOL: {
+    Value *v = val_new(s, V_BOOL);
+    v->i = n->ival;
+    return v;
+  }
+  case N_STRING: {
+    Value *v = val_new(s, V_STRING);
+    v->s = n->str;
+    return v;
+  }
+  case N_NAME: {
+    Value *v = scope_lookup(sc, n->name, NULL);
+    if (v) return v;
+    const Builtin *b = builtin_find(n->name);
+    if (b) {
+      if (b->kind == BK_FIELD && !s->in_data) {
+        sema_error(s, n->loc, "%s() selects CSV columns and is only used in a csv data block", n->name);
+        return val_err(s);
+      }
+      Value *bv = val_new(s, V_BUILTIN);
+      bv->bi = b;
+      return bv;
+    }
+    if (!strcmp(n->name, "zip")) {
+      static const Builtin zipb = {"zip", BK_SOURCE, "...", NULL, NULL, NULL, "pair data sets"};
+      Value *bv = val_new(s, V_BUILTIN);
+      bv->bi = &zipb;
+      return bv;
+    }
+    if (!strcmp(n->name, "_")) {
+      sema_error(s, n->loc, "'_' stands for any size in a tensor type, not for a value");
+      return val_err(s);
+    }
+    return unknown_name(s, sc, n);
+  }
+  case N_BINARY: {
+    Value *a = eval(s, sc, n->a), *b = eval(s, sc, n->b);
+    return binary_op(s, n->op, a, b, n->loc);
+  }
+  case N_UNARY: {
+    Value *a = eval(s, sc, n->a);
+    if (a->kind == V_ERROR) return a;
+    if (n->op == OP_NOT) {
+      if (a->kind == V_BOOL) {
+        Value *v = val_new(s, V_BOOL);
+        v->i = !a->i;
+        return v;
+      }
+      if (a->kind == V_TENSOR && a->dtype == DT_BOOL) return val_tensor(s, DT_BOOL, &a->shape);
+      sema_error(s, n->loc, "'not' takes true/false, got %s", val_desc(s->arena, a));
+      return val_err(s);
+    }
+    if (a->kind == V_INT) return val_int(s, -a->i);
+    if (a->kind == V_FLOAT) return val_float(s, -a->f);
+    if (a->kind == V_TENSOR && a->dtype != DT_BOOL) return val_tensor(s, a->dtype, &a->shape);
+    if (a->kind == V_PARAMS) return a;
+    sema_error(s, n->loc, "'-' is not defined for %s", val_desc(s->arena, a));
+    return val_err(s);
+  }
+  case N_CALL: {
+    /* ds.map(...) */
+    Value *f = eval(s, sc, n->a);
+    Args args;
+    if (!eval_args(s, sc, n, &args)) return val_err(s);
+    if (f->kind == V_DATASET && f->s && !strcmp(f->s, "map")) return map_data(s, f->ds, &args, n->loc);
+    Loc loc = n->loc;
+    loc.len = n->a->loc.len;
+    if (n->a->kind == N_MEMBER) loc = n->a->loc;
+    return call_value(s, sc, f, &args, loc, n);
+  }
+  case N_KWARG:
+    sema_error(s, n->loc, "'%s: ...' is a keyword argument and goes inside a call's parentheses", n->name);
+    return val_err(s);
+  case N_INDEX: return eval_index(s, sc, n);
+  case N_SLICE:
+    sema_error(s, n->loc, "a slice a:b goes inside [ ]");
+    return val_err(s);
+  case N_MEMBER: return eval_member(s, sc, n);
+  case N_TUPLE:
+  case N_LIST: {
+    Value *v = val_new(s, n->kind == N_TUPLE ? V_TUPLE : V_LIST);
+    for (int i = 0; i < n->list.len; i++) {
+      Value *e = eval(s, sc, n->list.items[i]);
+      if (e->kind == V_ERROR) return e;
+      vec_push(s->arena, &v->items, e);
+    }
+    return v;
+  }
+  case N_RANGE: {
+    Value *a = eval(s, sc, n->a), *b = eval(s, sc, n->b);
+    if (a->kind == V_ERROR || b->kind == V_ERROR) return val_err(s);
+    if (a->kind != V_INT || b->kind != V_INT) {
+      sema_error(s, n->loc, "a range a..b takes ints, got %s and %s", val_desc(s->arena, a), val_desc(s->arena, b));
+      return val_err(s);
+    }
+    Value *v = val_new(s, V_RANGE);
+    v->i = a->i;
+    v->j = b->i;
+    return v;
+  }
+  case N_SEQ: {
+    Layer *seq = arena_alloc(s->arena, sizeof *seq);
+    seq->kind = LK_SEQ;
+    seq->type = "seq";
+    seq->desc = "seq";
+    seq->loc = n->loc;
+    return eval_seq(s, sc, &n->list, seq);
+  }
+  case N_REPEAT:
+    sema_error(s, n->loc, "repeat goes inside a seq { ... }");
+    return val_err(s);
+  case N_TYPE: case N_ASSIGN: case N_EXPR: case N_RETURN: case N_FOR: case N_STEP: case N_AFTER:
+  case N_WRITE: case N_CONST: case N_MODEL: case N_METHOD: case N_PARAM: case N_BLOCK: case N_DATA:
+  case N_TRAIN: case N_PREDICT: case N_PROGRAM: case N_KIND_COUNT:
+    break;
+  }
+  NNC_ASSERT(!"statement where an expression belongs");
+  return val_err(s);
+}
+
+static Value *eval(Sema *s, Scope *sc, const Node *n) {
+  if (s->depth > MAX_DEPTH) {
+    if (s->depth == MAX_DEPTH + 1) sema_error(s, n->loc, "expression nested too deeply");
+    s->depth++;
+    s->depth--;
+    return val_err(s);
+  }
+  s->depth++;
+  Value *v = eval_inner(s, sc, n);
+  s->depth--;
+  if (v->kind == V_ERROR) return v;
+  if (!v->where) {
+    /* keep where values came from, for the summary (copy shared values) */
+    if (n->kind == N_CALL || n->kind == N_BINARY) v->where = n;
+  }
+  return v;
+}
+
+/* ---- statements ---------------------------------------------------------- */
+
+/* The settings of train and predict blocks: where each may appear. */
+typedef struct {
+  const char *name;
+  const char *where;   /* T train, P predict, S step */
+  const char *what;    /* for messages */
+} Setting;
+
+static const Setting settings[] = {
+  {"data", "TP", "the data set to train on (its fields come into scope)"},
+  {"valid", "T", "a validation fraction like 0.2, or a data set"},
+  {"test", "TP", "a data set to report metrics on"},
+  {"seed", "TP", "the random seed (an int)"},
+  {"batch", "TP", "the batch size (an int)"},
+  {"epochs", "T", "the number of passes over the data (an int)"},
+  {"iterations", "TP", "a number of steps instead of epochs (an int)"},
+  {"early_stop", "T", "epochs without improvement before stopping (an int)"},
+  {"monitor", "T", "what early stopping and save_best watch, e.g. valid.loss"},
+  {"accumulate", "TS", "steps whose gradients are summed before one update (an int)"},
+  {"tasks", "T", "a list of data sets trained in order"},
+  {"metrics", "TPS", "a list of metrics, e.g. [accuracy(out, y)]"},
+  {"save_best", "T", "a .safetensors path for the best checkpoint"},
+  {"save_last", "T", "a .safetensors path for the last checkpoint"},
+  {"loss", "TS", "a scalar tensor to minimise"},
+  {"optimizer", "TS", "SGD(...), Adam(...), ..."},
+  {"every", "S", "run this step every N batches (an int)"},
+};
+enum { NSETTINGS = sizeof settings / sizeof settings[0] };
+
+static const Setting *find_setting(const char *name) {
+  for (int i = 0; i < NSETTINGS; i++)
+    if (!strcmp(settings[i].name, name)) return &settings[i];
+  return NULL;
+}
+
+static char ctx_letter(Ctx c) { return c == CX_TRAIN ? 'T' : c == CX_PREDICT ? 'P' : c == CX_STEP ? 'S' : 0; }
+
+static const char *ctx_name(Ctx c) {
+  switch (c) {
+  case CX_METHOD: return "a method";
+  case CX_TRAIN: return "a train block";
+  case CX_STEP: return "a step";
+  case CX_AFTER: return "an after block";
+  case CX_PREDICT: return "a predict block";
+  case CX_DATA: return "a data block";
+  case CX_WRITE: return "a write block";
+  }
+  return "?";
+}
+
+/* A per-sample field with the batch dimension B in front. */
+static Value *batched(Sema *s, Value *v, bool tasks) {
+  if (v->kind == V_RECORD) {
+    Value *r = val_new(s, V_RECORD);
+    for (int i = 0; i < v->items.len; i++) {
+      RecField *f = v->items.items[i], *g = arena_alloc(s->arena, sizeof *g);
+      g->name = f->name;
+      g->val = batched(s, f->val, tasks);
+      vec_push(s->arena, &r->items, g);
+    }
+    return r;
+  }
+  if (v->kind != V_TENSOR || tasks || v->shape.rank >= MAX_RANK) return v;
+  Shape sh = {.rank = v->shape.rank + 1};
+  sh.d[0] = dim_sym("B");
+  for (int i = 0; i < v->shape.rank; i++) sh.d[i + 1] = v->shape.d[i];
+  return val_tensor(s, v->dtype, &sh);
+}
+
+static void bind_fields(Sema *s, Scope *sc, Dataset *ds, Loc loc) {
+  Value *rec = batched(s, ds->fields, ds->is_tasks);
+  for (int i = 0; i < rec->items.len; i++) {
+    RecField *f = rec->items.items[i];
+    scope_define(s, sc, f->name, f->val, loc);
+  }
+  if (!rec_find(rec, "index") && !ds->is_tasks) {
+    Shape sh = {.rank = 1};
+    sh.d[0] = dim_sym("B");
+    scope_define(s, sc, "index", val_tensor(s, DT_INT, &sh), loc);
+  }
+}
+
+static void add_line(Sema *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void add_line(Sema *s, const char *fmt, ...) {
+  if (!s->block || s->quiet) return;
+  va_list ap, ap2;
+  va_start(ap, fmt);
+  va_copy(ap2, ap);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  char *p = arena_alloc(s->arena, (size_t)n + 1);
+  vsnprintf(p, (size_t)n + 1, fmt, ap2);
+  va_end(ap2);
+  vec_push(s->arena, &s->block->lines, p);
+}
+
+/* The source text of an expression (first line), for the summary. */
+static const char *src_text(Sema *s, const Node *n) {
+  size_t len;
+  const char *line = source_line(n->loc.src, n->loc.line, &len);
+  /* from the node's column (code points) to the end of the line */
+  const char *p = line, *end = line + len;
+  for (int c = 1; c < n->loc.col && p < end; c++) {
+    p++;
+    while (p < end && ((unsigned char)*p & 0xC0) == 0x80) p++;
+  }
+  const char *q = p;
+  int depth = 0;
+  bool in_str = false;
+  while (q < end) {
+    if (*q == '"') in_str = !in_str;
+    if (!in_str && *q == '#') break;
+    if (!in_str && *q == ';' && depth == 0) break;
+    if (!in_str && (*q == '(' || *q == '[' || *q == '{')) depth++;
+    if (!in_str && (*q == ')' || *q == ']' || *q == '}') && --depth < 0) break;
+    q++;
+  }
+  while (q > p && (q[-1] == ' ' || q[-1] == '\t')) q--;
+  size_t k = (size_t)(q - p);
+  if (k > 90) return arena_printf(s->arena, "%.87s...", p);
+  return arena_strndup(s->arena, p, k);
+}
+
+static bool check_setting(Sema *s, const char *name, Value *v, Loc loc, Scope *sc, Ctx ctx) {
+  if (v->kind == V_ERROR) return false;
+  bool pos_int = !strcmp(name, "batch") || !strcmp(name, "epochs") || !strcmp(name, "iterations") ||
+                 !strcmp(name, "early_stop") || !strcmp(name, "accumulate") || !strcmp(name, "every");
+  if (pos_int && (v->kind != V_INT || v->i <= 0)) {
+    sema_error(s, loc, "'%s' is %s; got %s", name, find_setting(name)->what, val_desc(s->arena, v));
+    if (v->kind == V_INT) sema_hint(s, "it must be at least 1");
+    return false;
+  }
+  if (!strcmp(name, "seed") && (v->kind != V_INT || v->i < 0)) {
+    sema_error(s, loc, "'seed' is a non-negative int, got %s", val_desc(s->arena, v));
+    return false;
+  }
+  if (!strcmp(name, "data") || !strcmp(name, "test")) {
+    if (v->kind != V_DATASET) {
+      sema_error(s, loc, "'%s' must be a data set, got %s", name, val_desc(s->arena, v));
+      if (v->kind == V_BUILTIN && v->bi->kind == BK_SOURCE) sema_hint(s, "call it: %s(...)", v->bi->name);
+      return false;
+    }
+    if (!strcmp(name, "data")) {
+      bind_fields(s, sc, v->ds, loc);
+      add_line(s, "data       %s%s", v->ds->desc,
+               v->ds->rows >= 0 ? arena_printf(s->arena, ", %lld samples", (long long)v->ds->rows) : "");
+      for (int i = 0; i < v->ds->transforms.len; i++) add_line(s, "  transform %s", (char *)v->ds->transforms.items[i]);
+      char buf[512];
+      size_t k = 0;
+      Value *rec = batched(s, v->ds->fields, v->ds->is_tasks);
+      for (int i = 0; i < rec->items.len && k < sizeof buf - 80; i++) {
+        RecField *f = rec->items.items[i];
+        if (f->val->kind == V_TENSOR)
+          k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s %s", k ? ", " : "", f->name,
+                                ttype_str(s->arena, f->val->dtype, &f->val->shape));
+        else
+          k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s.*", k ? ", " : "", f->name);
+      }
+      if (k) add_line(s, "  fields   %s", buf);
+    } else {
+      add_line(s, "test       %s", v->ds->desc);
+    }
+    return true;
+  }
+  if (!strcmp(name, "valid")) {
+    if (val_is_number(v) && val_num(v) > 0 && val_num(v) < 1) {
+      add_line(s, "valid      %g%% of the data held out", val_num(v) * 100);
+      return true;
+    }
+    if (v->kind == V_DATASET) {
+      add_line(s, "valid      %s", v->ds->desc);
+      return true;
+    }
+    sema_error(s, loc, "'valid' is a fraction in (0, 1) like 0.2, or a data set; got %s", val_desc(s->arena, v));
+    return false;
+  }
+  if (!strcmp(name, "tasks")) {
+    if (v->kind != V_LIST || v->items.len == 0) {
+      sema_error(s, loc, "'tasks' is a non-empty list of data sets, got %s", val_desc(s->arena, v));
+      return false;
+    }
+    Dataset *first = NULL;
+    for (int i = 0; i < v->items.len; i++) {
+      Value *t = v->items.items[i];
+      if (t->kind != V_DATASET) {
+        sema_error(s, loc, "task %d is %s, not a data set", i, val_desc(s->arena, t));
+        return false;
+      }
+      if (!first) first = t->ds;
+    }
+    bind_fields(s, sc, first, loc);
+    add_line(s, "tasks      %d, in order: %s, ...", v->items.len, first->desc);
+    return true;
+  }
+  if (!strcmp(name, "metrics")) {
+    Value *one = v;
+    int n = v->kind == V_LIST ? v->items.len : 1;
+    char buf[256];
+    size_t k = 0;
+    for (int i = 0; i < n; i++) {
+      Value *m = v->kind == V_LIST ? v->items.items[i] : one;
+      if (m->kind != V_METRIC) {
+        sema_error(s, loc, "'metrics' lists metrics like accuracy(logits, y); item %d is %s", i, val_desc(s->arena, m));
+        if (m->kind == V_TENSOR) sema_hint(s, "to average any value over the data use mean_of(...)");
+        return false;
+      }
+      if (k < sizeof buf - 40) k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s", i ? ", " : "", m->s);
+    }
+    add_line(s, "%-10s %s", ctx == CX_STEP ? "  metrics" : "metrics", buf);
+    return true;
+  }
+  if (!strcmp(name, "save_best") || !strcmp(name, "save_last")) {
+    size_t n = v->kind == V_STRING ? strlen(v->s) : 0;
+    if (n < 12 || strcmp(v->s + n - 12, ".safetensors")) {
+      sema_error(s, loc, "'%s' is a path ending in .safetensors, got %s", name, val_desc(s->arena, v));
+      return false;
+    }
+    add_line(s, "%-10s %s", name, v->s);
+    return true;
+  }
+  if (!strcmp(name, "loss")) {
+    if (v->kind != V_TENSOR || v->shape.rank != 0 || v->dtype != DT_FLOAT) {
+      sema_error(s, loc, "'loss' must be a scalar float, got %s", val_desc(s->arena, v));
+      if (v->kind == V_TENSOR && v->shape.rank > 0) sema_hint(s, "reduce it: mean(...), or a loss without reduction: \"none\"");
+      return false;
+    }
+    return true;
+  }
+  if (!strcmp(name, "optimizer")) {
+    if (v->kind != V_OPTIMIZER) {
+      sema_error(s, loc, "'optimizer' must be an optimizer like Adam(net, lr: 1e-3), got %s", val_desc(s->arena, v));
+      if (v->kind == V_BUILTIN && v->bi->kind == BK_OPTIM) sema_hint(s, "call it with the model: %s(net, lr: ...)", v->bi->name);
+      return false;
+    }
+    return true;
+  }
+  if (!strcmp(name, "monitor")) return true;
+  return true;
+}
+
+/* monitor = valid.loss / train.accuracy / valid.auc: checked by its words */
+static bool check_monitor(Sema *s, const Node *e) {
+  if (e->kind == N_MEMBER && e->a->kind == N_NAME &&
+      (!strcmp(e->a->name, "valid") || !strcmp(e->a->name, "train") || !strcmp(e->a->name, "test"))) {
+    add_line(s, "monitor    %s.%s", e->a->name, e->name);
+    return true;
+  }
+  sema_error(s, e->loc, "'monitor' names a split and a quantity, like valid.loss or valid.accuracy");
+  return false;
+}
+
+static void exec_stmt(Sema *s, Scope *sc, const Node *st, Exec *ex);
+
+static void exec_stmts(Sema *s, Scope *sc, const Vec *stmts, Exec *ex) {
+  for (int i = 0; i < stmts->len; i++) {
+    const Node *st = stmts->items[i];
+    if (ex->returned) {
+      sema_warn(s, st->loc, "this statement comes after return and never runs");
+      break;
+    }
+    exec_stmt(s, sc, st, ex);
+    if (diag_full(s->diag)) return;
+  }
+}
+
+static bool effect_call(Sema *s, Scope *sc, const Node *e) {
+  if (e->kind != N_CALL || e->a->kind != N_NAME) return false;
+  if (scope_lookup(sc, e->a->name, NULL)) return false;
+  const Builtin *b = builtin_find(e->a->name);
+  return b && b->kind == BK_MODELFN;
+}
+
+static void summarize_step(Sema *s, Scope *sc, const Node *loss_node, const char *indent);
+
+static void exec_step(Sema *s, Scope *sc, const Node *st, Ctx ctx, Exec *parent) {
+  (void)parent;
+  Scope *body = scope_new(s, sc);
+  Exec ex = {.ctx = ctx};
+  if (ctx == CX_STEP) add_line(s, "step %s", st->name);
+  exec_stmts(s, body, &st->list, &ex);
+  if (ctx != CX_STEP) return;
+  int li = scope_find(body, "loss"), oi = scope_find(body, "optimizer");
+  if (li < 0) {
+    sema_error(s, st->loc, "step '%s' has no loss", st->name);
+    sema_hint(s, "set it in the step: loss = ...");
+  }
+  if (oi < 0) {
+    sema_error(s, st->loc, "step '%s' has no optimizer", st->name);
+    sema_hint(s, "say what the step updates: optimizer = Adam(model, lr: ...)");
+  }
+  s->steps_seen++;
+  const Node *loss_node = NULL;
+  for (int i = 0; i < st->list.len; i++) {
+    const Node *x = st->list.items[i];
+    if (x->kind == N_ASSIGN && x->list.len == 1 && !strcmp(((Node *)x->list.items[0])->name, "loss")) loss_node = x->a;
+  }
+  summarize_step(s, body, loss_node, "  ");
+}
+
+static void summarize_step(Sema *s, Scope *sc, const Node *loss_node, const char *indent) {
+  int li = scope_find(sc, "loss"), oi = scope_find(sc, "optimizer");
+  if (li >= 0 && loss_node) add_line(s, "%sloss      %s", indent, src_text(s, loss_node));
+  if (oi >= 0) {
+    Value *o = sc->vals.items[oi];
+    if (o->kind != V_OPTIMIZER) return;
+    char buf[256];
+    size_t k = 0;
+    int64_t total = 0;
+    for (int i = 0; i < o->opt->targets.len && k < sizeof buf - 64; i++) {
+      Value *t = o->opt->targets.items[i];
+      const char *nm = t->kind == V_TENSOR ? "a variable" : t->layer->type;
+      if (t->kind != V_TENSOR) total += t->layer->params;
+      else {
+        Dim n;
+        if (shape_numel(&t->shape, 0, &n) && dim_known(n)) total += n.c;
+      }
+      k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s", i ? ", " : "", nm);
+    }
+    add_line(s, "%soptimizer %s on %s (%lld parameters)", indent, o->opt->desc, buf, (long long)total);
+  }
+}
+
+static void exec_stmt(Sema *s, Scope *sc, const Node *st, Exec *ex) {
+  switch (st->kind) {
+  case N_ASSIGN: {
+    const Node *t0 = st->list.items[0];
+    char cl = ctx_letter(ex->ctx);
+    if (st->list.len == 1 && !strcmp(t0->name, "monitor") && cl == 'T') {
+      if (check_monitor(s, st->a)) scope_define(s, sc, "monitor", val_new(s, V_NONE), st->loc);
+      return;
+    }
+    Value *v = eval(s, sc, st->a);
+    if (st->list.len > 1) {
+      if (v->kind == V_ERROR) {
+        for (int i = 0; i < st->list.len; i++)
+          scope_assign(s, sc, ((Node *)st->list.items[i])->name, v, st->loc);
+        return;
+      }
+      if (v->kind != V_TUPLE || v->items.len != st->list.len) {
+        sema_error(s, st->a->loc, "%d names on the left, but the right side is %s", st->list.len, val_desc(s->arena, v));
+        for (int i = 0; i < st->list.len; i++)
+          scope_assign(s, sc, ((Node *)st->list.items[i])->name, val_err(s), st->loc);
+        return;
+      }
+      for (int i = 0; i < st->list.len; i++) {
+        const Node *t = st->list.items[i];
+        if (strcmp(t->name, "_")) scope_assign(s, sc, t->name, v->items.items[i], t->loc);
+      }
+      return;
+    }
+    const Setting *set = find_setting(t0->name);
+    if (cl && set) {
+      if (!strchr(set->where, cl)) {
+        sema_error(s, t0->loc, "'%s' cannot be set in %s", t0->name, ctx_name(ex->ctx));
+        if (cl == 'S') sema_hint(s, "set it in the train block around the steps");
+        else if (cl == 'P') sema_hint(s, "'%s' belongs in a train block", t0->name);
+      } else if (!check_setting(s, t0->name, v, st->a->loc, sc, ex->ctx)) {
+        v = val_err(s);
+      } else if (val_is_number(v) && strcmp(t0->name, "valid")) {
+        add_line(s, "%-10s %s", t0->name, v->kind == V_INT ? arena_printf(s->arena, "%lld", (long long)v->i)
+                                                          : arena_printf(s->arena, "%g", val_num(v)));
+      }
+    }
+    if (ex->ctx == CX_DATA && v->kind != V_ERROR) {
+      /* a field of a data set */
+      Dataset *ds = ex->ds;
+      Value *field = v;
+      if (v->kind == V_COLUMN) {
+        if (strcmp(ds->source, "csv")) {
+          sema_error(s, st->a->loc, "col()/cols() select columns of a csv data set");
+          return;
+        }
+        if (ds->ncols >= 0 && v->j >= ds->ncols) {
+          sema_error(s, st->a->loc, "column %lld is out of range: '%s' has %lld columns (0..%lld)", (long long)v->j,
+                     ds->path, (long long)ds->ncols, (long long)ds->ncols - 1);
+          sema_hint(s, "columns count from 0; col 0 is usually the id");
+          return;
+        }
+        Shape sh = {0};
+        if (v->str2) {
+          sh.rank = 1;
+          sh.d[0] = dim_int(v->j - v->i + 1);
+        }
+        field = val_tensor(s, v->dtype, &sh);
+      } else if (val_is_number(v)) {
+        Shape sh = {0};
+        field = val_tensor(s, v->kind == V_FLOAT ? DT_FLOAT : DT_INT, &sh);
+      } else if (v->kind != V_TENSOR) {
+        sema_error(s, st->a->loc, "a data field is a column selection or a tensor, got %s", val_desc(s->arena, v));
+        return;
+      } else if (!strcmp(ds->source, "csv")) {
+        sema_error(s, st->a->loc, "fields of a csv data set are columns: col(i), cols(a..b) or label(i)");
+        return;
+      }
+      RecField *f = rec_find(ds->fields, t0->name);
+      if (f) {
+        sema_error(s, t0->loc, "field '%s' is defined twice", t0->name);
+        return;
+      }
+      f = arena_alloc(s->arena, sizeof *f);
+      f->name = t0->name;
+      f->val = field;
+      vec_push(s->arena, &ds->fields->items, f);
+      scope_define(s, sc, t0->name, field, t0->loc);
+      return;
+    }
+    if (ex->ctx == CX_WRITE && v->kind != V_ERROR) {
+      if (v->kind != V_TENSOR || v->shape.rank < 1 || v->shape.rank > 2 ||
+          (v->shape.rank == 2 && !dim_eq(v->shape.d[1], dim_int(1)))) {
+        if (!(v->kind == V_TENSOR && v->dtype == DT_INT && v->shape.rank == 1) && !val_is_number(v) && v->kind != V_STRING) {
+          sema_error(s, st->a->loc, "a CSV column holds one value per sample ([B] or [B, 1]), got %s",
+                     val_desc(s->arena, v));
+          if (v->kind == V_TENSOR && v->shape.rank == 2) sema_hint(s, "argmax(logits, -1) gives one class per sample");
+          return;
+        }
+      }
+      if (ex->wfields) {
+        RecField *f = arena_alloc(s->arena, sizeof *f);
+        f->name = t0->name;
+        f->val = v;
+        vec_push(s->arena, &ex->wfields->items, f);
+      }
+    }
+    scope_assign(s, sc, t0->name, v, t0->loc);
+    return;
+  }
+  case N_EXPR: {
+    Value *v = eval(s, sc, st->a);
+    if (v->kind != V_ERROR && v->kind != V_NONE && !effect_call(s, sc, st->a))
+      sema_warn(s, st->loc, "this value is computed and then dropped");
+    return;
+  }
+  case N_RETURN:
+    if (ex->ctx != CX_METHOD) {
+      sema_error(s, st->loc, "return is only allowed in a model's method, not in %s", ctx_name(ex->ctx));
+      return;
+    }
+    ex->ret = eval(s, sc, st->a);
+    ex->ret_loc = st->a->loc;
+    ex->returned = true;
+    return;
+  case N_FOR: {
+    Value *over = eval(s, sc, st->a);
+    if (over->kind == V_ERROR) return;
+    int64_t n = over->kind == V_RANGE ? over->j - over->i + 1 : (over->kind == V_LIST || over->kind == V_TUPLE) ? over->items.len : -1;
+    if (n < 0) {
+      sema_error(s, st->a->loc, "for runs over a range a..b or a list, got %s", val_desc(s->arena, over));
+      return;
+    }
+    if (n > MAX_UNROLL) {
+      sema_error(s, st->a->loc, "a loop of %lld iterations is too long to unroll (at most %d)", (long long)n, MAX_UNROLL);
+      return;
+    }
+    for (int64_t k = 0; k < n; k++) {
+      Scope *body = scope_new(s, sc);
+      scope_define(s, body, st->name, over->kind == V_RANGE ? val_int(s, over->i + k) : over->items.items[k], st->loc);
+      if (k > 0) s->quiet++;
+      exec_stmts(s, body, &st->list, ex);
+      if (k > 0) s->quiet--;
+      if (ex->returned) break;
+    }
+    return;
+  }
+  case N_STEP:
+    if (ex->ctx != CX_TRAIN) {
+      sema_error(s, st->loc, "a step belongs directly in a train block, not in %s", ctx_name(ex->ctx));
+      return;
+    }
+    exec_step(s, sc, st, CX_STEP, ex);
+    return;
+  case N_AFTER: {
+    static const char *const whens[] = {"epoch", "task", "train", "batch"};
+    if (ex->ctx != CX_TRAIN) {
+      sema_error(s, st->loc, "after %s belongs directly in a train block", st->name);
+      return;
+    }
+    bool ok = false;
+    for (int i = 0; i < 4; i++) ok |= !strcmp(st->name, whens[i]);
+    if (!ok) {
+      const char *near = closest_name(st->name, whens, 4);
+      sema_error(s, st->loc, "after what? '%s' is not epoch, task, batch or train%s%s%s", st->name,
+                 near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
+      return;
+    }
+    add_line(s, "after %s:", st->name);
+    Exec ax = {.ctx = CX_AFTER};
+    exec_stmts(s, sc, &st->list, &ax);
+    return;
+  }
+  case N_WRITE: {
+    if (ex->ctx == CX_METHOD || ex->ctx == CX_DATA || ex->ctx == CX_WRITE) {
+      sema_error(s, st->loc, "write belongs in a train, predict or after block, not in %s", ctx_name(ex->ctx));
+      return;
+    }
+    const Node *call = st->a;
+    if (call->kind != N_CALL || call->a->kind != N_NAME) {
+      sema_error(s, call->loc, "write takes a writer: csv(\"file.csv\") { ... }, png(...) or png_grid(...)");
+      return;
+    }
+    const Builtin *b = builtin_find_kind(call->a->name, BK_WRITER);
+    if (!b) {
+      static const char *const ws[] = {"csv", "png", "png_grid"};
+      const char *near = closest_name(call->a->name, ws, 3);
+      sema_error(s, call->a->loc, "'%s' is not a writer (csv, png, png_grid)%s%s%s", call->a->name,
+                 near ? "; did you mean '" : "", near ? near : "", near ? "'?" : "");
+      return;
+    }
+    Args a;
+    if (!eval_args(s, sc, call, &a)) return;
+    Call c;
+    if (!builtin_bind(s, b, call->loc, &a, &c)) return;
+    Value *w = b->fn(s, b, &c);
+    if (w->kind == V_ERROR) return;
+    bool is_csv = !strcmp(b->name, "csv_writer");
+    if (is_csv && st->list.len == 0) {
+      sema_error(s, st->loc, "write csv(...) needs its columns: write csv(\"pred.csv\") { id = index; y = pred }");
+      return;
+    }
+    if (!is_csv && st->list.len) {
+      sema_error(s, st->loc, "%s takes no column block", b->name);
+      return;
+    }
+    Exec wx = {.ctx = CX_WRITE, .wfields = val_new(s, V_RECORD)};
+    Scope *body = scope_new(s, sc);
+    exec_stmts(s, body, &st->list, &wx);
+    char cols[256] = "";
+    size_t k = 0;
+    for (int i = 0; i < wx.wfields->items.len && k < sizeof cols - 40; i++)
+      k += (size_t)snprintf(cols + k, sizeof cols - k, "%s%s", i ? "," : "", ((RecField *)wx.wfields->items.items[i])->name);
+    add_line(s, "%swrite      %s%s%s", ex->ctx == CX_AFTER ? "  " : "", w->str2, k ? " with columns " : "", cols);
+    return;
+  }
+  case N_DATA: {
+    Value *v = eval(s, sc, st->a);
+    if (v->kind != V_ERROR && v->kind != V_DATASET) {
+      sema_error(s, st->a->loc, "data %s = ... needs a data source like csv(...) or fashion_mnist(), got %s", st->name,
+                 val_desc(s->arena, v));
+      v = val_err(s);
+    }
+    if (v->kind == V_DATASET) {
+      Dataset *copy = arena_alloc(s->arena, sizeof *copy);
+      *copy = *v->ds;
+      v = val_new(s, V_DATASET);
+      v->ds = copy;
+      if (st->list.len) data_fields(s, copy, st);
+    }
+    scope_define(s, sc, st->name, v, st->loc);
+    return;
+  }
+  case N_INT: case N_FLOAT: case N_STRING: case N_BOOL: case N_NAME: case N_BINARY: case N_UNARY: case N_CALL:
+  case N_KWARG: case N_INDEX: case N_SLICE: case N_MEMBER: case N_TUPLE: case N_LIST: case N_RANGE: case N_SEQ:
+  case N_REPEAT: case N_TYPE: case N_CONST: case N_MODEL: case N_METHOD: case N_PARAM: case N_BLOCK:
+  case N_TRAIN: case N_PREDICT: case N_PROGRAM: case N_KIND_COUNT:
+    break;
+  }
+  NNC_ASSERT(!"not a statement");
+}
+
+void data_fields(Sema *s, Dataset *ds, const Node *decl) {
+  bool gen = !strcmp(ds->source, "generate");
+  if (strcmp(ds->source, "csv") && !gen) {
+    sema_error(s, decl->loc, "only csv(...) and generate(...) data take a field block; %s has its fields", ds->source);
+    return;
+  }
+  ds->fields = val_new(s, V_RECORD);
+  Scope *sc = scope_new(s, s->globals);
+  Exec ex = {.ctx = CX_DATA, .ds = ds};
+  s->in_data++;
+  exec_stmts(s, sc, &decl->list, &ex);
+  s->in_data--;
+  if (ds->fields->items.len == 0 && !s->quiet) {
+    sema_error(s, decl->loc, "data %s has no fields", decl->name);
+    sema_hint(s, "name them: { x = cols(1..116); y = col(117) }");
+  }
+}
+
+/* ---- train and predict blocks -------------------------------------------- */
+
+static void check_unused_settings(Sema *s, Scope *sc, Ctx ctx) {
+  const char *names[NSETTINGS];
+  int n = 0;
+  char cl = ctx_letter(ctx);
+  for (int i = 0; i < NSETTINGS; i++)
+    if (strchr(settings[i].where, cl)) names[n++] = settings[i].name;
+  for (int i = 0; i < sc->names.len; i++) {
+    const char *nm = sc->names.items[i];
+    Value *v = sc->vals.items[i];
+    if (find_setting(nm) || !(val_is_number(v) || v->kind == V_STRING)) continue;
+    const char *near = closest_name(nm, names, n);
+    if (near) {
+      sema_error(s, *(Loc *)sc->locs.items[i], "'%s' is not a setting of %s; did you mean '%s'?", nm, ctx_name(ctx), near);
+    }
+  }
+}
+
+static void check_block(Sema *s, const Node *blk) {
+  bool train = blk->kind == N_TRAIN;
+  BlockInfo *bi = arena_alloc(s->arena, sizeof *bi);
+  bi->is_train = train;
+  bi->name = blk->name;
+  bi->loc = blk->loc;
+  vec_push(s->arena, &s->prog->blocks, bi);
+  s->block = bi;
+  s->steps_seen = 0;
+  int models_before = s->prog->models.len;
+
+  Scope *sc = scope_new(s, s->globals);
+  vec_push(s->arena, &boundaries, sc);
+  scope_define(s, sc, "B", sym_value(s, "B"), blk->loc);
+  Exec ex = {.ctx = train ? CX_TRAIN : CX_PREDICT};
+  exec_stmts(s, sc, &blk->list, &ex);
+
+  int nsteps = 0;
+  for (int i = 0; i < blk->list.len; i++)
+    if (((Node *)blk->list.items[i])->kind == N_STEP) nsteps++;
+  bool has_data = scope_find(sc, "data") >= 0 || scope_find(sc, "tasks") >= 0;
+  bool has_iters = scope_find(sc, "iterations") >= 0;
+  const char *what = train ? "train" : "predict";
+  const char *label = blk->name ? arena_printf(s->arena, "%s %s", what, blk->name) : what;
+  if (!has_data && !has_iters) {
+    sema_error(s, blk->loc, "%s has no data", label);
+    sema_hint(s, "set `data = name` (a data declaration), or `iterations = N` to run without data");
+  }
+  if (train) {
+    int li = scope_find(sc, "loss"), oi = scope_find(sc, "optimizer");
+    const Node *loss_node = NULL;
+    for (int i = 0; i < blk->list.len; i++) {
+      const Node *st = blk->list.items[i];
+      if (st->kind == N_ASSIGN && st->list.len == 1 && !strcmp(((Node *)st->list.items[0])->name, "loss")) loss_node = st->a;
+    }
+    if (nsteps == 0) {
+      if (li < 0) {
+        sema_error(s, blk->loc, "%s has no loss", label);
+        sema_hint(s, "say what to minimise: loss = cross_entropy(net(x), y)");
+      }
+      if (oi < 0) {
+        sema_error(s, blk->loc, "%s has no optimizer", label);
+        sema_hint(s, "say how to update: optimizer = Adam(net, lr: 1e-3)");
+      }
+      summarize_step(s, sc, loss_node, "");
+    } else if (li >= 0 || oi >= 0) {
+      sema_error(s, blk->loc, "%s has steps and also a %s of its own; put it in the steps", label, li >= 0 ? "loss" : "optimizer");
+    }
+    if (scope_find(sc, "epochs") < 0 && !has_iters && scope_find(sc, "tasks") < 0) {
+      sema_warn(s, blk->loc, "%s sets neither epochs nor iterations; it will train for 1 epoch", label);
+    }
+  }
+  check_unused_settings(s, sc, ex.ctx);
+
+  for (int i = models_before; i < s->prog->models.len; i++) {
+    Layer *m = s->prog->models.items[i];
+    const char *var = NULL;
+    for (int k = 0; k < sc->names.len; k++) {
+      Value *v = sc->vals.items[k];
+      if ((v->kind == V_MODEL) && v->layer == m) var = sc->names.items[k];
+    }
+    if (!var) continue;  /* a sub-model: shown inside its parent */
+    vec_push(s->arena, &bi->models, m);
+    vec_push(s->arena, &bi->model_vars, (void *)var);
+  }
+  s->block = NULL;
+}
+
+Program *sema_check(Arena *a, Diag *d, const Node *ast, const SemaOptions *opt) {
+  static const SemaOptions defaults = {.check_files = 1};
+  Sema s0 = {0}, *s = &s0;
+  s->arena = a;
+  s->diag = d;
+  s->opt = opt ? opt : &defaults;
+  s->prog = arena_alloc(a, sizeof *s->prog);
+  s->prog->ast = ast;
+  s->prog->src = ast->loc.src;
+  s->globals = scope_new(s, NULL);
+  s->error_val = val_new(s, V_ERROR);
+  s->prefix = "";
+  boundaries = (Vec){0};
+  instance_counter = 0;
+  vec_push(a, &boundaries, s->globals);
+
+  /* the folder of the spec: data paths are relative to it */
+  const char *path = ast->loc.src ? ast->loc.src->path : "";
+  const char *slash = strrchr(path, '/');
+  s->spec_dir = slash ? arena_strndup(a, path, (size_t)(slash - path)) : ".";
+  scope_define(s, s->globals, "none", val_new(s, V_NONE), ast->loc);
+  int errors_before = d->nerrors;
+
+  /* declarations: models and blocks first (they may be used before they
+   * appear), then constants and data in order, then train/predict blocks */
+  for (int i = 0; i < ast->list.len; i++) {
+    const Node *n = ast->list.items[i];
+    if (n->kind != N_MODEL && n->kind != N_BLOCK) continue;
+    Scope *w;
+    if (scope_lookup(s->globals, n->name, &w)) {
+      sema_error(s, n->loc, "'%s' is already defined", n->name);
+      continue;
+    }
+    if (builtin_find(n->name))
+      sema_warn(s, n->loc, "%s '%s' hides the built-in of the same name", n->kind == N_MODEL ? "model" : "block", n->name);
+    Value *v = val_new(s, n->kind == N_MODEL ? V_MODELDEF : V_BLOCKDEF);
+    if (n->kind == N_MODEL) v->mdef = n;
+    else v->bdef = n;
+    scope_define(s, s->globals, n->name, v, n->loc);
+  }
+  for (int i = 0; i < ast->list.len && !diag_full(d); i++) {
+    const Node *n = ast->list.items[i];
+    if (n->kind == N_CONST || n->kind == N_DATA) {
+      if (scope_find(s->globals, n->name) >= 0) {
+        Loc *prev = s->globals->locs.items[scope_find(s->globals, n->name)];
+        sema_error(s, n->loc, "'%s' is already defined (line %d)", n->name, prev->line);
+        continue;
+      }
+      if (n->kind == N_CONST) {
+        Value *v = eval(s, s->globals, n->a);
+        if (v->kind != V_ERROR && !(val_is_number(v) || v->kind == V_STRING || v->kind == V_LIST || v->kind == V_TUPLE ||
+                                     v->kind == V_RANGE || v->kind == V_TENSOR)) {
+          sema_error(s, n->a->loc, "a const is a number, string, list or tensor, got %s", val_desc(a, v));
+          v = val_err(s);
+        }
+        scope_define(s, s->globals, n->name, v, n->loc);
+        if (v->kind == V_INT) vec_push(a, &s->prog->consts, arena_printf(a, "%s = %lld", n->name, (long long)v->i));
+        else if (v->kind == V_FLOAT) vec_push(a, &s->prog->consts, arena_printf(a, "%s = %g", n->name, v->f));
+      } else {
+        Exec ex = {.ctx = CX_PREDICT};
+        Scope *tmp = scope_new(s, s->globals);
+        exec_stmt(s, tmp, n, &ex);
+        Value *v = tmp->vals.len ? tmp->vals.items[0] : val_err(s);
+        scope_define(s, s->globals, n->name, v, n->loc);
+        if (v->kind == V_DATASET) {
+          vec_push(a, &s->prog->datasets, (void *)n->name);
+          vec_push(a, &s->prog->dsvals, v->ds);
+        }
+      }
+    }
+  }
+  int nblocks = 0;
+  for (int i = 0; i < ast->list.len && !diag_full(d); i++) {
+    const Node *n = ast->list.items[i];
+    if (n->kind == N_TRAIN || n->kind == N_PREDICT) {
+      check_block(s, n);
+      nblocks++;
+    }
+  }
+  /* a model nobody builds is still checked, if it can be built with defaults */
+  for (int i = 0; i < ast->list.len && !diag_full(d); i++) {
+    const Node *n = ast->list.items[i];
+    if (n->kind != N_MODEL) continue;
+    bool used = false;
+    for (int k = 0; k < s->prog->models.len; k++) used |= ((Layer *)s->prog->models.items[k])->mdef == n;
+    if (used) continue;
+    bool defaults_ok = true;
+    for (int k = 0; k < n->list.len; k++) defaults_ok &= ((Node *)n->list.items[k])->b != NULL;
+    if (defaults_ok) {
+      Args none = {0};
+      instantiate_model(s, n, &none, n->loc);
+    } else {
+      sema_warn(s, n->loc, "model %s is never built, so its body is not checked", n->name);
+    }
+  }
+  if (nblocks == 0 && d->nerrors == errors_before)
+    sema_warn(s, ast->loc, "the spec has no train or predict block");
+  if (d->nerrors > errors_before) return NULL;
+  return s->prog;
+}

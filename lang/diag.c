@@ -157,7 +157,7 @@ const char *closest_name(const char *name, const char *const *cands, int n) {
   const char *best = NULL;
   int best_d = 99;
   size_t len = strlen(name);
-  int limit = len <= 3 ? 1 : len <= 6 ? 2 : 3;
+  int limit = len <= 1 ? 0 : len <= 3 ? 1 : len <= 6 ? 2 : 3;
   for (int i = 0; i < n; i++) {
     if (!cands[i] || strcmp(cands[i], name) == 0) continue;
     int dist = lev_distance(name, cands[i]);

@@ -250,6 +250,8 @@ stmt
   | STEP IDENT body                  { $$ = NEW(N_STEP, @2); $$->name = $2; $$->list = $3; }
   /* stmt = "after" NAME body */
   | AFTER IDENT body                 { $$ = NEW(N_AFTER, @2); $$->name = $2; $$->list = $3; }
+  | AFTER TRAIN body                 { $$ = NEW(N_AFTER, @2); $$->name = "train"; $$->list = $3; }
+  | AFTER STEP body                  { $$ = NEW(N_AFTER, @2); $$->name = "step"; $$->list = $3; }
   /* stmt = "write" call [ body ] */
   | WRITE expr                       { $$ = NEW(N_WRITE, @1); $$->a = $2; }
   | WRITE expr body_node             { $$ = NEW(N_WRITE, @1); $$->a = $2; $$->list = $3->list; }
@@ -295,6 +297,9 @@ postfix
   | postfix '(' args ')'             { $$ = NEW(N_CALL, @1); $$->a = $1; $$->list = $3; }
   | postfix '[' subscripts ']'       { $$ = NEW(N_INDEX, @2); $$->a = $1; $$->list = $3; }
   | postfix '.' IDENT                { $$ = NEW(N_MEMBER, @3); $$->a = $1; $$->name = $3; }
+  /* keywords that are also good field names: ds.train, ds.data */
+  | postfix '.' TRAIN                { $$ = NEW(N_MEMBER, @3); $$->a = $1; $$->name = "train"; }
+  | postfix '.' DATA                 { $$ = NEW(N_MEMBER, @3); $$->a = $1; $$->name = "data"; }
   ;
 
 args
