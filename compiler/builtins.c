@@ -86,7 +86,7 @@ static bool kind_ok(char k, const Value *v) {
   case 'f': return v->kind == V_INT || v->kind == V_FLOAT;
   case 'b': return v->kind == V_BOOL;
   case 's': return v->kind == V_STRING;
-  case 'T': return v->kind == V_TENSOR || val_is_number(v);
+  case 'T': return v->kind == V_TENSOR || val_is_number(v) || v->kind == V_PARAMS;
   case 'X': return v->kind == V_TENSOR;
   case 'L': return v->kind == V_LIST || v->kind == V_TUPLE;
   case 'D': return v->kind == V_DATASET;
@@ -653,6 +653,7 @@ static Value *ap_mha(Sema *s, Layer *l, Call *c) {
 
 static Value *fn_unary(Sema *s, const Builtin *b, Call *c) {
   Value *x = A(0);
+  if (x->kind == V_PARAMS) return x;   /* elementwise over every parameter */
   if (val_is_number(x)) {
     double v = val_num(x), r = v;
     const char *n = b->name;
@@ -676,6 +677,7 @@ static Value *fn_unary(Sema *s, const Builtin *b, Call *c) {
 
 static Value *fn_broadcast(Sema *s, const Builtin *b, Call *c) {
   Value *r = A(0);
+  if (r->kind == V_PARAMS) return r;
   for (int i = 1; i < c->nargs; i++) {
     if (!GIVEN(i)) continue;
     if (!strcmp(b->name, "where") && i == 1) continue;
@@ -733,6 +735,15 @@ static bool reduce_dims(Sema *s, Call *c, int di, const Value *x, const char *fn
 
 /* sum/mean/max/min/var/std/argmax/logsumexp/norm(x, dim, keepdim, mask) */
 static Value *fn_reduce(Sema *s, const Builtin *b, Call *c) {
+  if (A(0)->kind == V_PARAMS) {
+    /* sum(params): one number over all parameters (EWC, MAS, SI penalties) */
+    if (GIVEN(1)) {
+      sema_error(s, c->argloc[1], "%s over params reduces everything; it takes no dim", b->name);
+      return val_err(s);
+    }
+    Shape none = {0};
+    return val_tensor(s, DT_FLOAT, &none);
+  }
   Value *x = as_tensor(s, A(0));
   bool red[MAX_RANK];
   if (!reduce_dims(s, c, 1, x, b->name, red)) return val_err(s);
@@ -1112,12 +1123,11 @@ static bool reduction_ok(Sema *s, Call *c, int i, const char *fn, bool *none) {
   return true;
 }
 
-static Value *loss_result(Sema *s, const Value *pred, bool none) {
+/* A loss is a scalar, or with reduction "none" one value per element as in
+ * PyTorch (`shape`: the prediction's for mse, the target's for cross_entropy). */
+static Value *loss_result(Sema *s, const Shape *shape, bool none) {
   Shape o = {0};
-  if (none && pred->shape.rank > 0) {
-    o.rank = 1;
-    o.d[0] = pred->shape.d[0];
-  }
+  if (none) o = *shape;
   return val_tensor(s, DT_FLOAT, &o);
 }
 
@@ -1140,7 +1150,7 @@ static Value *loss_pair(Sema *s, const Builtin *b, Call *c) {
       sema_hint(s, "squeeze(target, -1) or unsqueeze(pred, -1) makes them agree");
     return val_err(s);
   }
-  return loss_result(s, p, none);
+  return loss_result(s, &p->shape, none);
 }
 
 static Value *loss_ce(Sema *s, const Builtin *b, Call *c) {
@@ -1170,7 +1180,7 @@ static Value *loss_ce(Sema *s, const Builtin *b, Call *c) {
     sema_error(s, c->argloc[2], "%s: label_smoothing must be in [0, 1), got %g", b->name, AF(2));
     return val_err(s);
   }
-  return loss_result(s, lg, none);
+  return loss_result(s, &t->shape, none);
 }
 
 static Value *loss_kd(Sema *s, const Builtin *b, Call *c) {
@@ -1199,12 +1209,16 @@ static Value *loss_kd(Sema *s, const Builtin *b, Call *c) {
 static Value *metric(Sema *s, const Builtin *b, Call *c) {
   if (!strcmp(b->name, "accuracy")) {
     Value *lg = A(0), *y = A(1);
-    bool ok = lg->kind == V_TENSOR && y->kind == V_TENSOR && y->dtype == DT_INT &&
-              (lg->shape.rank == y->shape.rank + 1 || (lg->dtype == DT_INT && lg->shape.rank == y->shape.rank));
+    /* logits [B, C] with ids int[B], or predictions int/bool[B] against labels [B] */
+    bool ok = lg->kind == V_TENSOR && y->kind == V_TENSOR &&
+              ((y->dtype == DT_INT && lg->dtype == DT_FLOAT && lg->shape.rank == y->shape.rank + 1) ||
+               (lg->dtype != DT_FLOAT && lg->shape.rank == y->shape.rank));
     for (int i = 0; ok && i < y->shape.rank; i++) ok = dim_eq(lg->shape.d[i], y->shape.d[i]);
     if (!ok) {
       sema_error(s, c->loc, "accuracy expects logits [B, classes] (or predicted ids int[B]) and labels int[B], got %s and %s",
                  SH(s, lg), SH(s, y));
+      if (lg->kind == V_TENSOR && lg->dtype == DT_FLOAT && lg->shape.rank == y->shape.rank)
+        sema_hint(s, "for one logit per sample, compare it: accuracy(logits > 0, y)");
       return val_err(s);
     }
   } else if (!strcmp(b->name, "auc")) {
@@ -1429,8 +1443,8 @@ static Value *src_idx(Sema *s, const Builtin *b, Call *c) {
 }
 
 static Value *src_packaged(Sema *s, const Builtin *b, Call *c) {
-  const char *split = A(0)->s;
   bool fashion = !strcmp(b->name, "fashion_mnist");
+  const char *split = fashion ? A(0)->s : "test";
   bool train = !strcmp(split, "train");
   if (!train && strcmp(split, "test")) {
     sema_error(s, c->argloc[0], "%s: split is \"train\" or \"test\", got \"%s\"", b->name, split);
@@ -1441,12 +1455,7 @@ static Value *src_packaged(Sema *s, const Builtin *b, Call *c) {
     path = train ? "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
                  : "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz";
   } else {
-    if (train) {
-      sema_error(s, c->argloc[0], "mnist: only the test split (10,000 images) is bundled with nnc");
-      sema_hint(s, "use mnist(split: \"test\") and split it with `valid = 0.2`");
-      return val_err(s);
-    }
-    path = arena_printf(s->arena, "%s/t10k-images-idx3-ubyte.gz", A(1)->s);
+    path = arena_printf(s->arena, "%s/t10k-images-idx3-ubyte.gz", A(0)->s);
   }
   if (!file_exists(s, path, c->argloc[0], fashion ? "Fashion-MNIST file" : "MNIST file")) return val_err(s);
   Dataset *d = ds_new(s, b->name, arena_printf(s->arena, "%s %s", fashion ? "Fashion-MNIST" : "MNIST", split));
@@ -1473,10 +1482,21 @@ static Value *src_omniglot(Sema *s, const Builtin *b, Call *c) {
   (void)b;
   for (int i = 1; i <= 4; i++)
     if (!positive(s, c, i, i == 1 ? "ways" : i == 2 ? "shots" : i == 3 ? "queries" : "size")) return val_err(s);
-  if (!file_exists(s, A(0)->s, c->argloc[0], "Omniglot archive")) return val_err(s);
+  Value *paths = A(0);
+  int np = paths->kind == V_LIST ? paths->items.len : 1;
+  for (int i = 0; i < np; i++) {
+    Value *p = paths->kind == V_LIST ? paths->items.items[i] : paths;
+    if (p->kind != V_STRING) {
+      sema_error(s, c->argloc[0], "omniglot_tasks: path is a .zip or folder name, or a list of them; got %s",
+                 val_desc(s->arena, p));
+      return val_err(s);
+    }
+    if (!file_exists(s, p->s, c->argloc[0], "Omniglot archive")) return val_err(s);
+  }
+  const char *first = paths->kind == V_LIST ? ((Value *)paths->items.items[0])->s : paths->s;
   int64_t W = AI(1), S = AI(2), Q = AI(3), sz = AI(4);
-  Dataset *d = ds_new(s, "omniglot_tasks", arena_printf(s->arena, "Omniglot %lld-way %lld-shot tasks from \"%s\"",
-                                                        (long long)W, (long long)S, A(0)->s));
+  Dataset *d = ds_new(s, "omniglot_tasks", arena_printf(s->arena, "Omniglot %lld-way %lld-shot tasks from \"%s\"%s",
+                                                        (long long)W, (long long)S, first, np > 1 ? " and more" : ""));
   d->is_tasks = true;
   Value *sup = val_new(s, V_RECORD), *qry = val_new(s, V_RECORD);
   int64_t sx[4] = {W * S, 1, sz, sz}, sy[1] = {W * S}, qx[4] = {W * Q, 1, sz, sz}, qy[1] = {W * Q};
@@ -1490,17 +1510,24 @@ static Value *src_omniglot(Sema *s, const Builtin *b, Call *c) {
 }
 
 static Value *src_json_qa(Sema *s, const Builtin *b, Call *c) {
-  (void)b;
   if (!file_exists(s, A(0)->s, c->argloc[0], "JSON file")) return val_err(s);
   if (!positive(s, c, 1, "max_len") || !positive(s, c, 2, "vocab")) return val_err(s);
-  Dataset *d = ds_new(s, "json_qa", arena_printf(s->arena, "QA \"%s\", windows of %lld tokens", A(0)->s, (long long)AI(1)));
+  bool paragraphs = !strcmp(b->name, "json_paragraphs");
+  Dataset *d = ds_new(s, b->name, arena_printf(s->arena, "%s \"%s\", windows of %lld tokens", paragraphs ? "paragraphs of" : "QA",
+                                                A(0)->s, (long long)AI(1)));
   int64_t L[1] = {AI(1)};
+  if (paragraphs) {
+    ds_field(s, d->fields, "ids", DT_INT, 1, L);
+    ds_field(s, d->fields, "mask", DT_BOOL, 1, L);
+    return ds_val(s, d);
+  }
+  if (!positive(s, c, 3, "stride")) return val_err(s);
   ds_field(s, d->fields, "ids", DT_INT, 1, L);
   ds_field(s, d->fields, "segments", DT_INT, 1, L);
   ds_field(s, d->fields, "mask", DT_BOOL, 1, L);
   ds_field(s, d->fields, "start", DT_INT, 0, NULL);
   ds_field(s, d->fields, "end", DT_INT, 0, NULL);
-  ds_field(s, d->fields, "qid", DT_INT, 0, NULL);
+  ds_field(s, d->fields, "id", DT_INT, 0, NULL);
   return ds_val(s, d);
 }
 
@@ -1638,6 +1665,93 @@ static Value *mk_transform(Sema *s, const Builtin *b, Call *c) {
   return v;
 }
 
+static Value *ds_concat(Sema *s, const Builtin *b, Call *c) {
+  (void)b;
+  Value *l = A(0);
+  if (l->items.len == 0) {
+    sema_error(s, c->argloc[0], "concat_data of an empty list");
+    return val_err(s);
+  }
+  Dataset *first = NULL;
+  int64_t rows = 0;
+  for (int i = 0; i < l->items.len; i++) {
+    Value *v = l->items.items[i];
+    if (v->kind != V_DATASET) {
+      sema_error(s, c->argloc[0], "concat_data: item %d is %s, not a data set", i, val_desc(s->arena, v));
+      return val_err(s);
+    }
+    if (!first) first = v->ds;
+    else if (v->ds->fields->items.len != first->fields->items.len) {
+      sema_error(s, c->argloc[0], "concat_data: item %d has different fields from item 0", i);
+      return val_err(s);
+    }
+    for (int k = 0; k < v->ds->fields->items.len; k++) {
+      RecField *f = v->ds->fields->items.items[k], *g = first->fields->items.items[k];
+      if (strcmp(f->name, g->name) || f->val->kind != V_TENSOR || g->val->kind != V_TENSOR ||
+          f->val->dtype != g->val->dtype || f->val->shape.rank != g->val->shape.rank) {
+        sema_error(s, c->argloc[0], "concat_data: field '%s' of item %d does not match item 0", f->name, i);
+        return val_err(s);
+      }
+      for (int r = 0; r < f->val->shape.rank; r++)
+        if (!dim_eq(f->val->shape.d[r], g->val->shape.d[r])) {
+          sema_error(s, c->argloc[0], "concat_data: field '%s' is %s in item %d but %s in item 0", f->name,
+                     SH(s, f->val), i, SH(s, g->val));
+          return val_err(s);
+        }
+    }
+    rows = rows >= 0 && v->ds->rows >= 0 ? rows + v->ds->rows : -1;
+  }
+  Dataset *d = ds_new(s, "concat", arena_printf(s->arena, "%d data sets one after another, starting with %s", l->items.len,
+                                                first->desc));
+  d->fields = first->fields;
+  d->rows = rows;
+  return ds_val(s, d);
+}
+
+static Value *fn_beam(Sema *s, const Builtin *b, Call *c) {
+  (void)b;
+  Value *m = A(0), *src = A(1);
+  if (m->kind != V_MODEL) {
+    sema_error(s, c->argloc[0], "beam_search decodes with a model, got %s", val_desc(s->arena, m));
+    return val_err(s);
+  }
+  if (src->dtype != DT_INT || src->shape.rank != 2) {
+    sema_error(s, c->argloc[1], "beam_search: src is token ids int[B, S], got %s", SH(s, src));
+    return val_err(s);
+  }
+  if (!positive(s, c, 3, "beam") || !positive(s, c, 4, "max_len")) return val_err(s);
+  Shape o = {.rank = 2};
+  o.d[0] = src->shape.d[0];
+  o.d[1] = dim_int(AI(4));
+  return val_tensor(s, DT_INT, &o);
+}
+
+static Value *fn_decode(Sema *s, const Builtin *b, Call *c) {
+  (void)b;
+  Value *ids = A(1);
+  if (ids->dtype != DT_INT || ids->shape.rank < 1) {
+    sema_error(s, c->argloc[1], "decode turns token ids int[B, T] into text, got %s", SH(s, ids));
+    return val_err(s);
+  }
+  Shape o = {.rank = 1};
+  o.d[0] = ids->shape.d[0];
+  return val_tensor(s, DT_TEXT, &o);
+}
+
+static Value *fn_best_span(Sema *s, const Builtin *b, Call *c) {
+  (void)b;
+  Value *st = A(1), *en = A(2);
+  bool ok = st->dtype == DT_FLOAT && st->shape.rank == 2 && en->shape.rank == 2 && dim_eq(st->shape.d[0], en->shape.d[0]) &&
+            dim_eq(st->shape.d[1], en->shape.d[1]);
+  if (!ok) {
+    sema_error(s, c->loc, "best_span takes start and end logits of one shape [B, T], got %s and %s", SH(s, st), SH(s, en));
+    return val_err(s);
+  }
+  Shape o = {.rank = 1};
+  o.d[0] = st->shape.d[0];
+  return val_tensor(s, DT_TEXT, &o);
+}
+
 /* ---- writers ------------------------------------------------------------ */
 
 static Value *mk_writer(Sema *s, const Builtin *b, Call *c) {
@@ -1760,6 +1874,11 @@ static const Builtin builtins[] = {
   FN("params", BK_MODELFN, "model:A", fn_params, "a model's trainable parameters"),
   FN("load", BK_MODELFN, "model:M, path:s", fn_load, "load weights from a .safetensors file"),
   FN("prune", BK_MODELFN, "model:M, amount:f=0.2", fn_effect, "L1 unstructured pruning with masks"),
+  FN("beam_search", BK_FUNC, "model:M, src:X, src_mask:X?, beam:i=5, max_len:i=50, bos:i=1, eos:i=2", fn_beam,
+     "decode target ids with beam search (calls the model's forward)"),
+  FN("decode", BK_FUNC, "data:D, ids:X", fn_decode, "token ids back to text, with the data set's vocabulary"),
+  FN("best_span", BK_FUNC, "data:D, start:X, end:X, max_answer:i=30", fn_best_span,
+     "per question, the best answer span over its windows, as text"),
   /* losses */
   FN("mse", BK_LOSS, "pred:T, target:T, reduction:s=\"mean\"", loss_pair, "mean squared error"),
   FN("l1", BK_LOSS, "pred:T, target:T, reduction:s=\"mean\"", loss_pair, "mean absolute error"),
@@ -1792,10 +1911,12 @@ static const Builtin builtins[] = {
   FN("csv", BK_SOURCE, "path:s, header:b=true", src_csv, "numeric CSV; fields from col(i)/cols(a..b)/label(i)"),
   FN("idx", BK_SOURCE, "images:s, labels:s?, size:i=28", src_idx, "IDX image (and label) files, gzip or not"),
   FN("fashion_mnist", BK_SOURCE, "split:s=\"train\"", src_packaged, "Fashion-MNIST from the Debian package"),
-  FN("mnist", BK_SOURCE, "split:s=\"test\", dir:s=\"../data/hw14\"", src_packaged, "the bundled MNIST test set"),
+  FN("mnist_test", BK_SOURCE, "dir:s=\"../data/hw14\"", src_packaged, "the bundled MNIST test set (10,000 digits)"),
   FN("image_folder", BK_SOURCE, "path:s, size:i=28, gray:b=true", src_images, "PNG images, labels from folder names"),
-  FN("omniglot_tasks", BK_SOURCE, "path:s, ways:i=5, shots:i=1, queries:i=1, size:i=28", src_omniglot, "N-way K-shot tasks"),
-  FN("json_qa", BK_SOURCE, "path:s, max_len:i=384, vocab:i=8000", src_json_qa, "extractive QA (HW7 JSON)"),
+  FN("omniglot_tasks", BK_SOURCE, "path:A, ways:i=5, shots:i=1, queries:i=1, size:i=28", src_omniglot, "N-way K-shot tasks"),
+  FN("json_qa", BK_SOURCE, "path:s, max_len:i=384, vocab:i=8000, stride:i=128", src_json_qa, "extractive QA (HW7 JSON)"),
+  FN("json_paragraphs", BK_SOURCE, "path:s, max_len:i=384, vocab:i=8000", src_json_qa, "the paragraphs of a QA file, as text to pre-train on"),
+  FN("concat_data", BK_SOURCE, "parts:L", ds_concat, "data sets one after another (same fields)"),
   FN("text_pairs", BK_SOURCE, "path:s, src:A, tgt:A", src_text_pairs, "tab-separated sentence pairs"),
   FN("generate", BK_SOURCE, "n:i", src_generate, "synthetic samples from the data block's formulas"),
   FN("env", BK_SOURCE, "name:s, max_steps:i=500", src_env, "a built-in RL environment"),
@@ -1817,8 +1938,10 @@ static const Builtin builtins[] = {
   FN("resize", BK_TRANSFORM, "size:i", mk_transform, "resize images to size×size"),
   FN("invert", BK_TRANSFORM, "", mk_transform, "1 - x"),
   FN("edges", BK_TRANSFORM, "", mk_transform, "an edge filter (Sobel magnitude)"),
+  FN("flatten_image", BK_TRANSFORM, "", mk_transform, "an image [C, H, W] as a vector [C·H·W]"),
   FN("rows_as_sequence", BK_TRANSFORM, "", mk_transform, "an image [1, H, W] as H steps of W features"),
   FN("random_length", BK_TRANSFORM, "min:i, max:i", mk_transform, "random crops of a sequence, padded, with a mask field"),
+  FN("mask_tokens", BK_TRANSFORM, "p:f=0.15", mk_transform, "BERT masking of ids: adds masked_ids and labels (-100 where not masked)"),
   FN("context", BK_TRANSFORM, "k:i", mk_transform, "concatenate the k rows before and after (HW2's frames)"),
   /* writers */
   FN("csv_writer", BK_WRITER, "path:s", mk_writer, "a CSV file, one column per field"),

@@ -442,7 +442,9 @@ static Value *value_of_type(Sema *s, Scope *sc, const Node *type) {
   if (!type_dtype(s, type, &dt) || !decl_dims(s, sc, type, dd, &rank)) return val_err(s);
   Shape sh = {.rank = rank};
   for (int i = 0; i < rank; i++) {
-    if (dd[i].any) return NULL;   /* `_`: only a call can tell */
+    /* `_` or a size symbol other than the batch: only a call can tell */
+    if (dd[i].any) return NULL;
+    if (!dim_known(dd[i].d) && !(dd[i].d.nsym == 1 && !strcmp(dd[i].d.sym[0], "B"))) return NULL;
     sh.d[i] = dd[i].d;
   }
   return val_tensor(s, dt, &sh);
@@ -909,6 +911,14 @@ static bool eval_args(Sema *s, Scope *sc, const Node *call, Args *a) {
   return true;
 }
 
+static RecField *rec_find(const Value *rec, const char *name) {
+  for (int i = 0; i < rec->items.len; i++) {
+    RecField *f = rec->items.items[i];
+    if (!strcmp(f->name, name)) return f;
+  }
+  return NULL;
+}
+
 static Value *zip_data(Sema *s, const Args *a, Loc loc) {
   if (a->npos > 0 || a->nkw == 0) {
     sema_error(s, a->npos ? a->posloc[0] : loc, "zip names each data set: zip(src: fashion, tgt: inverted)");
@@ -928,9 +938,19 @@ static Value *zip_data(Sema *s, const Args *a, Loc loc) {
       sema_error(s, a->kwloc[i], "zip: '%s' must be a data set, got %s", a->kwname[i], val_desc(s->arena, v));
       return val_err(s);
     }
+    /* each part keeps its own fields plus its sample number `index` */
+    Value *part = val_new(s, V_RECORD);
+    for (int k2 = 0; k2 < v->ds->fields->items.len; k2++) vec_push(s->arena, &part->items, v->ds->fields->items.items[k2]);
+    if (!rec_find(part, "index")) {
+      RecField *ix = arena_alloc(s->arena, sizeof *ix);
+      Shape none = {0};
+      ix->name = "index";
+      ix->val = val_tensor(s, DT_INT, &none);
+      vec_push(s->arena, &part->items, ix);
+    }
     RecField *f = arena_alloc(s->arena, sizeof *f);
     f->name = a->kwname[i];
-    f->val = v->ds->fields;
+    f->val = part;
     vec_push(s->arena, &d->fields->items, f);
     if (k < sizeof buf - 80) k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s: %s", i ? ", " : "", a->kwname[i], v->ds->desc);
     if (v->ds->rows >= 0 && (d->rows < 0 || v->ds->rows < d->rows)) d->rows = v->ds->rows;
@@ -942,13 +962,6 @@ static Value *zip_data(Sema *s, const Args *a, Loc loc) {
   return v;
 }
 
-static RecField *rec_find(const Value *rec, const char *name) {
-  for (int i = 0; i < rec->items.len; i++) {
-    RecField *f = rec->items.items[i];
-    if (!strcmp(f->name, name)) return f;
-  }
-  return NULL;
-}
 
 /* ds.map(t, ...): transforms change the fields' shapes. */
 static Value *map_data(Sema *s, Dataset *in, const Args *a, Loc loc) {
@@ -974,6 +987,22 @@ static Value *map_data(Sema *s, Dataset *in, const Args *a, Loc loc) {
       sema_error(s, a->posloc[i], "map takes transforms (flip(), normalize(), ...), got %s", val_desc(s->arena, t));
       if (t->kind == V_BUILTIN && t->bi->kind == BK_TRANSFORM) sema_hint(s, "call it: %s()", t->bi->name);
       return val_err(s);
+    }
+    if (!strcmp(t->s, "mask_tokens")) {
+      RecField *idf = rec_find(rec, "ids");
+      if (!idf || idf->val->kind != V_TENSOR || idf->val->dtype != DT_INT) {
+        sema_error(s, a->posloc[i], "mask_tokens masks the token ids in the field 'ids', which this data set does not have");
+        return val_err(s);
+      }
+      RecField *mf = arena_alloc(s->arena, sizeof *mf), *lf = arena_alloc(s->arena, sizeof *lf);
+      mf->name = "masked_ids";
+      mf->val = idf->val;
+      lf->name = "labels";
+      lf->val = idf->val;
+      vec_push(s->arena, &rec->items, mf);
+      vec_push(s->arena, &rec->items, lf);
+      vec_push(s->arena, &d->transforms, (void *)t->str2);
+      continue;
     }
     RecField *xf = rec_find(rec, "x");
     if (!xf || xf->val->kind != V_TENSOR) {
@@ -1006,6 +1035,14 @@ static Value *map_data(Sema *s, Dataset *in, const Args *a, Loc loc) {
       mf->name = "mask";
       mf->val = val_tensor(s, DT_BOOL, &ms);
       vec_push(s->arena, &rec->items, mf);
+    } else if (!strcmp(n, "flatten_image")) {
+      Dim total;
+      if (!image || !shape_numel(&sh, 0, &total)) {
+        sema_error(s, a->posloc[i], "flatten_image turns an image [C, H, W] into a vector, got %s", shape_str(s->arena, &sh));
+        return val_err(s);
+      }
+      sh.rank = 1;
+      sh.d[0] = total;
     } else if (!strcmp(n, "context")) {
       if (sh.rank != 1 || !dim_known(sh.d[0])) {
         sema_error(s, a->posloc[i], "context(k) joins neighbouring rows of vectors [d], got %s", shape_str(s->arena, &sh));
@@ -1059,10 +1096,35 @@ static Value *call_value(Sema *s, Scope *sc, Value *f, const Args *args, Loc loc
         sema_hint(s, "declare it as a member (fc = %s(...)) and call fc(x)", b->name);
       return val_err(s);
     }
+    /* every data source takes `valid: fraction`, splitting it into
+     * ds.train and ds.valid (the same split wherever it is used) */
+    Args own = *args;
+    double valid = 0;
+    if (b->kind == BK_SOURCE) {
+      for (int k = 0; k < own.nkw; k++) {
+        if (strcmp(own.kwname[k], "valid")) continue;
+        Value *fv = own.kw[k];
+        if (!val_is_number(fv) || val_num(fv) <= 0 || val_num(fv) >= 1) {
+          sema_error(s, own.kwloc[k], "%s: valid is the fraction held out for validation, in (0, 1); got %s", b->name,
+                     val_desc(s->arena, fv));
+          return val_err(s);
+        }
+        valid = val_num(fv);
+        for (int j = k; j + 1 < own.nkw; j++) {
+          own.kwname[j] = own.kwname[j + 1];
+          own.kw[j] = own.kw[j + 1];
+          own.kwloc[j] = own.kwloc[j + 1];
+        }
+        own.nkw--;
+        break;
+      }
+    }
     Call c;
-    if (!builtin_bind(s, b, loc, args, &c)) return val_err(s);
+    if (!builtin_bind(s, b, loc, &own, &c)) return val_err(s);
     c.node = node;
-    return b->fn(s, b, &c);
+    Value *r = b->fn(s, b, &c);
+    if (valid > 0 && r->kind == V_DATASET) r->ds->valid_frac = valid;
+    return r;
   }
   case V_MODELDEF:
     return instantiate_model(s, f->mdef, args, loc);
@@ -1088,8 +1150,8 @@ static Value *call_value(Sema *s, Scope *sc, Value *f, const Args *args, Loc loc
 
 static Value *unknown_name(Sema *s, Scope *sc, const Node *n) {
   /* the data set failed to check: its fields are unknown, not misspelt */
-  Value *d = scope_lookup(sc, "data", NULL);
-  if (s->block && d && d->kind == V_ERROR) return val_err(s);
+  Value *d = scope_lookup(sc, "data", NULL), *t = scope_lookup(sc, "tasks", NULL);
+  if (s->block && ((d && d->kind == V_ERROR) || (t && t->kind == V_ERROR))) return val_err(s);
   Vec names = {0};
   visible_names(s, sc, &names);
   const char *near = closest_name(n->name, (const char *const *)names.items, names.len);
@@ -1163,10 +1225,16 @@ static Value *eval_index(Sema *s, Scope *sc, const Node *n) {
       int64_t v[3] = {0, 0, 1};
       bool has[3] = {false, false, false};
       const Node *parts[3] = {sub->a, sub->b, sub->c};
+      const char *symb[3] = {NULL, NULL, NULL};
       for (int k = 0; k < 3; k++) {
         if (!parts[k]) continue;
         Value *pv = eval(s, sc, parts[k]);
         if (pv->kind == V_ERROR) return pv;
+        if (is_sym_value(pv) && k < 2) {
+          symb[k] = pv->s;
+          has[k] = true;
+          continue;
+        }
         if (pv->kind != V_INT) {
           sema_error(s, parts[k]->loc, "slice bounds are ints, got %s", val_desc(s->arena, pv));
           return val_err(s);
@@ -1176,6 +1244,26 @@ static Value *eval_index(Sema *s, Scope *sc, const Node *n) {
       }
       if (v[2] <= 0) {
         sema_error(s, sub->loc, "a slice step must be positive");
+        return val_err(s);
+      }
+      if (symb[0] || symb[1]) {
+        /* x[0:B] and x[B:] of a dim c·B (a batch of two halves, say) */
+        Dim sd = dim_sym(symb[0] ? symb[0] : symb[1]);
+        bool first = !symb[0] && v[0] == 0 && symb[1] && v[2] == 1;
+        bool rest = symb[0] && !has[1] && v[2] == 1;
+        Dim mult = d;
+        bool fits = d.nsym == 1 && !strcmp(d.sym[0], sd.sym[0]) && d.c >= 2;
+        if (fits && first) {
+          o.d[o.rank++] = sd;
+          continue;
+        }
+        if (fits && rest) {
+          mult.c -= 1;
+          o.d[o.rank++] = mult;
+          continue;
+        }
+        sema_error(s, sub->loc, "cannot slice a dim of size %s with symbolic bounds like these", dim_str(s->arena, d));
+        sema_hint(s, "x[0:B] and x[B:] split a dim of size 2·B");
         return val_err(s);
       }
       if (!has[0] && !has[1] && v[2] == 1) {
@@ -1247,6 +1335,27 @@ static Value *eval_member(Sema *s, Scope *sc, const Node *n) {
       Value *v = val_new(s, V_DATASET);
       v->ds = o->ds;
       v->s = "map";
+      return v;
+    }
+    if (!strcmp(n->name, "train") || !strcmp(n->name, "valid")) {
+      Dataset *in = o->ds;
+      if (in->valid_frac <= 0 || in->part) {
+        sema_error(s, n->loc, "this data set has no .%s part", n->name);
+        sema_hint(s, "declare the split at the source, e.g. fashion_mnist(valid: 0.1), or set `valid = 0.1` in the train block");
+        return val_err(s);
+      }
+      Dataset *d = arena_alloc(s->arena, sizeof *d);
+      *d = *in;
+      bool tr = !strcmp(n->name, "train");
+      d->part = tr ? "train" : "valid";
+      double f = tr ? 1 - in->valid_frac : in->valid_frac;
+      if (in->rows >= 0) {
+        int64_t held = (int64_t)((double)in->rows * in->valid_frac);
+        d->rows = tr ? in->rows - held : held;
+      }
+      d->desc = arena_printf(s->arena, "%s, %s part (%g%%)", in->desc, d->part, f * 100);
+      Value *v = val_new(s, V_DATASET);
+      v->ds = d;
       return v;
     }
     /* ds.x: the whole column, one row per sample (for statistics) */
@@ -1729,6 +1838,7 @@ static void exec_stmts(Sema *s, Scope *sc, const Vec *stmts, Exec *ex) {
 }
 
 static bool effect_call(Sema *s, Scope *sc, const Node *e) {
+  (void)s;
   if (e->kind != N_CALL || e->a->kind != N_NAME) return false;
   if (scope_lookup(sc, e->a->name, NULL)) return false;
   const Builtin *b = builtin_find(e->a->name);
@@ -1855,6 +1965,10 @@ static void exec_stmt(Sema *s, Scope *sc, const Node *st, Exec *ex) {
         return;
       } else if (!strcmp(ds->source, "csv")) {
         sema_error(s, st->a->loc, "fields of a csv data set are columns: col(i), cols(a..b) or label(i)");
+        return;
+      }
+      if (field->kind == V_TENSOR && (field->trainable || field->dtype == DT_TEXT)) {
+        sema_error(s, st->a->loc, "a data field is per-sample data, got %s", val_desc(s->arena, field));
         return;
       }
       RecField *f = rec_find(ds->fields, t0->name);
@@ -1997,9 +2111,13 @@ static void exec_stmt(Sema *s, Scope *sc, const Node *st, Exec *ex) {
   }
   case N_DATA: {
     Value *v = eval(s, sc, st->a);
-    if (v->kind != V_ERROR && v->kind != V_DATASET) {
+    if (v->kind != V_ERROR && v->kind != V_DATASET && v->kind != V_ENV) {
       sema_error(s, st->a->loc, "data %s = ... needs a data source like csv(...) or fashion_mnist(), got %s", st->name,
                  val_desc(s->arena, v));
+      v = val_err(s);
+    }
+    if (v->kind == V_ENV && st->list.len) {
+      sema_error(s, st->loc, "an environment has no field block");
       v = val_err(s);
     }
     if (v->kind == V_DATASET) {
@@ -2022,13 +2140,19 @@ static void exec_stmt(Sema *s, Scope *sc, const Node *st, Exec *ex) {
 }
 
 void data_fields(Sema *s, Dataset *ds, const Node *decl) {
-  bool gen = !strcmp(ds->source, "generate");
-  if (strcmp(ds->source, "csv") && !gen) {
-    sema_error(s, decl->loc, "only csv(...) and generate(...) data take a field block; %s has its fields", ds->source);
-    return;
-  }
+  /* csv and generate data are made of their fields; other sources have
+   * fields of their own, which the block can use to add more */
+  bool fresh = !strcmp(ds->source, "csv") || !strcmp(ds->source, "generate");
+  Value *old = ds->fields;
   ds->fields = val_new(s, V_RECORD);
   Scope *sc = scope_new(s, s->globals);
+  if (!fresh) {
+    for (int i = 0; i < old->items.len; i++) {
+      RecField *f = old->items.items[i];
+      vec_push(s->arena, &ds->fields->items, f);
+      scope_define(s, sc, f->name, f->val, decl->loc);
+    }
+  }
   Exec ex = {.ctx = CX_DATA, .ds = ds};
   s->in_data++;
   exec_stmts(s, sc, &decl->list, &ex);

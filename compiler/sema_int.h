@@ -30,7 +30,7 @@ typedef struct {
   Dim d[MAX_RANK];
 } Shape;
 
-typedef enum { DT_FLOAT, DT_INT, DT_BOOL } DType;
+typedef enum { DT_FLOAT, DT_INT, DT_BOOL, DT_TEXT } DType;  /* text: one string per element */
 
 Dim dim_int(int64_t c);
 Dim dim_sym(const char *name);
@@ -170,6 +170,8 @@ struct Dataset {
   Value *fields;         /* V_RECORD of per-sample tensors (no batch dim) */
   Vec transforms;        /* const char* */
   bool is_env, is_tasks;
+  double valid_frac;     /* > 0: `valid: f` given, .train/.valid split it */
+  const char *part;      /* "train" or "valid" for a part of a split */
 };
 
 struct Optimizer {

@@ -70,6 +70,7 @@ const char *ttype_str(Arena *a, DType dt, const Shape *s) {
   case DT_FLOAT: return sh;
   case DT_INT: return arena_printf(a, "int%s", sh);
   case DT_BOOL: return arena_printf(a, "bool%s", sh);
+  case DT_TEXT: return arena_printf(a, "text%s", sh);
   }
   return sh;
 }
