@@ -182,6 +182,7 @@ bool builtin_bind(Sema *s, const Builtin *b, Loc loc, const Args *args, Call *ou
     out->arg[j] = args->kw[i];
     out->argloc[j] = args->kwloc[i];
     out->given[j] = true;
+    out->by_name[j] = true;
   }
   if (!ok) return false;
   for (int j = 0; j < n; j++) {
@@ -305,7 +306,16 @@ static Layer *layer_new(Sema *s, const Builtin *b, Call *c, int64_t params) {
   l->bi = b;
   l->params = params;
   l->loc = c->loc;
-  /* "Linear(116, 16)": the arguments as given */
+  l->desc = call_desc(s->arena, b, c);
+  ParamSpec ps[MAX_ARGS];
+  bool variadic;
+  int n = parse_params(b->params, ps, &variadic);
+  for (int i = 0; i < n && i < 8; i++)
+    if (c->arg[i] && c->arg[i]->kind == V_INT) l->arg[i] = c->arg[i]->i;
+  return l;
+}
+
+const char *call_desc(Arena *a, const Builtin *b, const Call *c) {
   ParamSpec ps[MAX_ARGS];
   bool variadic;
   int n = parse_params(b->params, ps, &variadic);
@@ -316,18 +326,17 @@ static Layer *layer_new(Sema *s, const Builtin *b, Call *c, int64_t params) {
     if (!c->given[i]) continue;
     const Value *v = c->arg[i];
     k += (size_t)snprintf(buf + k, sizeof buf - k, "%s", shown++ ? ", " : "(");
-    if (i >= 3 || ps[i].has_default) k += (size_t)snprintf(buf + k, sizeof buf - k, "%s: ", ps[i].name);
+    if (c->by_name[i]) k += (size_t)snprintf(buf + k, sizeof buf - k, "%s: ", ps[i].name);
     if (v->kind == V_INT) k += (size_t)snprintf(buf + k, sizeof buf - k, "%lld", (long long)v->i);
     else if (v->kind == V_FLOAT) k += (size_t)snprintf(buf + k, sizeof buf - k, "%g", v->f);
     else if (v->kind == V_BOOL) k += (size_t)snprintf(buf + k, sizeof buf - k, "%s", v->i ? "true" : "false");
     else if (v->kind == V_STRING) k += (size_t)snprintf(buf + k, sizeof buf - k, "\"%s\"", v->s);
+    else if (v->kind == V_TENSOR) k += (size_t)snprintf(buf + k, sizeof buf - k, "%s", shape_str(a, &v->shape));
     else k += (size_t)snprintf(buf + k, sizeof buf - k, "...");
   }
   if (shown && k < sizeof buf - 2) snprintf(buf + k, sizeof buf - k, ")");
-  l->desc = arena_strdup(s->arena, buf);
-  for (int i = 0; i < n && i < 8; i++)
-    if (c->arg[i] && c->arg[i]->kind == V_INT) l->arg[i] = c->arg[i]->i;
-  return l;
+  else if (!shown && b->kind == BK_TRANSFORM && k < sizeof buf - 3) snprintf(buf + k, sizeof buf - k, "()");
+  return arena_strdup(a, buf);
 }
 
 static Value *layer_val(Sema *s, Layer *l) {
@@ -1661,7 +1670,7 @@ static Value *mk_transform(Sema *s, const Builtin *b, Call *c) {
       return val_err(s);
     }
   }
-  v->str2 = builtin_signature(s->arena, b);
+  v->str2 = call_desc(s->arena, b, c);
   return v;
 }
 

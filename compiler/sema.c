@@ -604,6 +604,7 @@ static Value *instantiate_model(Sema *s, const Node *mdef, const Args *args, Loc
     }
     if (v->kind == V_LAYER || v->kind == V_MODEL) {
       set_paths(s, v->layer, name);
+      v->layer->owned = true;
       m->params += v->layer->params;
       m->buffers += v->layer->buffers;
       vec_push(s->arena, &m->subs, v->layer);
@@ -850,7 +851,7 @@ Value *model_call(Sema *s, Layer *m, const char *method, const Args *args, Loc l
 
 /* Records a layer's use in the model being traced (its summary row). */
 void trace_layer(Sema *s, Layer *l, const Value *out, Dim flops) {
-  if (!s->trace || s->quiet || out->kind != V_TENSOR) return;
+  if (!s->trace || out->kind != V_TENSOR) return;
   if (l->row && l->row_owner == s->trace) {
     l->row->uses++;
     if (dim_eq(dim_int(flops.c), dim_int(l->row->flops.c)) || l->row->flops.nsym == flops.nsym) {
@@ -1420,6 +1421,7 @@ static Value *eval_seq(Sema *s, Scope *sc, const Vec *items, Layer *seq) {
         return val_err(s);
       }
       vec_push(s->arena, &seq->subs, v->layer);
+      v->layer->owned = true;
       seq->params += v->layer->params;
       seq->buffers += v->layer->buffers;
     }
@@ -1668,31 +1670,61 @@ static void add_line(Sema *s, const char *fmt, ...) {
   vec_push(s->arena, &s->block->lines, p);
 }
 
-/* The source text of an expression (first line), for the summary. */
+/* Where an expression's text starts (a binary node's own location is its
+ * operator, where errors point). */
+static Loc expr_start(const Node *n) {
+  while (n->a && (n->kind == N_BINARY || n->kind == N_CALL || n->kind == N_INDEX || n->kind == N_MEMBER ||
+                  n->kind == N_RANGE))
+    n = n->a;
+  return n->loc;
+}
+
+/* The source text of an expression, on one line, for the summary: from its
+ * start to the end of the statement, comments dropped, spaces folded. */
 static const char *src_text(Sema *s, const Node *n) {
+  Loc at = expr_start(n);
   size_t len;
-  const char *line = source_line(n->loc.src, n->loc.line, &len);
-  /* from the node's column (code points) to the end of the line */
-  const char *p = line, *end = line + len;
-  for (int c = 1; c < n->loc.col && p < end; c++) {
+  const char *line = source_line(at.src, at.line, &len);
+  const char *p = line, *end = at.src->text + at.src->len;
+  for (int c = 1; c < at.col && p < end && *p != '\n'; c++) {
     p++;
     while (p < end && ((unsigned char)*p & 0xC0) == 0x80) p++;
   }
+  /* `loss = (a + b) / 2`: the expression's first operand starts after the
+   * parenthesis; back up over openers to the `=` of the binding */
   const char *q = p;
-  int depth = 0;
-  bool in_str = false;
-  while (q < end) {
-    if (*q == '"') in_str = !in_str;
-    if (!in_str && *q == '#') break;
-    if (!in_str && *q == ';' && depth == 0) break;
-    if (!in_str && (*q == '(' || *q == '[' || *q == '{')) depth++;
-    if (!in_str && (*q == ')' || *q == ']' || *q == '}') && --depth < 0) break;
-    q++;
+  while (q > line && (q[-1] == '(' || q[-1] == ' ' || q[-1] == '\t')) q--;
+  if (q > line && q[-1] == '=' && !(q - 1 > line && strchr("=!<>", q[-2]))) {
+    while (q < p && (*q == ' ' || *q == '\t')) q++;
+    p = q;
   }
-  while (q > p && (q[-1] == ' ' || q[-1] == '\t')) q--;
-  size_t k = (size_t)(q - p);
-  if (k > 90) return arena_printf(s->arena, "%.87s...", p);
-  return arena_strndup(s->arena, p, k);
+  char buf[256];
+  size_t k = 0;
+  int depth = 0;
+  bool in_str = false, space = false;
+  while (p < end && k < sizeof buf - 4) {
+    char ch = *p;
+    if (!in_str && ch == '#') {
+      while (p < end && *p != '\n' && *p != '\r') p++;
+      continue;
+    }
+    if (!in_str && (ch == '\n' || ch == '\r' || ch == ';') && depth <= 0) break;
+    if (ch == '"') in_str = !in_str;
+    if (!in_str && (ch == '(' || ch == '[' || ch == '{')) depth++;
+    if (!in_str && (ch == ')' || ch == ']' || ch == '}') && --depth < 0) break;
+    if (!in_str && (ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r')) {
+      space = true;
+      p++;
+      continue;
+    }
+    if (space && k > 0 && buf[k - 1] != '(' && buf[k - 1] != '[' && ch != ')' && ch != ']') buf[k++] = ' ';
+    space = false;
+    buf[k++] = ch;
+    p++;
+  }
+  buf[k] = 0;
+  if (k > 90) return arena_printf(s->arena, "%.87s...", buf);
+  return arena_strdup(s->arena, buf);
 }
 
 static bool check_setting(Sema *s, const char *name, Value *v, Loc loc, Scope *sc, Ctx ctx) {
@@ -1717,7 +1749,7 @@ static bool check_setting(Sema *s, const char *name, Value *v, Loc loc, Scope *s
     if (!strcmp(name, "data")) {
       bind_fields(s, sc, v->ds, loc);
       add_line(s, "data       %s%s", v->ds->desc,
-               v->ds->rows >= 0 ? arena_printf(s->arena, ", %lld samples", (long long)v->ds->rows) : "");
+               v->ds->rows >= 0 ? arena_printf(s->arena, ", %s samples", count_str(s->arena, v->ds->rows)) : "");
       for (int i = 0; i < v->ds->transforms.len; i++) add_line(s, "  transform %s", (char *)v->ds->transforms.items[i]);
       char buf[512];
       size_t k = 0;
@@ -1874,7 +1906,7 @@ static void exec_step(Sema *s, Scope *sc, const Node *st, Ctx ctx, Exec *parent)
 
 static void summarize_step(Sema *s, Scope *sc, const Node *loss_node, const char *indent) {
   int li = scope_find(sc, "loss"), oi = scope_find(sc, "optimizer");
-  if (li >= 0 && loss_node) add_line(s, "%sloss      %s", indent, src_text(s, loss_node));
+  if (li >= 0 && loss_node) add_line(s, "%s%-10s %s", indent, "loss", src_text(s, loss_node));
   if (oi >= 0) {
     Value *o = sc->vals.items[oi];
     if (o->kind != V_OPTIMIZER) return;
@@ -1891,7 +1923,7 @@ static void summarize_step(Sema *s, Scope *sc, const Node *loss_node, const char
       }
       k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s", i ? ", " : "", nm);
     }
-    add_line(s, "%soptimizer %s on %s (%lld parameters)", indent, o->opt->desc, buf, (long long)total);
+    add_line(s, "%s%-10s %s on %s (%s parameters)", indent, "optimizer", o->opt->desc, buf, count_str(s->arena, total));
   }
 }
 
@@ -1932,7 +1964,7 @@ static void exec_stmt(Sema *s, Scope *sc, const Node *st, Exec *ex) {
       } else if (!check_setting(s, t0->name, v, st->a->loc, sc, ex->ctx)) {
         v = val_err(s);
       } else if (val_is_number(v) && strcmp(t0->name, "valid")) {
-        add_line(s, "%-10s %s", t0->name, v->kind == V_INT ? arena_printf(s->arena, "%lld", (long long)v->i)
+        add_line(s, "%s%-10s %s", ex->ctx == CX_STEP ? "  " : "", t0->name, v->kind == V_INT ? arena_printf(s->arena, "%lld", (long long)v->i)
                                                           : arena_printf(s->arena, "%g", val_num(v)));
       }
     }

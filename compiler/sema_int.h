@@ -44,6 +44,8 @@ const char *dim_str(Arena *a, Dim d);
 const char *shape_str(Arena *a, const Shape *s);
 /* "float[B, 116]" or "int[B]" */
 const char *ttype_str(Arena *a, DType dt, const Shape *s);
+/* 1234567 -> "1,234,567" */
+const char *count_str(Arena *a, int64_t v);
 /* The product of all dims of s from `from` on, in *out; false if too symbolic. */
 bool shape_numel(const Shape *s, int from, Dim *out);
 /* numpy broadcasting; false if incompatible */
@@ -157,6 +159,7 @@ struct Layer {
   Layer *row_owner;      /* ... and that model */
   Scope *scope;          /* LK_MODEL: params and members, for methods */
   int instance_no;       /* LK_MODEL: order of creation */
+  bool owned;            /* a member of a model or seq (shown inside it) */
 };
 
 /* ---- data sets, optimizers ------------------------------------------- */
@@ -279,6 +282,7 @@ typedef struct {
   Value *arg[MAX_ARGS];
   Loc argloc[MAX_ARGS];
   bool given[MAX_ARGS];
+  bool by_name[MAX_ARGS];  /* given as `name: value` */
   Vec rest;            /* extra positional values of a variadic builtin */
 } Call;
 
@@ -309,6 +313,8 @@ bool builtin_bind(Sema *s, const Builtin *b, Loc loc, const Args *args, Call *ou
 const Builtin *builtin_find_kind(const char *name, BuiltinKind kind);
 /* `Linear(in, out, bias: true)` */
 const char *builtin_signature(Arena *a, const Builtin *b);
+/* `Conv2d(1, 64, 3, padding: 1)`: a bound call as the user wrote it. */
+const char *call_desc(Arena *a, const Builtin *b, const Call *c);
 /* Calls a layer (built-in, seq or model) on arguments. */
 Value *layer_apply(Sema *s, Layer *l, const Args *args, Loc loc);
 /* Records a layer's use in the model being traced. */

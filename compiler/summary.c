@@ -47,12 +47,8 @@ static void pad(FILE *out, const char *s, int width, bool right) {
 }
 
 static bool is_submodel(const Program *p, const Layer *m) {
-  for (int i = 0; i < p->models.len; i++) {
-    const Layer *o = p->models.items[i];
-    for (int k = 0; k < o->subs.len; k++)
-      if (o->subs.items[k] == m) return true;
-  }
-  return false;
+  (void)p;
+  return m->owned;
 }
 
 static void print_model(FILE *out, Arena *a, const Layer *m, const char *used) {
@@ -109,7 +105,9 @@ static void print_model(FILE *out, Arena *a, const Layer *m, const char *used) {
   pad(out, tf, w[4], true);
   fputc('\n', out);
   char kib[32];
-  snprintf(kib, sizeof kib, "%.1f KiB", (double)m->params * 4.0 / 1024.0);
+  double bytes = (double)m->params * 4.0;
+  if (bytes >= 1024.0 * 1024.0) snprintf(kib, sizeof kib, "%.1f MiB", bytes / (1024.0 * 1024.0));
+  else snprintf(kib, sizeof kib, "%.1f KiB", bytes / 1024.0);
   fprintf(out, "  %s trainable parameters (%s as float32)", tp, kib);
   if (m->buffers) {
     char bb[32];
@@ -140,6 +138,11 @@ void summary_print(FILE *out, const Program *p) {
   }
   if (p->datasets.len) {
     fputs("\ndata\n", out);
+    int w = 0;
+    for (int i = 0; i < p->datasets.len; i++) {
+      int l = utf8_width(p->datasets.items[i]);
+      if (l > w) w = l;
+    }
     for (int i = 0; i < p->datasets.len; i++) {
       const Dataset *d = p->dsvals.items[i];
       char rows[48] = "";
@@ -147,7 +150,7 @@ void summary_print(FILE *out, const Program *p) {
         char g[32];
         snprintf(rows, sizeof rows, ", %s samples", grouped(g, sizeof g, d->rows));
       }
-      fprintf(out, "  %-10s %s%s\n", (const char *)p->datasets.items[i], d->desc, rows);
+      fprintf(out, "  %-*s  %s%s\n", w, (const char *)p->datasets.items[i], d->desc, rows);
     }
   }
 
@@ -184,6 +187,7 @@ void summary_print(FILE *out, const Program *p) {
             b->loc.line);
     for (int k = 0; k < b->lines.len; k++) fprintf(out, "  %s\n", (const char *)b->lines.items[k]);
   }
+  nmodels = nshown;
   fprintf(out, "\n%d model%s, %d train block%s, %d predict block%s\n", nmodels, nmodels == 1 ? "" : "s", ntrain,
           ntrain == 1 ? "" : "s", npredict, npredict == 1 ? "" : "s");
   arena_free(a);

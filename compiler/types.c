@@ -75,6 +75,19 @@ const char *ttype_str(Arena *a, DType dt, const Shape *s) {
   return sh;
 }
 
+const char *count_str(Arena *a, int64_t v) {
+  char tmp[32], buf[48];
+  snprintf(tmp, sizeof tmp, "%lld", (long long)(v < 0 ? -v : v));
+  size_t len = strlen(tmp), k = 0;
+  if (v < 0) buf[k++] = '-';
+  for (size_t i = 0; i < len; i++) {
+    if (i > 0 && (len - i) % 3 == 0) buf[k++] = ',';
+    buf[k++] = tmp[i];
+  }
+  buf[k] = 0;
+  return arena_strdup(a, buf);
+}
+
 bool shape_numel(const Shape *s, int from, Dim *out) {
   Dim r = dim_int(1);
   for (int i = from; i < s->rank; i++)
