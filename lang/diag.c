@@ -44,7 +44,19 @@ static void show_line(Diag *d, Loc loc, const char *mark_color) {
   size_t n;
   const char *line = source_line(loc.src, loc.line, &n);
   fprintf(d->out, "%5d | ", loc.line);
-  fwrite(line, 1, n, d->out);
+  /* the line as it is, but bytes that are not valid UTF-8 (or are control
+   * characters) as '?', so the terminal shows what the caret points at */
+  for (size_t i = 0; i < n;) {
+    const unsigned char *q = (const unsigned char *)line + i;
+    size_t k = utf8_valid_len(q, n - i);
+    if (k == 0 || (k == 1 && *q < 0x20 && *q != '\t')) {
+      fputc('?', d->out);
+      i++;
+    } else {
+      fwrite(q, 1, k, d->out);
+      i += k;
+    }
+  }
   fprintf(d->out, "\n      | ");
   const unsigned char *p = (const unsigned char *)line, *end = p + n;
   int col = 1;

@@ -66,6 +66,8 @@ Source *source_load(Arena *a, struct Diag *d, const char *path);
 /* The same for text already in memory (tests, the fuzzer). */
 Source *source_from_text(Arena *a, struct Diag *d, const char *path,
                          const char *text, size_t len);
+/* Length of the valid UTF-8 sequence at p (n bytes available), 0 if invalid. */
+size_t utf8_valid_len(const unsigned char *p, size_t n);
 /* The text of line `line` (1-based) without its line ending. */
 const char *source_line(const Source *s, int line, size_t *len);
 

@@ -14,6 +14,9 @@ typedef struct LexState {
   char stack[256];   /* open brackets: '(', '[' or '{' */
   int depth;
   char text[64];     /* the last token's text, for syntax errors */
+  char prev[64];     /* the token before it */
+  size_t offset;     /* byte offset of the next character */
+  int lex_error_line;/* line of the lexer's last error (0: none) */
   Node *program;     /* the N_PROGRAM the parser fills */
 } LexState;
 

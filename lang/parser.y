@@ -28,6 +28,8 @@ int yylex(YYSTYPE *lval, Loc *lloc, yyscan_t scanner);
 }
 
 %code {
+#include <ctype.h>
+#include <stdbool.h>
 #include <string.h>
 #include "lang/lex_state.h"
 
@@ -421,6 +423,8 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner) {
   yysymbol_kind_t got = yypcontext_token(ctx);
   if (got == YYSYMBOL_BADCHAR) return 0;     /* the lexer has said it */
   if (loc.src == NULL) loc = (Loc){ls->src, ls->line, ls->col, 1};
+  /* after an unterminated string the rest is a consequence of it */
+  if (ls->lex_error_line && (got == YYSYMBOL_YYEOF || loc.line == ls->lex_error_line)) return 0;
 
   enum { MAXEXP = 80 };
   yysymbol_kind_t all[MAXEXP], exp[MAXEXP];
@@ -431,11 +435,12 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner) {
   int expr_start = 0;
   for (int i = 0; i < nall; i++) {
     yysymbol_kind_t k = all[i];
-    if (k == YYSYMBOL_IDENT && !is_char(got, '(')) expr_start = 1;
+    if (k == YYSYMBOL_INT) expr_start = 1;
     int is_op = continues_expr(k) || is_char(k, '(');
     int starts = k == YYSYMBOL_IDENT || k == YYSYMBOL_STRING || k == YYSYMBOL_INT ||
                  k == YYSYMBOL_FLOAT || k == YYSYMBOL_TRUE || k == YYSYMBOL_FALSE ||
                  k == YYSYMBOL_NOT || k == YYSYMBOL_SEQ;
+    if (k == YYSYMBOL_DATA || k == YYSYMBOL_TRAIN) continue;  /* member names that are keywords */
     if (!is_op && !starts) exp[n++] = k;
   }
   if (nall > 0 && !expr_start) {
@@ -459,16 +464,40 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner) {
   int items = n + expr_start;
   for (int i = 0; i < items && i < 6; i++) {
     char b2[64];
-    const char *word = i < n ? tok_name(exp[i], b2, sizeof b2) : "an expression";
+    const char *word = i >= n ? "an expression" : exp[i] == YYSYMBOL_IDENT ? "a name" : tok_name(exp[i], b2, sizeof b2);
     const char *sep = i == 0 ? "" : i == items - 1 ? " or " : ", ";
     int w = snprintf(expected + used, sizeof expected - used, "%s%s", sep, word);
     if (w > 0) used += (size_t)w;
     if (used >= sizeof expected) break;
   }
-  if (items > 0 && items <= 6)
+  bool want_name = false, want_eqeq = false;
+  for (int i = 0; i < nall; i++) {
+    want_name |= all[i] == YYSYMBOL_IDENT;
+    want_eqeq |= all[i] == YYSYMBOL_EQ;
+  }
+  const char *tn = yysymbol_name(got);
+  if (tn[0] == '"') tn++;
+  bool got_keyword = tn[0] == '\'' && isalpha((unsigned char)tn[1]);
+  if (want_name && !expr_start && !strcmp(ls->prev, "."))
+    diag_error(ls->diag, loc, "expected a member name after '.', found %s", found);
+  else if (want_name && !expr_start && got_keyword)
+    diag_error(ls->diag, loc, "expected a name, found keyword %s", found);
+  else if (items > 0 && items <= 6)
     diag_error(ls->diag, loc, "expected %s, found %s", expected, found);
   else
     diag_error(ls->diag, loc, "unexpected %s", found);
+  if (want_name && !expr_start && got_keyword) {
+    diag_hint(ls->diag, "%s is a keyword of the language; choose another name", found);
+    return 0;
+  }
+  if (!strcmp(ls->prev, "def")) {
+    diag_hint(ls->diag, "methods are written forward(x: [B, 4]) -> [B, 1] { ... }, without 'def' or ':'");
+    return 0;
+  }
+  if (is_char(got, '=') && want_eqeq) {
+    diag_hint(ls->diag, "compare with '=='; '=' binds a name at the start of a statement");
+    return 0;
+  }
 
   /* hints for the mistakes people make most */
   int want_close = 0, want_eq = 0;
@@ -483,7 +512,5 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner) {
     diag_hint(ls->diag, "is a '%c' missing at the end of the line?", want_close);
   else if (want_eq && (got == YYSYMBOL_IDENT || got == YYSYMBOL_INT))
     diag_hint(ls->diag, "a binding is written `name = value`");
-  else if (is_char(got, '=') && n > 0 && exp[0] == YYSYMBOL_EQ)
-    diag_hint(ls->diag, "compare with '==', bind with '=' at the start of a statement");
   return 0;
 }

@@ -11,7 +11,7 @@
 
 /* Length of the UTF-8 sequence starting at p (at most n bytes available),
  * or 0 if it is not valid UTF-8 (overlong forms and surrogates included). */
-static int utf8_seq_len(const unsigned char *p, size_t n) {
+size_t utf8_valid_len(const unsigned char *p, size_t n) {
   unsigned c = p[0];
   if (c < 0x80) return 1;
   int len;
@@ -26,7 +26,7 @@ static int utf8_seq_len(const unsigned char *p, size_t n) {
     c = (c << 6) | (p[i] & 0x3F);
   }
   if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) return 0;
-  return len;
+  return (size_t)len;
 }
 
 Source *source_from_text(Arena *a, Diag *d, const char *path,
@@ -73,7 +73,7 @@ Source *source_from_text(Arena *a, Diag *d, const char *path,
       bad = 1;
       break;
     }
-    int k = utf8_seq_len(p, len - i);
+    int k = (int)utf8_valid_len(p, len - i);
     if (k == 0) {
       diag_error(d, (Loc){s, line, col, 1}, "invalid UTF-8 byte 0x%02X", *p);
       diag_hint(d, "save the file with UTF-8 encoding (GBK/Big5 text is not accepted)");
