@@ -1571,7 +1571,7 @@ static Value *src_text_pairs(Sema *s, const Builtin *b, Call *c) {
 static Value *src_generate(Sema *s, const Builtin *b, Call *c) {
   (void)b;
   if (!positive(s, c, 0, "n")) return val_err(s);
-  Dataset *d = ds_new(s, "generate", arena_printf(s->arena, "%lld generated samples", (long long)AI(0)));
+  Dataset *d = ds_new(s, "generate", "generated samples");
   d->rows = AI(0);
   return ds_val(s, d);
 }

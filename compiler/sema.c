@@ -321,6 +321,11 @@ static bool decl_dims(Sema *s, Scope *sc, const Node *type, DeclDim *out, int *r
         out[i].d = dim_sym(e->name);
         continue;
       }
+      if (!v && !builtin_find(e->name)) {
+        sema_error(s, e->loc, "unknown size '%s' in a tensor type", e->name);
+        sema_hint(s, "symbolic sizes start with a capital letter (B, T); a lowercase size must be a constant or a parameter");
+        return false;
+      }
     }
     Value *v = eval(s, sc, e);
     if (v->kind == V_ERROR) return false;
@@ -783,10 +788,18 @@ Value *model_call(Sema *s, Layer *m, const char *method, const Args *args, Loc l
    * instance, quietly after (the errors were said); record the layer table
    * on forward's first run. */
   const char *key = arena_printf(s->arena, "%p", (const void *)meth);
+  const char *bad = arena_printf(s->arena, "%p!", (const void *)meth);
   bool seen = false;
-  for (int i = 0; i < m->member_vals.len; i++)
+  for (int i = 0; i < m->member_vals.len; i++) {
+    if (!strcmp(m->member_vals.items[i], bad)) {
+      /* its first run failed and said why: stay quiet now */
+      s->depth--;
+      return val_err(s);
+    }
     if (!strcmp(m->member_vals.items[i], key)) seen = true;
+  }
   if (!seen) vec_push(s->arena, &m->member_vals, (void *)key);
+  int errors_before = s->diag->nerrors;
 
   Layer *saved_trace = s->trace;
   const char *saved_prefix = s->prefix;
@@ -823,6 +836,8 @@ Value *model_call(Sema *s, Layer *m, const char *method, const Args *args, Loc l
   s->prefix = saved_prefix;
   s->depth--;
 
+  if (!seen && (s->diag->nerrors > errors_before || !ex.returned || (ex.ret && ex.ret->kind == V_ERROR)))
+    vec_push(s->arena, &m->member_vals, (void *)bad);
   if (!ex.returned) {
     sema_error(s, meth->loc, "%s does not return a value", what);
     sema_hint(s, "end it with `return ...`");
@@ -834,6 +849,7 @@ Value *model_call(Sema *s, Layer *m, const char *method, const Args *args, Loc l
     const char *why = NULL;
     if (meth->a->ival || strcmp(meth->a->name ? meth->a->name : "", "")) {
       if (!fits_type(s, sc, meth->a, r, &syms, &why)) {
+        if (!seen) vec_push(s->arena, &m->member_vals, (void *)bad);
         if (why) {
           sema_error(s, ex.ret_loc, "%s returns the wrong shape: %s", what, why);
           if (r->kind == V_TENSOR && r->shape.rank == meth->a->list.len + 1 &&

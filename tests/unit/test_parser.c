@@ -201,13 +201,17 @@ static void errors_inside_a_body_recover_at_the_next_statement(void **state) {
   t_free(p);
 }
 
-static void missing_close_paren_is_reported_at_the_next_token(void **state) {
+static void missing_close_paren_before_a_declaration_is_reported_on_its_line(void **state) {
   (void)state;
-  /* inside ( ) a newline is space, so the first token that cannot continue
-   * the expression is on the next line */
-  Parsed *p = t_parse("const a = f(1, 2\nconst b = 1\n");
+  /* inside ( ) a newline is space, but a declaration keyword at the start
+   * of the next line means the bracket was never closed: the error is at the
+   * end of the line that left it open, and the next declaration is parsed */
+  Parsed *p = t_parse("const a = f(1, 2\nconst b = 1 +* 2\n");
   assert_null(p->prog);
-  assert_diag(p, "t.nn:2:1: error: expected ')' or ',', found 'const'");
+  assert_diag(p, "t.nn:1:17: error: expected ')' or ',', found end of line");
+  assert_diag(p, "is a ')' missing at the end of the line?");
+  assert_diag(p, "t.nn:2:14: error: expected an expression, found '*'");
+  assert_int_equal(p->diag.nerrors, 2);
   t_free(p);
 }
 
@@ -289,7 +293,7 @@ int main(void) {
       cmocka_unit_test(seq_items_split_on_commas_and_newlines),
       cmocka_unit_test(several_errors_are_all_reported),
       cmocka_unit_test(errors_inside_a_body_recover_at_the_next_statement),
-      cmocka_unit_test(missing_close_paren_is_reported_at_the_next_token),
+      cmocka_unit_test(missing_close_paren_before_a_declaration_is_reported_on_its_line),
       cmocka_unit_test(missing_close_paren_at_end_of_line_gets_a_hint),
       cmocka_unit_test(unclosed_brace_is_reported_at_end_of_file),
       cmocka_unit_test(max_errors_stops_the_report),
