@@ -4,7 +4,7 @@
  * with its parameters and its shape rule.
  *
  * Each entry of the table at the bottom is one line: name, kind, a parameter
- * string ("in:i, out:i, bias:b=true"), and the C function that checks a call
+ * string ("in_features:i, out_features:i, bias:b=true"), and the C function that checks a call
  * and computes its result. builtin_bind() matches a call's arguments to the
  * parameter string (arity, keywords, kinds), so the functions here see their
  * arguments already in order and of the right kind, and only check shapes.
@@ -27,7 +27,7 @@ typedef struct {
   char defval[32];
 } ParamSpec;
 
-/* Parses "in:i, out:i, bias:b=true, ..." into specs; returns the count and
+/* Parses "in_features:i, out_features:i, bias:b=true, ..." into specs; returns the count and
  * sets *variadic when the string ends in "...". */
 static int parse_params(const char *p, ParamSpec *out, bool *variadic) {
   int n = 0;
@@ -220,9 +220,17 @@ bool builtin_bind(Sema *s, const Builtin *b, Loc loc, const Args *args, Call *ou
 #define AF(k_) val_num(c->arg[k_])
 #define AB(k_) (c->arg[k_]->i != 0)
 
+/* A value for a shape message: "[B, 10]", "int[B]". */
 static const char *SH(Sema *s, const Value *v) {
   if (v->kind == V_TENSOR) return ttype_str(s->arena, v->dtype, &v->shape);
   return val_desc(s->arena, v);
+}
+
+/* A value for an element-type message: "float[B, 10]" even for floats, so
+ * that it does not read like a shape error. */
+static const char *TY(Sema *s, const Value *v) {
+  if (v->kind == V_TENSOR && v->dtype == DT_FLOAT) return arena_printf(s->arena, "float%s", shape_str(s->arena, &v->shape));
+  return SH(s, v);
 }
 
 /* A number used where a tensor goes is a 0-d tensor. */
@@ -367,7 +375,7 @@ static Value *one_input(Sema *s, Layer *l, Call *c, int min_rank, int max_rank, 
     return NULL;
   }
   if (x->dtype != DT_FLOAT) {
-    sema_error(s, c->argloc[0], "%s expects float values, got %s", l->desc, SH(s, x));
+    sema_error(s, c->argloc[0], "%s expects float values, got %s", l->desc, TY(s, x));
     if (x->dtype == DT_INT) sema_hint(s, "integer ids go through an Embedding first");
     return NULL;
   }
@@ -375,7 +383,7 @@ static Value *one_input(Sema *s, Layer *l, Call *c, int min_rank, int max_rank, 
 }
 
 static Value *mk_linear(Sema *s, const Builtin *b, Call *c) {
-  if (!positive(s, c, 0, "in") || !positive(s, c, 1, "out")) return val_err(s);
+  if (!positive(s, c, 0, "in_features") || !positive(s, c, 1, "out_features")) return val_err(s);
   return layer_val(s, layer_new(s, b, c, AI(0) * AI(1) + (AB(2) ? AI(1) : 0)));
 }
 
@@ -394,7 +402,7 @@ static Value *ap_linear(Sema *s, Layer *l, Call *c) {
         sema_hint(s, "the last dim is the features: %s has %s, the layer wants %lld", SH(s, x),
                   dim_str(s->arena, last), (long long)l->arg[0]);
     } else {
-      sema_hint(s, "the layer was built as %s; its 'in' must match the input's last dim (%s)", l->desc,
+      sema_hint(s, "the layer was built as %s; its in_features must match the input's last dim (%s)", l->desc,
                 dim_str(s->arena, last));
     }
     return val_err(s);
@@ -566,7 +574,7 @@ static Value *ap_embedding(Sema *s, Layer *l, Call *c) {
   }
   Value *x = c->arg[0];
   if (x->dtype != DT_INT) {
-    sema_error(s, c->argloc[0], "%s looks up integer ids, got %s", l->desc, SH(s, x));
+    sema_error(s, c->argloc[0], "%s looks up integer ids, got %s", l->desc, TY(s, x));
     return val_err(s);
   }
   Shape o = x->shape;
@@ -579,7 +587,7 @@ static Value *ap_embedding(Sema *s, Layer *l, Call *c) {
 
 /* GRU/LSTM/RNN(in, hidden, layers, bidirectional) */
 static Value *mk_rnn(Sema *s, const Builtin *b, Call *c) {
-  if (!positive(s, c, 0, "in") || !positive(s, c, 1, "hidden") || !positive(s, c, 2, "layers"))
+  if (!positive(s, c, 0, "input_size") || !positive(s, c, 1, "hidden_size") || !positive(s, c, 2, "layers"))
     return val_err(s);
   int64_t in = AI(0), h = AI(1), layers = AI(2), dirs = AB(3) ? 2 : 1;
   int64_t gates = strcmp(b->name, "GRU") == 0 ? 3 : strcmp(b->name, "LSTM") == 0 ? 4 : 1;
@@ -654,7 +662,10 @@ static Value *ap_mha(Sema *s, Layer *l, Call *c) {
   }
   Value *out = val_tensor(s, DT_FLOAT, &x->shape);
   Dim T = x->shape.d[1];
-  trace_layer(s, l, out, dscale(T, 2 * l->params));
+  /* the projections (2·params per step) and, for a known length, the two
+   * attention products q·kᵀ and weights·v (4·T·d per step) */
+  int64_t per_step = 2 * l->params + (dim_known(T) ? 4 * T.c * d : 0);
+  trace_layer(s, l, out, dscale(T, per_step));
   return out;
 }
 
@@ -696,7 +707,8 @@ static Value *fn_broadcast(Sema *s, const Builtin *b, Call *c) {
   if (!strcmp(b->name, "where")) {
     Value *cond = A(0);
     if (cond->kind == V_TENSOR && cond->dtype != DT_BOOL) {
-      sema_error(s, c->argloc[0], "where: the condition must be bool, got %s", SH(s, cond));
+      sema_error(s, c->argloc[0], "where: the condition must be bool, got %s", TY(s, cond));
+      sema_hint(s, "compare it to get a condition: where(x > 0, a, b)");
       return val_err(s);
     }
     r = binary_op(s, OP_ADD, A(1), A(2), c->argloc[2]);
@@ -760,7 +772,7 @@ static Value *fn_reduce(Sema *s, const Builtin *b, Call *c) {
   if (c->nargs > 3 && GIVEN(3)) {
     Value *m = A(3);
     if (m->kind != V_TENSOR || m->dtype != DT_BOOL) {
-      sema_error(s, c->argloc[3], "%s: a mask is a bool tensor, got %s", b->name, SH(s, m));
+      sema_error(s, c->argloc[3], "%s: a mask is a bool tensor, got %s", b->name, TY(s, m));
       return val_err(s);
     }
     for (int i = 0; i < m->shape.rank; i++)
@@ -970,7 +982,7 @@ static Value *fn_softmax(Sema *s, const Builtin *b, Call *c) {
 static Value *fn_one_hot(Sema *s, const Builtin *b, Call *c) {
   Value *x = A(0);
   if (x->dtype != DT_INT) {
-    sema_error(s, c->argloc[0], "%s expects integer class ids, got %s", b->name, SH(s, x));
+    sema_error(s, c->argloc[0], "%s expects integer class ids, got %s", b->name, TY(s, x));
     return val_err(s);
   }
   Shape o = x->shape;
@@ -982,7 +994,7 @@ static Value *fn_one_hot(Sema *s, const Builtin *b, Call *c) {
 static Value *fn_gather(Sema *s, const Builtin *b, Call *c) {
   Value *x = A(0), *ids = A(1);
   if (ids->dtype != DT_INT) {
-    sema_error(s, c->argloc[1], "gather: indices must be ints, got %s", SH(s, ids));
+    sema_error(s, c->argloc[1], "gather: indices must be ints, got %s", TY(s, ids));
     return val_err(s);
   }
   int a = axis(s, c->argloc[2], AI(2), x->shape.rank, b->name);
@@ -1005,7 +1017,7 @@ static Value *fn_masked_fill(Sema *s, const Builtin *b, Call *c) {
   Value *x = A(0), *m = A(1);
   Shape sh;
   if (m->dtype != DT_BOOL) {
-    sema_error(s, c->argloc[1], "%s: the mask must be bool, got %s", b->name, SH(s, m));
+    sema_error(s, c->argloc[1], "%s: the mask must be bool, got %s", b->name, TY(s, m));
     return val_err(s);
   }
   if (!shape_broadcast(&x->shape, &m->shape, &sh) || sh.rank != x->shape.rank) {
@@ -1099,6 +1111,7 @@ static Value *fn_load(Sema *s, const Builtin *b, Call *c) {
   (void)b;
   Value *m = A(0);
   const char *path = A(1)->s;
+  sema_line(s, "load       %s from %s", m->layer->path ? m->layer->path : m->layer->type, path);
   size_t n = strlen(path);
   if (n < 12 || strcmp(path + n - 12, ".safetensors") != 0) {
     sema_error(s, c->argloc[1], "load: checkpoints are .safetensors files, got \"%s\"", path);
@@ -1171,9 +1184,11 @@ static Value *loss_ce(Sema *s, const Builtin *b, Call *c) {
     return val_err(s);
   }
   if (t->dtype != DT_INT) {
-    sema_error(s, c->argloc[1], "%s expects integer class ids as the target, got %s", b->name, SH(s, t));
+    sema_error(s, c->argloc[1], "%s expects integer class ids as the target, got %s", b->name, TY(s, t));
     if (t->dtype == DT_FLOAT && t->shape.rank == lg->shape.rank)
       sema_hint(s, "for soft targets (probabilities) use kl_div(log_softmax(logits, -1), target)");
+    else
+      sema_hint(s, "class ids are ints: label(i) in a csv data block, randint(...) in generate(...)");
     return val_err(s);
   }
   bool ok = t->shape.rank == lg->shape.rank - 1;
@@ -1431,8 +1446,11 @@ static Value *col_field(Sema *s, const Builtin *b, Call *c) {
     if (!strcmp(b->name, "cols")) v->s = "one";   /* cols(5) is a vector of one */
   }
   if (v->i < 0 || v->j < v->i) {
-    sema_error(s, c->argloc[0], "%s: columns %lld..%lld are not a valid range (columns count from 0)", b->name,
-               (long long)v->i, (long long)v->j);
+    if (v->j < v->i)
+      sema_error(s, c->argloc[0], "%s: the range %lld..%lld runs backwards; write %lld..%lld", b->name, (long long)v->i,
+                 (long long)v->j, (long long)v->j, (long long)v->i);
+    else
+      sema_error(s, c->argloc[0], "%s: column %lld does not exist (columns count from 0)", b->name, (long long)v->i);
     return val_err(s);
   }
   if (!strcmp(b->name, "cols")) v->str2 = "vector";
@@ -1792,7 +1810,7 @@ static Value *mk_writer(Sema *s, const Builtin *b, Call *c) {
 
 static const Builtin builtins[] = {
   /* layers */
-  LAYER("Linear", "in:i, out:i, bias:b=true", mk_linear, ap_linear, NULL, "a fully connected layer"),
+  LAYER("Linear", "in_features:i, out_features:i, bias:b=true", mk_linear, ap_linear, NULL, "a fully connected layer"),
   LAYER("Conv2d", "in_channels:i, out_channels:i, kernel:i, stride:i=1, padding:i=0, dilation:i=1, groups:i=1, bias:b=true",
         mk_conv, ap_conv, NULL, "2-D convolution"),
   LAYER("ConvTranspose2d", "in_channels:i, out_channels:i, kernel:i, stride:i=1, padding:i=0, output_padding:i=0, groups:i=1, bias:b=true",
@@ -1812,9 +1830,9 @@ static const Builtin builtins[] = {
   LAYER("Softmax", "dim:i=-1", mk_nolayer, ap_same, NULL, "softmax over a dim"),
   LAYER("Flatten", "", mk_nolayer, ap_flatten, NULL, "[B, ...] to [B, n]"),
   LAYER("Embedding", "vocab:i, dim:i, padding_idx:i?", mk_embedding, ap_embedding, NULL, "a lookup table of vectors"),
-  LAYER("GRU", "in:i, hidden:i, layers:i=1, bidirectional:b=false", mk_rnn, ap_rnn, "x:X, h0:X?", "gated recurrent unit"),
-  LAYER("LSTM", "in:i, hidden:i, layers:i=1, bidirectional:b=false", mk_rnn, ap_rnn, "x:X, h0:X?", "long short-term memory"),
-  LAYER("RNN", "in:i, hidden:i, layers:i=1, bidirectional:b=false", mk_rnn, ap_rnn, "x:X, h0:X?", "Elman recurrent network"),
+  LAYER("GRU", "input_size:i, hidden_size:i, layers:i=1, bidirectional:b=false", mk_rnn, ap_rnn, "x:X, h0:X?", "gated recurrent unit"),
+  LAYER("LSTM", "input_size:i, hidden_size:i, layers:i=1, bidirectional:b=false", mk_rnn, ap_rnn, "x:X, h0:X?", "long short-term memory"),
+  LAYER("RNN", "input_size:i, hidden_size:i, layers:i=1, bidirectional:b=false", mk_rnn, ap_rnn, "x:X, h0:X?", "Elman recurrent network"),
   LAYER("MultiheadAttention", "dim:i, heads:i", mk_mha, ap_mha, "q:X, k:X?, v:X?, mask:X?", "multi-head attention"),
   LAYER("TransformerEncoderLayer", "dim:i, heads:i, ff:i, dropout:f=0.1, activation:s=\"relu\"", mk_mha, ap_mha,
         "x:X, mask:X?", "self-attention + feed-forward block"),

@@ -536,6 +536,7 @@ static Value *as_layer(Sema *s, Value *v, Loc loc) {
 }
 
 static Value *instantiate_model(Sema *s, const Node *mdef, const Args *args, Loc loc) {
+  vec_push(s->arena, &s->attempted, (void *)mdef);
   Value *pv[64];
   Loc pl[64];
   if (mdef->list.len > 64) return val_err(s);
@@ -636,8 +637,8 @@ static Value *instantiate_model(Sema *s, const Node *mdef, const Args *args, Loc
     } else {
       m->budget = b->i;
       if (m->params > b->i) {
-        sema_error(s, mdef->loc, "model %s has %lld parameters, over its budget of %lld", m->desc,
-                   (long long)m->params, (long long)b->i);
+        sema_error(s, mdef->loc, "model %s has %s parameters, over its budget of %s", m->desc,
+                   count_str(s->arena, m->params), count_str(s->arena, b->i));
         const Layer *big = NULL;
         const char *bigname = NULL;
         for (int i = 0; i < m->subs.len; i++) {
@@ -648,8 +649,8 @@ static Value *instantiate_model(Sema *s, const Node *mdef, const Args *args, Loc
           }
         }
         if (big)
-          sema_hint(s, "the largest member is '%s' with %lld; depthwise-separable convolutions (groups) are much smaller",
-                    bigname, (long long)big->params);
+          sema_hint(s, "the largest member is '%s' with %s; depthwise-separable convolutions (groups) are much smaller",
+                    bigname, count_str(s->arena, big->params));
       }
     }
   }
@@ -746,9 +747,14 @@ Value *model_call(Sema *s, Layer *m, const char *method, const Args *args, Loc l
   if (meth->list.len > 64) return val_err(s);
   if (!bind_params(s, what, &meth->list, args, loc, pv, pl)) return val_err(s);
 
+  for (int i = 0; i < s->active.len; i++)
+    if (s->active.items[i] == meth) {
+      sema_error(s, loc, "%s calls itself (directly or through other methods); models cannot recurse", what);
+      return val_err(s);
+    }
   if (++s->depth > 64) {
     s->depth--;
-    sema_error(s, loc, "%s calls itself (directly or through other methods); models cannot recurse", what);
+    sema_error(s, loc, "method calls nested too deeply");
     return val_err(s);
   }
   Scope *sc = scope_new(s, m->scope);
@@ -814,7 +820,9 @@ Value *model_call(Sema *s, Layer *m, const char *method, const Args *args, Loc l
   int saved_failed = s->failed_quiet;
   s->failed_quiet = 0;
   Exec ex = {.ctx = CX_METHOD};
+  vec_push(s->arena, &s->active, (void *)meth);
   exec_stmts(s, sc, &meth->list2, &ex);
+  s->active.len--;
   if (seen) s->quiet--;
   if (seen && s->failed_quiet && !s->quiet) {
     /* this call's shapes break the body: say where, at full voice */
@@ -823,7 +831,9 @@ Value *model_call(Sema *s, Layer *m, const char *method, const Args *args, Loc l
     vec_push(s->arena, &boundaries, sc2);
     for (int i = 0; i < sc->names.len; i++)
       scope_define(s, sc2, sc->names.items[i], sc->vals.items[i], *(Loc *)sc->locs.items[i]);
+    vec_push(s->arena, &s->active, (void *)meth);
     exec_stmts(s, sc2, &meth->list2, &ex2);
+    s->active.len--;
     diag_note(s->diag, loc, "in this call of %s", what);
     ex = ex2;
   }
@@ -1165,18 +1175,46 @@ static Value *call_value(Sema *s, Scope *sc, Value *f, const Args *args, Loc loc
 
 /* ---- expressions -------------------------------------------------------- */
 
+/* Names from PyTorch and Keras that students reach for, and what nnc calls them. */
+static const char *framework_alias(const char *name) {
+  static const char *const map[][2] = {
+    {"Dense", "a fully connected layer is Linear(in_features, out_features)"},
+    {"Conv2D", "the layer is Conv2d(in_channels, out_channels, kernel)"},
+    {"Sequential", "a stack of layers is seq { Linear(4, 8), ReLU, Linear(8, 1) }"},
+    {"CrossEntropyLoss", "the loss is the function cross_entropy(logits, y)"},
+    {"MSELoss", "the loss is the function mse(pred, target)"},
+    {"BCELoss", "the loss is the function bce(prob, target)"},
+    {"softmax_cross_entropy", "the loss is cross_entropy(logits, y)"},
+    {"cat", "joining tensors is concat([a, b], dim)"},
+    {"view", "reshape(x, [B, 784]) changes a shape"},
+    {"detach", "stop_grad(x) stops the gradient"},
+    {"mnist", "the data sources are mnist_test() (the bundled MNIST digits) and fashion_mnist(split: \"train\")"},
+    {"MNIST", "the data sources are mnist_test() (the bundled MNIST digits) and fashion_mnist(split: \"train\")"},
+    {"FashionMNIST", "the data source is fashion_mnist(split: \"train\") or fashion_mnist(split: \"test\")"},
+    {"DataLoader", "batching is a train block setting: batch = 64"},
+    {"optim", "optimizers are called directly: Adam(net, lr: 1e-3)"},
+  };
+  for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+    if (!strcmp(map[i][0], name)) return map[i][1];
+  return NULL;
+}
+
 static Value *unknown_name(Sema *s, Scope *sc, const Node *n) {
   /* the data set failed to check: its fields are unknown, not misspelt */
   Value *d = scope_lookup(sc, "data", NULL), *t = scope_lookup(sc, "tasks", NULL);
   if (s->block && ((d && d->kind == V_ERROR) || (t && t->kind == V_ERROR))) return val_err(s);
   Vec names = {0};
   visible_names(s, sc, &names);
-  const char *near = closest_name(n->name, (const char *const *)names.items, names.len);
+  const char *alias = framework_alias(n->name);
+  const char *near = alias || !strcmp(n->name, "self") ? NULL
+                     : closest_name(n->name, (const char *const *)names.items, names.len);
   if (near)
     sema_error(s, n->loc, "unknown name '%s'; did you mean '%s'?", n->name, near);
   else
     sema_error(s, n->loc, "unknown name '%s'", n->name);
-  if (s->block && !scope_lookup(sc, "data", NULL) && !scope_lookup(sc, "tasks", NULL))
+  if (alias)
+    sema_hint(s, "%s", alias);
+  else if (s->block && !scope_lookup(sc, "data", NULL) && !scope_lookup(sc, "tasks", NULL))
     sema_hint(s, "the data set's fields (x, y, ...) come into scope after `data = ...`");
   else if (!strcmp(n->name, "self"))
     sema_hint(s, "inside a model, layers are named directly: fc1(x), not self.fc1(x)");
@@ -1672,8 +1710,8 @@ static void bind_fields(Sema *s, Scope *sc, Dataset *ds, Loc loc) {
   }
 }
 
-static void add_line(Sema *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void add_line(Sema *s, const char *fmt, ...) {
+#define add_line sema_line
+void sema_line(Sema *s, const char *fmt, ...) {
   if (!s->block || s->quiet) return;
   va_list ap, ap2;
   va_start(ap, fmt);
@@ -1960,7 +1998,7 @@ static void exec_stmt(Sema *s, Scope *sc, const Node *st, Exec *ex) {
         return;
       }
       if (v->kind != V_TUPLE || v->items.len != st->list.len) {
-        sema_error(s, st->a->loc, "%d names on the left, but the right side is %s", st->list.len, val_desc(s->arena, v));
+        sema_error(s, st->a->loc, "%d names on the left, but the right side is a %s", st->list.len, val_desc(s->arena, v));
         for (int i = 0; i < st->list.len; i++)
           scope_assign(s, sc, ((Node *)st->list.items[i])->name, val_err(s), st->loc);
         return;
@@ -2015,8 +2053,13 @@ static void exec_stmt(Sema *s, Scope *sc, const Node *st, Exec *ex) {
         sema_error(s, st->a->loc, "fields of a csv data set are columns: col(i), cols(a..b) or label(i)");
         return;
       }
-      if (field->kind == V_TENSOR && (field->trainable || field->dtype == DT_TEXT)) {
-        sema_error(s, st->a->loc, "a data field is per-sample data, got %s", val_desc(s->arena, field));
+      if (field->kind == V_TENSOR && field->trainable) {
+        sema_error(s, st->a->loc, "a data field cannot be a trainable variable");
+        sema_hint(s, "variables belong in a model or a train block; data fields are samples, e.g. randn([4])");
+        return;
+      }
+      if (field->kind == V_TENSOR && field->dtype == DT_TEXT) {
+        sema_error(s, st->a->loc, "a data field holds numbers, got text");
         return;
       }
       RecField *f = rec_find(ds->fields, t0->name);
@@ -2072,6 +2115,7 @@ static void exec_stmt(Sema *s, Scope *sc, const Node *st, Exec *ex) {
     int64_t n = over->kind == V_RANGE ? over->j - over->i + 1 : (over->kind == V_LIST || over->kind == V_TUPLE) ? over->items.len : -1;
     if (n < 0) {
       sema_error(s, st->a->loc, "for runs over a range a..b or a list, got %s", val_desc(s->arena, over));
+      if (over->kind == V_INT && over->i > 0) sema_hint(s, "to run %lld times write 0..%lld (ranges include both ends)", (long long)over->i, (long long)over->i - 1);
       return;
     }
     if (n > MAX_UNROLL) {
@@ -2173,7 +2217,15 @@ static void exec_stmt(Sema *s, Scope *sc, const Node *st, Exec *ex) {
       *copy = *v->ds;
       v = val_new(s, V_DATASET);
       v->ds = copy;
-      if (st->list.len) data_fields(s, copy, st);
+      bool needs_fields = !strcmp(copy->source, "csv") || !strcmp(copy->source, "generate");
+      if (st->list.len) {
+        data_fields(s, copy, st);
+      } else if (needs_fields && copy->fields->items.len == 0) {
+        sema_error(s, st->loc, "data %s needs a field block naming its fields", st->name);
+        sema_hint(s, "%s", !strcmp(copy->source, "csv") ? "e.g. { x = cols(1..116); y = col(117) }"
+                                                          : "e.g. { x = randn([4]); y = randint([], 0, 2) }");
+        v = val_err(s);
+      }
     }
     scope_define(s, sc, st->name, v, st->loc);
     return;
@@ -2202,10 +2254,11 @@ void data_fields(Sema *s, Dataset *ds, const Node *decl) {
     }
   }
   Exec ex = {.ctx = CX_DATA, .ds = ds};
+  int errors_before = s->diag->nerrors;
   s->in_data++;
   exec_stmts(s, sc, &decl->list, &ex);
   s->in_data--;
-  if (ds->fields->items.len == 0 && !s->quiet) {
+  if (ds->fields->items.len == 0 && !s->quiet && s->diag->nerrors == errors_before) {
     sema_error(s, decl->loc, "data %s has no fields", decl->name);
     sema_hint(s, "name them: { x = cols(1..116); y = col(117) }");
   }
@@ -2278,11 +2331,14 @@ static void check_block(Sema *s, const Node *blk) {
     } else if (li >= 0 || oi >= 0) {
       sema_error(s, blk->loc, "%s has steps and also a %s of its own; put it in the steps", label, li >= 0 ? "loss" : "optimizer");
     }
-    if (scope_find(sc, "epochs") < 0 && !has_iters && scope_find(sc, "tasks") < 0) {
+    int before = s->diag->nerrors;
+    check_unused_settings(s, sc, ex.ctx);
+    if (s->diag->nerrors == before && scope_find(sc, "epochs") < 0 && !has_iters && scope_find(sc, "tasks") < 0) {
       sema_warn(s, blk->loc, "%s sets neither epochs nor iterations; it will train for 1 epoch", label);
     }
+  } else {
+    check_unused_settings(s, sc, ex.ctx);
   }
-  check_unused_settings(s, sc, ex.ctx);
 
   for (int i = models_before; i < s->prog->models.len; i++) {
     Layer *m = s->prog->models.items[i];
@@ -2328,7 +2384,7 @@ Program *sema_check(Arena *a, Diag *d, const Node *ast, const SemaOptions *opt) 
     if (n->kind != N_MODEL && n->kind != N_BLOCK) continue;
     Scope *w;
     if (scope_lookup(s->globals, n->name, &w)) {
-      sema_error(s, n->loc, "'%s' is already defined", n->name);
+      sema_error(s, n->loc, "'%s' is already defined (line %d)", n->name, w->locs.len ? ((Loc *)w->locs.items[scope_find(w, n->name)])->line : 0);
       continue;
     }
     if (builtin_find(n->name))
@@ -2382,7 +2438,7 @@ Program *sema_check(Arena *a, Diag *d, const Node *ast, const SemaOptions *opt) 
     const Node *n = ast->list.items[i];
     if (n->kind != N_MODEL) continue;
     bool used = false;
-    for (int k = 0; k < s->prog->models.len; k++) used |= ((Layer *)s->prog->models.items[k])->mdef == n;
+    for (int k = 0; k < s->attempted.len; k++) used |= s->attempted.items[k] == n;
     if (used) continue;
     bool defaults_ok = true;
     for (int k = 0; k < n->list.len; k++) defaults_ok &= ((Node *)n->list.items[k])->b != NULL;

@@ -227,6 +227,8 @@ typedef struct Sema {
   BlockInfo *block;   /* the train/predict block being checked */
   int steps_seen;
   int in_data;        /* > 0 inside a data block's fields */
+  Vec active;         /* method nodes being evaluated (recursion check) */
+  Vec attempted;      /* model declarations someone tried to build */
   Value *error_val;
 } Sema;
 
@@ -237,6 +239,8 @@ void sema_hint(Sema *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void sema_warn(Sema *s, Loc loc, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* A line of what the current train/predict block does, for the summary. */
+void sema_line(Sema *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 Value *val_new(Sema *s, ValKind k);
 Value *val_int(Sema *s, int64_t i);

@@ -96,7 +96,9 @@ static void print_model(FILE *out, Arena *a, const Layer *m, const char *used) {
       fputs(i < 4 ? "  " : "\n", out);
     }
   }
-  if (m->rows.len == 0) fputs("  (forward was not traced: give its inputs tensor types like x: [B, 784])\n", out);
+  if (m->rows.len == 0)
+    fputs("  (no layer table: forward is traced at its first call, and nothing calls it; a forward whose\n"
+          "   inputs have only known sizes and B, like x: [B, 784], is traced when the model is built)\n", out);
   fputs("  ", out);
   pad(out, "total", w[0] + w[1] + w[2] + 4, false);
   fputs("  ", out);

@@ -145,36 +145,50 @@ _Noreturn void nnc_die(const char *file, int line, const char *fmt, ...) {
   abort();
 }
 
-int lev_distance(const char *a, const char *b) {
+/* Edit distance with adjacent transpositions (so "cvs" is one edit from
+ * "csv"), letters compared without case when `fold` is set. */
+static int edit_distance(const char *a, const char *b, int fold) {
   size_t n = strlen(a), m = strlen(b);
   if (n > 64 || m > 64) return 99;
-  int prev[65], cur[65];
-  for (size_t j = 0; j <= m; j++) prev[j] = (int)j;
+  int d[65][65];
+  for (size_t i = 0; i <= n; i++) d[i][0] = (int)i;
+  for (size_t j = 0; j <= m; j++) d[0][j] = (int)j;
   for (size_t i = 1; i <= n; i++) {
-    cur[0] = (int)i;
     for (size_t j = 1; j <= m; j++) {
       int ca = a[i - 1], cb = b[j - 1];
-      if (ca >= 'A' && ca <= 'Z') ca += 32;
-      if (cb >= 'A' && cb <= 'Z') cb += 32;
-      int sub = prev[j - 1] + (ca != cb);
-      int del = prev[j] + 1, ins = cur[j - 1] + 1;
-      cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+      if (fold && ca >= 'A' && ca <= 'Z') ca += 32;
+      if (fold && cb >= 'A' && cb <= 'Z') cb += 32;
+      int best = d[i - 1][j - 1] + (ca != cb);
+      if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
+      if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+      if (i > 1 && j > 1) {
+        int pa = a[i - 2], pb = b[j - 2];
+        if (fold && pa >= 'A' && pa <= 'Z') pa += 32;
+        if (fold && pb >= 'A' && pb <= 'Z') pb += 32;
+        if (ca == pb && pa == cb && d[i - 2][j - 2] + 1 < best) best = d[i - 2][j - 2] + 1;
+      }
+      d[i][j] = best;
     }
-    memcpy(prev, cur, sizeof(int) * (m + 1));
   }
-  return prev[m];
+  return d[n][m];
 }
+
+int lev_distance(const char *a, const char *b) { return edit_distance(a, b, 1); }
 
 const char *closest_name(const char *name, const char *const *cands, int n) {
   const char *best = NULL;
-  int best_d = 99;
+  int best_d = 99, best_exact = 99;
   size_t len = strlen(name);
   int limit = len <= 1 ? 0 : len <= 3 ? 1 : len <= 6 ? 2 : 3;
   for (int i = 0; i < n; i++) {
     if (!cands[i] || strcmp(cands[i], name) == 0) continue;
-    int dist = lev_distance(name, cands[i]);
-    if (dist < best_d) {
+    int dist = edit_distance(name, cands[i], 1);
+    /* among equally close names, the one that also matches in case:
+     * `sofmax` is the function softmax, not the layer Softmax */
+    int exact = edit_distance(name, cands[i], 0);
+    if (dist < best_d || (dist == best_d && exact < best_exact)) {
       best_d = dist;
+      best_exact = exact;
       best = cands[i];
     }
   }
