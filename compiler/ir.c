@@ -1,0 +1,254 @@
+/*
+ * ir.c — building, printing and verifying the graph IR.
+ *
+ * Builders compute each node's shape from its inputs; a disagreement is a
+ * bug in nnc (the checker reported the user's shape errors before lowering),
+ * so it is an NNC_ASSERT, not a diagnostic. The printed form is the one
+ * `nnc ir --stage=graph` shows:
+ *
+ *   %7 = matmul %1, %5ᵀ : [B, 16]              # hw1.nn:37:12
+ */
+#include "compiler/ir.h"
+
+#include <string.h>
+
+static const struct {
+  const char *name;
+  int arity;
+  OpKindIR kind;
+} op_info[IR_OP_COUNT] = {
+#define OP(name, arity, kind, doc) [IR_##name] = {#name, arity, OPK_##kind},
+#include "compiler/ops.def"
+#undef OP
+};
+
+const char *ir_op_name(IrOp op) { return op < IR_OP_COUNT ? op_info[op].name : "?"; }
+OpKindIR ir_op_kind(IrOp op) { return op_info[op].kind; }
+int ir_op_arity(IrOp op) { return op_info[op].arity; }
+
+Graph *ir_new(Arena *a) {
+  Graph *g = arena_alloc(a, sizeof *g);
+  g->arena = a;
+  return g;
+}
+
+static IrNode *node_new(Graph *g, IrOp op, DType dt, const Shape *sh, Loc loc) {
+  IrNode *n = arena_alloc(g->arena, sizeof *n);
+  n->op = op;
+  n->dtype = dt;
+  if (sh) n->shape = *sh;
+  n->loc = loc;
+  n->id = g->nodes.len;
+  n->kernel = -1;
+  n->offset = -1;
+  vec_push(g->arena, &g->nodes, n);
+  return n;
+}
+
+IrNode *ir_leaf(Graph *g, IrOp op, DType dt, const Shape *sh, const char *name, Loc loc) {
+  NNC_ASSERT(op_info[op].kind == OPK_LEAF);
+  IrNode *n = node_new(g, op, dt, sh, loc);
+  n->name = name;
+  return n;
+}
+
+IrNode *ir_const(Graph *g, double f, Loc loc) {
+  Shape none = {0};
+  IrNode *n = node_new(g, IR_CONST, DT_FLOAT, &none, loc);
+  n->f = f;
+  return n;
+}
+
+IrNode *ir_unary(Graph *g, IrOp op, IrNode *x, Loc loc) {
+  NNC_ASSERT(op_info[op].kind == OPK_ELEM && op_info[op].arity == 1);
+  IrNode *n = node_new(g, op, op == IR_STEP ? DT_FLOAT : x->dtype, &x->shape, loc);
+  n->src[0] = x;
+  return n;
+}
+
+IrNode *ir_binary(Graph *g, IrOp op, IrNode *a, IrNode *b, Loc loc) {
+  NNC_ASSERT(op_info[op].kind == OPK_ELEM && op_info[op].arity == 2);
+  Shape sh;
+  bool ok = shape_broadcast(&a->shape, &b->shape, &sh);
+  NNC_ASSERT(ok);
+  DType dt = (op == IR_GT || op == IR_EQ) ? DT_FLOAT : (a->dtype == DT_FLOAT || b->dtype == DT_FLOAT) ? DT_FLOAT : a->dtype;
+  IrNode *n = node_new(g, op, dt, &sh, loc);
+  n->src[0] = a;
+  n->src[1] = b;
+  return n;
+}
+
+IrNode *ir_select(Graph *g, IrNode *c, IrNode *a, IrNode *b, Loc loc) {
+  Shape s1, sh;
+  bool ok = shape_broadcast(&a->shape, &b->shape, &s1) && shape_broadcast(&c->shape, &s1, &sh);
+  NNC_ASSERT(ok);
+  IrNode *n = node_new(g, IR_SELECT, a->dtype, &sh, loc);
+  n->src[0] = c;
+  n->src[1] = a;
+  n->src[2] = b;
+  return n;
+}
+
+IrNode *ir_reduce(Graph *g, IrOp op, IrNode *x, unsigned axes, bool keepdim, Loc loc) {
+  Shape sh = {0};
+  for (int i = 0; i < x->shape.rank; i++) {
+    if (!(axes & (1u << i))) sh.d[sh.rank++] = x->shape.d[i];
+    else if (keepdim) sh.d[sh.rank++] = dim_int(1);
+  }
+  IrNode *n = node_new(g, op, x->dtype, &sh, loc);
+  n->src[0] = x;
+  n->axes = axes;
+  n->keepdim = keepdim;
+  return n;
+}
+
+IrNode *ir_matmul(Graph *g, IrNode *a, IrNode *b, bool trans_a, bool trans_b, Loc loc) {
+  NNC_ASSERT(a->shape.rank == 2 && b->shape.rank == 2);
+  Dim m = trans_a ? a->shape.d[1] : a->shape.d[0], ka = trans_a ? a->shape.d[0] : a->shape.d[1];
+  Dim kb = trans_b ? b->shape.d[1] : b->shape.d[0], nn = trans_b ? b->shape.d[0] : b->shape.d[1];
+  NNC_ASSERT(dim_eq(ka, kb));
+  Shape sh = {.rank = 2};
+  sh.d[0] = m;
+  sh.d[1] = nn;
+  IrNode *n = node_new(g, IR_MATMUL, DT_FLOAT, &sh, loc);
+  n->src[0] = a;
+  n->src[1] = b;
+  n->trans_a = trans_a;
+  n->trans_b = trans_b;
+  return n;
+}
+
+IrNode *ir_reshape(Graph *g, IrNode *x, const Shape *sh, Loc loc) {
+  Dim a, b;
+  NNC_ASSERT(shape_numel(&x->shape, 0, &a) && shape_numel(sh, 0, &b) && dim_eq(a, b));
+  IrNode *n = node_new(g, IR_RESHAPE, x->dtype, sh, loc);
+  n->src[0] = x;
+  return n;
+}
+
+IrNode *ir_expand(Graph *g, IrNode *x, const Shape *sh, Loc loc) {
+  Shape out;
+  NNC_ASSERT(shape_broadcast(&x->shape, sh, &out) && out.rank == sh->rank);
+  IrNode *n = node_new(g, IR_EXPAND, x->dtype, sh, loc);
+  n->src[0] = x;
+  return n;
+}
+
+IrNode *ir_row(Graph *g, IrOp op, IrNode *x, int64_t classes, Loc loc) {
+  Shape sh = x->shape;
+  DType dt = DT_FLOAT;
+  if (op == IR_ARGMAX) {
+    sh.rank--;
+    dt = DT_INT;
+  } else if (op == IR_ONE_HOT) {
+    NNC_ASSERT(sh.rank < MAX_RANK);
+    sh.d[sh.rank++] = dim_int(classes);
+  }
+  IrNode *n = node_new(g, op, dt, &sh, loc);
+  n->src[0] = x;
+  n->n = classes;
+  return n;
+}
+
+IrNode *ir_assign(Graph *g, IrNode *dst, IrNode *src, Loc loc) {
+  NNC_ASSERT(op_info[dst->op].kind == OPK_LEAF && dst->op != IR_CONST && dst->op != IR_INPUT);
+  NNC_ASSERT(dst->shape.rank == src->shape.rank);
+  IrNode *n = node_new(g, IR_ASSIGN, dst->dtype, &dst->shape, loc);
+  n->src[0] = dst;
+  n->src[1] = src;
+  return n;
+}
+
+void ir_output(Graph *g, IrNode *n, const char *name) {
+  vec_push(g->arena, &g->outputs, n);
+  vec_push(g->arena, &g->output_names, (void *)name);
+}
+
+IrNode *ir_sum_to(Graph *g, IrNode *x, const Shape *shape, Loc loc) {
+  /* numpy broadcasting aligns trailing dims: sum the extra leading dims
+   * away, and keep (as 1) the dims the target has as 1 */
+  int extra = x->shape.rank - shape->rank;
+  NNC_ASSERT(extra >= 0);
+  unsigned axes = 0;
+  for (int i = 0; i < x->shape.rank; i++) {
+    if (i < extra) axes |= 1u << i;
+    else if (dim_eq(shape->d[i - extra], dim_int(1)) && !dim_eq(x->shape.d[i], dim_int(1))) axes |= 1u << i;
+  }
+  if (!axes) return x;
+  IrNode *s = ir_reduce(g, IR_SUM, x, axes, false, loc);
+  if (s->shape.rank != shape->rank) s = ir_reshape(g, s, shape, loc);
+  return s;
+}
+
+/* ---- printing --------------------------------------------------------- */
+
+static void lower_name(char *buf, size_t n, IrOp op) {
+  const char *s = ir_op_name(op);
+  size_t i = 0;
+  for (; s[i] && i < n - 1; i++) buf[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
+  buf[i] = 0;
+}
+
+void ir_print(FILE *out, const Graph *g) {
+  Arena *a = arena_new();
+  for (int i = 0; i < g->nodes.len; i++) {
+    const IrNode *n = g->nodes.items[i];
+    char line[512], op[32];
+    lower_name(op, sizeof op, n->op);
+    size_t k = (size_t)snprintf(line, sizeof line, "%%%d = %s", n->id, op);
+    if (n->op == IR_CONST) {
+      k += (size_t)snprintf(line + k, sizeof line - k, " %g", n->f);
+    } else if (ir_op_kind(n->op) == OPK_LEAF) {
+      k += (size_t)snprintf(line + k, sizeof line - k, " \"%s\"", n->name ? n->name : "");
+    } else {
+      for (int s = 0; s < 3 && n->src[s]; s++) {
+        k += (size_t)snprintf(line + k, sizeof line - k, "%s%%%d", s ? ", " : " ", n->src[s]->id);
+        if (n->op == IR_MATMUL && ((s == 0 && n->trans_a) || (s == 1 && n->trans_b)))
+          k += (size_t)snprintf(line + k, sizeof line - k, "ᵀ");
+      }
+    }
+    if (n->op == IR_SUM || n->op == IR_MAXR) {
+      k += (size_t)snprintf(line + k, sizeof line - k, " axes");
+      for (int d = 0; d < 8; d++)
+        if (n->axes & (1u << d)) k += (size_t)snprintf(line + k, sizeof line - k, " %d", d);
+      if (n->keepdim) k += (size_t)snprintf(line + k, sizeof line - k, " keepdim");
+    }
+    if (n->op == IR_ONE_HOT) k += (size_t)snprintf(line + k, sizeof line - k, " n %lld", (long long)n->n);
+    k += (size_t)snprintf(line + k, sizeof line - k, " : %s", ttype_str(a, n->dtype, &n->shape));
+    fputs(line, out);
+    /* comments: where it came from, and for adjoints, of what */
+    int w = 0;
+    for (const char *p = line; *p; p++)
+      if (((unsigned char)*p & 0xC0) != 0x80) w++;
+    for (; w < 52; w++) fputc(' ', out);
+    fprintf(out, "  #");
+    if (n->loc.src) fprintf(out, " %d:%d", n->loc.line, n->loc.col);
+    if (n->grad_of) fprintf(out, " grad of %%%d", n->grad_of->id);
+    for (int o = 0; o < g->outputs.len; o++)
+      if (g->outputs.items[o] == n) fprintf(out, " -> %s", (const char *)g->output_names.items[o]);
+    fputc('\n', out);
+  }
+  arena_free(a);
+}
+
+bool ir_verify(const Graph *g) {
+  for (int i = 0; i < g->nodes.len; i++) {
+    const IrNode *n = g->nodes.items[i];
+    if (n->id != i) {
+      fprintf(stderr, "ir: node %d has id %d\n", i, n->id);
+      return false;
+    }
+    int arity = op_info[n->op].arity;
+    for (int s = 0; s < 3; s++) {
+      if ((s < arity) != (n->src[s] != NULL)) {
+        fprintf(stderr, "ir: %%%d (%s) has a wrong number of inputs\n", i, ir_op_name(n->op));
+        return false;
+      }
+      if (n->src[s] && n->src[s]->id >= i) {
+        fprintf(stderr, "ir: %%%d uses %%%d, which comes later\n", i, n->src[s]->id);
+        return false;
+      }
+    }
+  }
+  return true;
+}

@@ -1,0 +1,95 @@
+/*
+ * ir.h — the graph IR: typed, shaped SSA over tensors (private to compiler/).
+ *
+ * A Graph is a list of nodes in topological order. Every node has an op from
+ * ops.def, up to three inputs, an element type and a shape whose only
+ * symbolic size is the batch B (bound at run time: a compiled step takes the
+ * batch size n as an argument, so a last partial batch runs the same code).
+ * Every node keeps the spec location it came from, so an error at run time
+ * (a NaN, say) points at the spec line.
+ *
+ *     Graph *g = ir_new(arena);
+ *     Node *x = ir_leaf(g, IR_INPUT, DT_FLOAT, &shape_b_784, loc);   // [B, 784]
+ *     Node *w = ir_leaf(g, IR_PARAM, DT_FLOAT, &shape_10_784, loc);  // [10, 784]
+ *     Node *y = ir_matmul(g, x, w, false, true, loc);               // [B, 10]
+ *     ir_print(stdout, g);
+ */
+#ifndef NNC_IR_H
+#define NNC_IR_H
+
+#include "compiler/sema_int.h"
+
+typedef enum {
+#define OP(name, arity, kind, doc) IR_##name,
+#include "compiler/ops.def"
+#undef OP
+  IR_OP_COUNT
+} IrOp;
+
+typedef enum { OPK_LEAF, OPK_ELEM, OPK_REDUCE, OPK_MATMUL, OPK_VIEW, OPK_ROW, OPK_ASSIGN } OpKindIR;
+
+typedef struct IrNode IrNode;
+struct IrNode {
+  IrOp op;
+  int id;                 /* position in the graph, printed as %id */
+  IrNode *src[3];
+  DType dtype;
+  Shape shape;            /* dims are known ints, or B (times an int) */
+  Loc loc;                /* the spec text it came from */
+  const char *name;       /* leaves: "net.fc1.weight", "x"; others may be NULL */
+  /* attributes (see ops.def for which op uses which) */
+  int slot;               /* leaves: index in the plan's list of buffers */
+  double f;               /* CONST */
+  unsigned axes;          /* SUM, MAXR: bit i set = reduce axis i */
+  bool keepdim;
+  bool trans_a, trans_b;  /* MATMUL */
+  int64_t n;              /* ONE_HOT: classes */
+  IrNode *grad_of;        /* autodiff: the forward node whose adjoint this is */
+  /* filled by later passes */
+  int kernel;             /* fusion: the kernel it belongs to (-1: none) */
+  int64_t offset;         /* memory plan: offset in floats in the arena */
+  int last_use;           /* memory plan: id of the last node that reads it */
+};
+
+typedef struct {
+  Arena *arena;
+  Vec nodes;              /* IrNode*, topological order */
+  Vec outputs;            /* IrNode*: loss, metrics, predictions (kept alive) */
+  Vec output_names;       /* const char* */
+} Graph;
+
+Graph *ir_new(Arena *a);
+const char *ir_op_name(IrOp op);
+OpKindIR ir_op_kind(IrOp op);
+int ir_op_arity(IrOp op);
+
+/* Builders check shapes and types (an internal error if they disagree:
+ * the checker has already reported user errors). Elementwise builders
+ * broadcast numpy-style. */
+IrNode *ir_leaf(Graph *g, IrOp op, DType dt, const Shape *sh, const char *name, Loc loc);
+IrNode *ir_const(Graph *g, double f, Loc loc);
+IrNode *ir_unary(Graph *g, IrOp op, IrNode *x, Loc loc);
+IrNode *ir_binary(Graph *g, IrOp op, IrNode *a, IrNode *b, Loc loc);
+IrNode *ir_select(Graph *g, IrNode *c, IrNode *a, IrNode *b, Loc loc);
+IrNode *ir_reduce(Graph *g, IrOp op, IrNode *x, unsigned axes, bool keepdim, Loc loc);
+IrNode *ir_matmul(Graph *g, IrNode *a, IrNode *b, bool trans_a, bool trans_b, Loc loc);
+IrNode *ir_reshape(Graph *g, IrNode *x, const Shape *sh, Loc loc);
+IrNode *ir_expand(Graph *g, IrNode *x, const Shape *sh, Loc loc);
+IrNode *ir_row(Graph *g, IrOp op, IrNode *x, int64_t n, Loc loc);
+IrNode *ir_assign(Graph *g, IrNode *dst, IrNode *src, Loc loc);
+void ir_output(Graph *g, IrNode *n, const char *name);
+
+/* `x` summed down to `shape` (the one place where broadcasting's gradient
+ * is reduced back to an input's shape). */
+IrNode *ir_sum_to(Graph *g, IrNode *x, const Shape *shape, Loc loc);
+
+/* Stable text form: one node per line,
+ *   %12 = matmul %3, %7ᵀ : [B, 16]        # hw1.nn:37:12
+ * (`nnc ir --stage=graph|grad`). */
+void ir_print(FILE *out, const Graph *g);
+
+/* Checks every node's inputs come earlier and shapes agree (debug builds
+ * run it between passes). Returns false and says why on stderr. */
+bool ir_verify(const Graph *g);
+
+#endif
