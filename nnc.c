@@ -36,6 +36,7 @@ typedef struct {
   const char *cmd;     /* the subcommand */
   const char *spec;    /* the spec file, if the command takes one */
   const char *stage;   /* --stage=NAME (ir) */
+  const char *block;   /* --block=NAME: which train block (default: the first) */
   int max_errors;      /* --max-errors N */
   int color;           /* --color: -1 auto, 0 never, 1 always */
   int check_files;     /* 0 with --no-data-check */
@@ -167,9 +168,13 @@ static int parse_options(Options *o, int argc, char **argv) {
       const char *val = arg[7] == '=' ? arg + 8 : (i + 1 < argc ? argv[++i] : NULL);
       if (!val) return usage_error("%s needs a stage name", arg, "for example --stage=ast");
       o->stage = val;
+    } else if (strncmp(arg, "--block=", 8) == 0 || strcmp(arg, "--block") == 0) {
+      const char *val = arg[7] == '=' ? arg + 8 : (i + 1 < argc ? argv[++i] : NULL);
+      if (!val) return usage_error("%s needs the name of a train block", arg, "for example --block=residual");
+      o->block = val;
     } else if (arg[0] == '-' && arg[1] != 0) {
       static const char *const known[] = {"--help", "--no-data-check", "--max-errors",
-                                          "--color", "--stage", "--version"};
+                                          "--color", "--stage", "--block", "--version"};
       char name[64];
       snprintf(name, sizeof name, "%.*s", (int)strcspn(arg, "="), arg);
       const char *near = closest_name(name, known, (int)(sizeof known / sizeof known[0]));
@@ -197,6 +202,13 @@ static int front_end(Arena *a, Diag *d, const Options *o, Node **ast, Program **
   *ast = parse_source(a, d, src);
   if (!*ast) return EXIT_USER;
   SemaOptions sopt = {.check_files = o->check_files};
+  /* graph: the forward graph of a train block; grad: with autodiff and the
+   * optimizer's update, i.e. one training step */
+  if (o->stage && (!strcmp(o->stage, "graph") || !strcmp(o->stage, "grad"))) {
+    sopt.lower_block = o->block ? o->block : "";
+    sopt.lower_training = 1;
+    sopt.lower_update = !strcmp(o->stage, "grad");
+  }
   *prog = sema_check(a, d, *ast, &sopt);
   return *prog && d->nerrors == 0 ? EXIT_OK : EXIT_USER;
 }
@@ -226,14 +238,19 @@ static int cmd_ir(Arena *a, Diag *d, const Options *o) {
     return usage_error("unknown stage '%s'", o->stage,
                        near ? hint : "stages: ast graph grad opt fused memory llvm asm");
   }
-  if (strcmp(o->stage, "ast") != 0) {
-    fprintf(stderr, "nnc: stage '%s' is not built yet (try --stage=ast)\n", o->stage);
+  bool graph = !strcmp(o->stage, "graph") || !strcmp(o->stage, "grad");
+  if (strcmp(o->stage, "ast") != 0 && !graph) {
+    fprintf(stderr, "nnc: stage '%s' is not built yet (try --stage=ast, graph or grad)\n", o->stage);
     return EXIT_USAGE;
   }
   Node *ast;
   Program *prog;
   int rc = front_end(a, d, o, &ast, &prog);
-  if (ast) ast_print(stdout, ast);
+  if (!graph) {
+    if (ast) ast_print(stdout, ast);
+    return rc;
+  }
+  if (rc == EXIT_OK && !program_print_graph(stdout, prog)) return EXIT_USER;
   return rc;
 }
 

@@ -10,7 +10,7 @@
  * arguments already in order and of the right kind, and only check shapes.
  * Shape errors name both shapes and, where one is common, the fix.
  */
-#include "compiler/sema_int.h"
+#include "compiler/ir.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -305,6 +305,31 @@ static bool shape_from_list(Sema *s, Value *list, Loc loc, Shape *out, const cha
   return true;
 }
 
+/* ---- lowering --------------------------------------------------------- */
+
+/* While lowering (s->lw), a value computed from lowered inputs carries the
+ * node that computes it; these keep the handlers below short. */
+#define G (s->lw->g)
+#define LOWERING(v) (s->lw && (v)->kind == V_TENSOR && (v)->ir)
+
+static Value *with_ir(Value *v, IrNode *n) {
+  if (v->kind == V_TENSOR) v->ir = n;
+  return v;
+}
+
+static unsigned all_axes(int rank) { return rank ? (1u << rank) - 1 : 0; }
+
+/* x as [rows, last] for a row-wise or matrix op, and back */
+static IrNode *as_matrix(Sema *s, IrNode *x, Loc loc) {
+  if (x->shape.rank == 2) return x;
+  Shape m = {.rank = 2};
+  m.d[1] = x->shape.rank ? x->shape.d[x->shape.rank - 1] : dim_int(1);
+  Shape lead = x->shape;
+  lead.rank = x->shape.rank ? x->shape.rank - 1 : 0;
+  shape_numel(&lead, 0, &m.d[0]);
+  return ir_reshape(G, x, &m, loc);
+}
+
 /* ---- layers ------------------------------------------------------------ */
 
 static Layer *layer_new(Sema *s, const Builtin *b, Call *c, int64_t params) {
@@ -320,6 +345,8 @@ static Layer *layer_new(Sema *s, const Builtin *b, Call *c, int64_t params) {
   int n = parse_params(b->params, ps, &variadic);
   for (int i = 0; i < n && i < 8; i++)
     if (c->arg[i] && c->arg[i]->kind == V_INT) l->arg[i] = c->arg[i]->i;
+  for (int i = 0, k = 0; i < n && k < 4; i++)
+    if (c->arg[i] && c->arg[i]->kind == V_FLOAT) l->farg[k++] = c->arg[i]->f;
   return l;
 }
 
@@ -384,7 +411,16 @@ static Value *one_input(Sema *s, Layer *l, Call *c, int min_rank, int max_rank, 
 
 static Value *mk_linear(Sema *s, const Builtin *b, Call *c) {
   if (!positive(s, c, 0, "in_features") || !positive(s, c, 1, "out_features")) return val_err(s);
-  return layer_val(s, layer_new(s, b, c, AI(0) * AI(1) + (AB(2) ? AI(1) : 0)));
+  Layer *l = layer_new(s, b, c, AI(0) * AI(1) + (AB(2) ? AI(1) : 0));
+  if (s->lw) {
+    Shape w = {.rank = 2}, bs = {.rank = 1};
+    w.d[0] = bs.d[0] = dim_int(AI(1));
+    w.d[1] = dim_int(AI(0));
+    double bound = 1.0 / sqrt((double)AI(0));   /* PyTorch's default */
+    l->pw[0] = lw_param(s, &w, INIT_UNIFORM, bound, c->loc);
+    if (AB(2)) l->pw[1] = lw_param(s, &bs, INIT_UNIFORM, bound, c->loc);
+  }
+  return layer_val(s, l);
 }
 
 static Value *ap_linear(Sema *s, Layer *l, Call *c) {
@@ -413,6 +449,14 @@ static Value *ap_linear(Sema *s, Layer *l, Call *c) {
   Dim rows = dim_int(1);
   for (int i = 1; i < r - 1; i++) dim_mul(rows, o.d[i], &rows);
   trace_layer(s, l, out, dscale(rows, 2 * l->arg[0] * l->arg[1]));
+  if (LOWERING(x) && l->pw[0]) {
+    /* x Wᵀ + b, with W as [out, in] (PyTorch's layout, read transposed by sgemm) */
+    /* the nodes point at the layer's line in the spec, not at the call */
+    IrNode *y = ir_matmul(G, as_matrix(s, x->ir, l->loc), l->pw[0], false, true, l->loc);
+    if (l->pw[1]) y = ir_binary(G, IR_ADD, y, l->pw[1], l->loc);
+    if (r != 2) y = ir_reshape(G, y, &o, l->loc);
+    out->ir = y;
+  }
   return out;
 }
 
@@ -540,11 +584,29 @@ static Value *ap_norm(Sema *s, Layer *l, Call *c) {
 }
 
 /* Dropout, ReLU, Tanh, Sigmoid, GELU, LeakyReLU, Softmax: same shape out. */
+static IrNode *lower_act(Sema *s, const char *name, double arg, IrNode *x, Loc loc);
+
 static Value *ap_same(Sema *s, Layer *l, Call *c) {
   Value *x = one_input(s, l, c, 0, MAX_RANK, "a tensor");
   if (!x) return val_err(s);
   Value *out = val_tensor(s, DT_FLOAT, &x->shape);
   trace_layer(s, l, out, per_sample(x));
+  if (LOWERING(x)) {
+    const char *t = l->type;
+    if (!strcmp(t, "Dropout")) {
+      double p = l->farg[0];
+      if (!s->lw->training || p <= 0) return with_ir(out, x->ir);
+      /* keep with probability 1-p, scaled by 1/(1-p) (inverted dropout) */
+      IrNode *keep = ir_binary(G, IR_GT, lw_rand(s, &x->shape, c->loc), ir_const(G, p, c->loc), c->loc);
+      return with_ir(out, ir_binary(G, IR_MUL, x->ir, ir_binary(G, IR_MUL, keep, ir_const(G, 1 / (1 - p), c->loc), c->loc), c->loc));
+    }
+    char lower[32];
+    size_t k = 0;
+    for (; t[k] && k < sizeof lower - 1; k++) lower[k] = (char)tolower((unsigned char)t[k]);
+    lower[k] = 0;
+    if (!strcmp(lower, "leakyrelu")) strcpy(lower, "leaky_relu");
+    out->ir = lower_act(s, lower, l->farg[0], x->ir, l->loc);
+  }
   return out;
 }
 
@@ -559,6 +621,7 @@ static Value *ap_flatten(Sema *s, Layer *l, Call *c) {
   }
   Value *out = val_tensor(s, x->dtype, &o);
   trace_layer(s, l, out, dim_int(0));
+  if (LOWERING(x)) out->ir = ir_reshape(G, x->ir, &o, c->loc);
   return out;
 }
 
@@ -692,7 +755,33 @@ static Value *fn_unary(Sema *s, const Builtin *b, Call *c) {
   }
   DType dt = (!strcmp(b->name, "abs") || !strcmp(b->name, "sign") || !strcmp(b->name, "neg") ||
               !strcmp(b->name, "square")) ? x->dtype : DT_FLOAT;
-  return val_tensor(s, dt, &x->shape);
+  Value *out = val_tensor(s, dt, &x->shape);
+  if (LOWERING(x)) out->ir = lower_act(s, b->name, c->nargs > 1 && A(1) ? AF(1) : 0, x->ir, c->loc);
+  return out;
+}
+
+/* The activations, as nodes (layers and functions share them). NULL for
+ * one the compiler does not have yet (reported by the caller's check). */
+static IrNode *lower_act(Sema *s, const char *name, double arg, IrNode *x, Loc loc) {
+  static const struct { const char *name; IrOp op; } direct[] = {
+    {"relu", IR_RELU}, {"sigmoid", IR_SIGMOID}, {"tanh", IR_TANH}, {"exp", IR_EXP}, {"log", IR_LOG},
+    {"sqrt", IR_SQRT}, {"abs", IR_ABS}, {"sign", IR_SIGN}, {"neg", IR_NEG},
+  };
+  for (size_t i = 0; i < sizeof direct / sizeof direct[0]; i++)
+    if (!strcmp(name, direct[i].name)) return ir_unary(G, direct[i].op, x, loc);
+  if (!strcmp(name, "square")) return ir_binary(G, IR_MUL, x, x, loc);
+  if (!strcmp(name, "leaky_relu"))
+    return ir_binary(G, IR_MAX2, x, ir_binary(G, IR_MUL, ir_const(G, arg ? arg : 0.01, loc), x, loc), loc);
+  if (!strcmp(name, "gelu")) {
+    /* the tanh form: x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+    IrNode *x3 = ir_binary(G, IR_MUL, x, ir_binary(G, IR_MUL, x, x, loc), loc);
+    IrNode *in = ir_binary(G, IR_MUL, ir_const(G, 0.7978845608028654, loc),
+                           ir_binary(G, IR_ADD, x, ir_binary(G, IR_MUL, ir_const(G, 0.044715, loc), x3, loc), loc), loc);
+    IrNode *t = ir_binary(G, IR_ADD, ir_const(G, 1, loc), ir_unary(G, IR_TANH, in, loc), loc);
+    return ir_binary(G, IR_MUL, ir_binary(G, IR_MUL, ir_const(G, 0.5, loc), x, loc), t, loc);
+  }
+  if (!strcmp(name, "softmax")) return x->shape.rank ? ir_row(G, IR_SOFTMAX, x, 0, loc) : NULL;
+  return NULL;
 }
 
 static Value *fn_broadcast(Sema *s, const Builtin *b, Call *c) {
@@ -719,10 +808,25 @@ static Value *fn_broadcast(Sema *s, const Builtin *b, Call *c) {
       sema_error(s, c->loc, "where: condition %s and values %s do not broadcast", SH(s, t), SH(s, r));
       return val_err(s);
     }
-    return val_tensor(s, as_tensor(s, r)->dtype, &sh);
+    Value *out = val_tensor(s, as_tensor(s, r)->dtype, &sh);
+    IrNode *ci = s->lw ? lw_of(s, cond, c->loc) : NULL, *ai = ci ? lw_of(s, A(1), c->loc) : NULL,
+           *bi = ai ? lw_of(s, A(2), c->loc) : NULL;
+    if (ci && ai && bi && (LOWERING(cond) || LOWERING(A(1)) || LOWERING(A(2)))) out->ir = ir_select(G, ci, ai, bi, c->loc);
+    return out;
   }
   r = as_tensor(s, r);
-  return val_tensor(s, A(0)->kind == V_TENSOR ? A(0)->dtype : r->dtype, &r->shape);
+  Value *out = val_tensor(s, A(0)->kind == V_TENSOR ? A(0)->dtype : r->dtype, &r->shape);
+  if (s->lw && (LOWERING(A(0)) || (GIVEN(1) && LOWERING(A(1))))) {
+    IrNode *x = lw_of(s, A(0), c->loc), *y = GIVEN(1) ? lw_of(s, A(1), c->loc) : NULL;
+    if (x && y && !strcmp(b->name, "pow")) out->ir = ir_binary(G, IR_POW, x, y, c->loc);
+    else if (x && y && !strcmp(b->name, "maximum")) out->ir = ir_binary(G, IR_MAX2, x, y, c->loc);
+    else if (x && y && !strcmp(b->name, "minimum")) out->ir = ir_binary(G, IR_MIN2, x, y, c->loc);
+    else if (x && y && !strcmp(b->name, "clip")) {
+      IrNode *hi = lw_of(s, A(2), c->loc);
+      if (hi) out->ir = ir_binary(G, IR_MIN2, ir_binary(G, IR_MAX2, x, y, c->loc), hi, c->loc);
+    }
+  }
+  return out;
 }
 
 /* Collects the dims a reduction runs over: `dim` an int, a list, or none (all). */
@@ -789,7 +893,29 @@ static Value *fn_reduce(Sema *s, const Builtin *b, Call *c) {
   }
   DType dt = !strcmp(b->name, "argmax") ? DT_INT : (!strcmp(b->name, "max") || !strcmp(b->name, "min")) ? x->dtype : DT_FLOAT;
   if (!strcmp(b->name, "sum") && x->dtype != DT_FLOAT) dt = DT_INT;
-  return val_tensor(s, dt, &o);
+  Value *out = val_tensor(s, dt, &o);
+  if (LOWERING(A(0)) && !(c->nargs > 3 && GIVEN(3))) {
+    unsigned axes = 0;
+    for (int i = 0; i < x->shape.rank; i++)
+      if (red[i]) axes |= 1u << i;
+    IrNode *xi = x->ir;
+    const char *n = b->name;
+    if (!strcmp(n, "sum")) out->ir = ir_reduce(G, IR_SUM, xi, axes, keep, c->loc);
+    else if (!strcmp(n, "mean")) out->ir = lw_mean(s, xi, axes, keep, c->loc);
+    else if (!strcmp(n, "max")) out->ir = ir_reduce(G, IR_MAXR, xi, axes, keep, c->loc);
+    else if (!strcmp(n, "min"))
+      out->ir = ir_unary(G, IR_NEG, ir_reduce(G, IR_MAXR, ir_unary(G, IR_NEG, xi, c->loc), axes, keep, c->loc), c->loc);
+    else if (!strcmp(n, "argmax") && axes == (1u << (x->shape.rank - 1)) && !keep)
+      out->ir = ir_row(G, IR_ARGMAX, xi, 0, c->loc);
+    else if (!strcmp(n, "var") || !strcmp(n, "std")) {
+      /* the biased variance, as numpy and BatchNorm compute it */
+      IrNode *mean = ir_expand(G, lw_mean(s, xi, axes, true, c->loc), &x->shape, c->loc);
+      IrNode *d = ir_binary(G, IR_SUB, xi, mean, c->loc);
+      IrNode *v = lw_mean(s, ir_binary(G, IR_MUL, d, d, c->loc), axes, keep, c->loc);
+      out->ir = !strcmp(n, "std") ? ir_unary(G, IR_SQRT, v, c->loc) : v;
+    }
+  }
+  return out;
 }
 
 static Value *fn_flatten(Sema *s, const Builtin *b, Call *c) {
@@ -804,7 +930,9 @@ static Value *fn_flatten(Sema *s, const Builtin *b, Call *c) {
     sema_error(s, c->argloc[0], "flatten: %s has too many symbolic sizes", SH(s, x));
     return val_err(s);
   }
-  return val_tensor(s, x->dtype, &o);
+  Value *out = val_tensor(s, x->dtype, &o);
+  if (LOWERING(x)) out->ir = ir_reshape(G, x->ir, &o, c->loc);
+  return out;
 }
 
 static Value *fn_reshape(Sema *s, const Builtin *b, Call *c) {
@@ -863,7 +991,9 @@ static Value *fn_reshape(Sema *s, const Builtin *b, Call *c) {
                dim_str(s->arena, total), shape_str(s->arena, &o), dim_str(s->arena, known));
     return val_err(s);
   }
-  return val_tensor(s, x->dtype, &o);
+  Value *out = val_tensor(s, x->dtype, &o);
+  if (LOWERING(x)) out->ir = ir_reshape(G, x->ir, &o, c->loc);
+  return out;
 }
 
 static Value *fn_squeeze(Sema *s, const Builtin *b, Call *c) {
@@ -884,7 +1014,9 @@ static Value *fn_squeeze(Sema *s, const Builtin *b, Call *c) {
     for (int i = 0; i < r; i++)
       if (i != a) o.d[o.rank++] = x->shape.d[i];
   }
-  return val_tensor(s, x->dtype, &o);
+  Value *out = val_tensor(s, x->dtype, &o);
+  if (LOWERING(x)) out->ir = ir_reshape(G, x->ir, &o, c->loc);
+  return out;
 }
 
 static Value *fn_transpose(Sema *s, const Builtin *b, Call *c) {
@@ -975,8 +1107,12 @@ static Value *fn_concat(Sema *s, const Builtin *b, Call *c) {
 
 static Value *fn_softmax(Sema *s, const Builtin *b, Call *c) {
   Value *x = A(0);
-  if (axis(s, c->argloc[1], AI(1), x->shape.rank, b->name) < 0) return val_err(s);
-  return val_tensor(s, DT_FLOAT, &x->shape);
+  int a = axis(s, c->argloc[1], AI(1), x->shape.rank, b->name);
+  if (a < 0) return val_err(s);
+  Value *out = val_tensor(s, DT_FLOAT, &x->shape);
+  if (LOWERING(x) && a == x->shape.rank - 1)
+    out->ir = ir_row(G, !strcmp(b->name, "softmax") ? IR_SOFTMAX : IR_LOG_SOFTMAX, x->ir, 0, c->loc);
+  return out;
 }
 
 static Value *fn_one_hot(Sema *s, const Builtin *b, Call *c) {
@@ -988,7 +1124,9 @@ static Value *fn_one_hot(Sema *s, const Builtin *b, Call *c) {
   Shape o = x->shape;
   if (o.rank >= MAX_RANK) return val_err(s);
   o.d[o.rank++] = dim_int(AI(1));
-  return val_tensor(s, DT_FLOAT, &o);
+  Value *out = val_tensor(s, DT_FLOAT, &o);
+  if (LOWERING(x)) out->ir = ir_row(G, IR_ONE_HOT, x->ir, AI(1), c->loc);
+  return out;
 }
 
 static Value *fn_gather(Sema *s, const Builtin *b, Call *c) {
@@ -1046,12 +1184,21 @@ static Value *fn_create(Sema *s, const Builtin *b, Call *c) {
   Value *v = val_tensor(s, DT_FLOAT, &o);
   if (!strcmp(b->name, "variable")) v->trainable = true;
   if (!strcmp(b->name, "randint")) v->dtype = DT_INT;
+  if (s->lw) {
+    const char *n = b->name;
+    if (!strcmp(n, "zeros") || !strcmp(n, "ones") || !strcmp(n, "full"))
+      v->ir = ir_expand(G, ir_const(G, !strcmp(n, "zeros") ? 0 : !strcmp(n, "ones") ? 1 : AF(1), c->loc), &o, c->loc);
+    else if (!strcmp(n, "rand"))
+      v->ir = lw_rand(s, &o, c->loc);
+  }
   return v;
 }
 
 static Value *fn_like(Sema *s, const Builtin *b, Call *c) {
-  (void)b;
-  return val_tensor(s, A(0)->dtype, &A(0)->shape);
+  Value *out = val_tensor(s, A(0)->dtype, &A(0)->shape);
+  if (LOWERING(A(0)) && strcmp(b->name, "randn_like"))
+    out->ir = ir_expand(G, ir_const(G, !strcmp(b->name, "zeros_like") ? 0 : 1, c->loc), &out->shape, c->loc);
+  return out;
 }
 
 static Value *fn_arange(Sema *s, const Builtin *b, Call *c) {
@@ -1074,7 +1221,13 @@ static Value *fn_grad(Sema *s, const Builtin *b, Call *c) {
       sema_error(s, c->argloc[1], "grad: cannot differentiate with respect to %s (integers have no gradient)", SH(s, x));
       return val_err(s);
     }
-    return val_tensor(s, DT_FLOAT, &x->shape);
+    Value *out = val_tensor(s, DT_FLOAT, &x->shape);
+    if (LOWERING(y) && LOWERING(x)) {
+      IrNode *gx = NULL;
+      ad_grad(G, y->ir, &x->ir, 1, &gx);
+      out->ir = gx ? gx : ir_expand(G, ir_const(G, 0, c->loc), &x->shape, c->loc);
+    }
+    return out;
   }
   if (x->kind == V_PARAMS) {
     Value *g = val_new(s, V_PARAMS);
@@ -1172,7 +1325,37 @@ static Value *loss_pair(Sema *s, const Builtin *b, Call *c) {
       sema_hint(s, "squeeze(target, -1) or unsqueeze(pred, -1) makes them agree");
     return val_err(s);
   }
-  return loss_result(s, &p->shape, none);
+  Value *out = loss_result(s, &p->shape, none);
+  if (s->lw && (LOWERING(A(0)) || LOWERING(A(1)))) {
+    IrNode *pi = lw_of(s, A(0), c->loc), *ti = lw_of(s, A(1), c->loc), *e = NULL;
+    Loc l = c->loc;
+    const char *n = b->name;
+    if (!strcmp(n, "mse")) {
+      IrNode *d = ir_binary(G, IR_SUB, pi, ti, l);
+      e = ir_binary(G, IR_MUL, d, d, l);
+    } else if (!strcmp(n, "l1")) {
+      e = ir_unary(G, IR_ABS, ir_binary(G, IR_SUB, pi, ti, l), l);
+    } else if (!strcmp(n, "bce")) {
+      /* -(t log p + (1-t) log(1-p)), logs clamped at -100 as PyTorch does */
+      IrNode *lo = ir_const(G, -100, l), *one = ir_const(G, 1, l);
+      IrNode *lp = ir_binary(G, IR_MAX2, ir_unary(G, IR_LOG, pi, l), lo, l);
+      IrNode *lq = ir_binary(G, IR_MAX2, ir_unary(G, IR_LOG, ir_binary(G, IR_SUB, one, pi, l), l), lo, l);
+      e = ir_unary(G, IR_NEG, ir_binary(G, IR_ADD, ir_binary(G, IR_MUL, ti, lp, l),
+                                        ir_binary(G, IR_MUL, ir_binary(G, IR_SUB, one, ti, l), lq, l), l), l);
+    } else if (!strcmp(n, "bce_with_logits")) {
+      /* max(x, 0) - x t + log(1 + exp(-|x|)), stable for large |x| */
+      IrNode *sp = ir_unary(G, IR_LOG, ir_binary(G, IR_ADD, ir_const(G, 1, l),
+                                                 ir_unary(G, IR_EXP, ir_unary(G, IR_NEG, ir_unary(G, IR_ABS, pi, l), l), l), l), l);
+      e = ir_binary(G, IR_ADD, ir_binary(G, IR_SUB, ir_unary(G, IR_RELU, pi, l), ir_binary(G, IR_MUL, pi, ti, l), l), sp, l);
+    }
+    if (e && e->shape.rank < p->shape.rank) e = ir_expand(G, e, &p->shape, l);
+    if (e) {
+      const char *red = A(2)->s;
+      unsigned all = all_axes(e->shape.rank);
+      out->ir = !strcmp(red, "none") ? e : !strcmp(red, "sum") ? ir_reduce(G, IR_SUM, e, all, false, l) : lw_mean(s, e, all, false, l);
+    }
+  }
+  return out;
 }
 
 static Value *loss_ce(Sema *s, const Builtin *b, Call *c) {
@@ -1204,7 +1387,36 @@ static Value *loss_ce(Sema *s, const Builtin *b, Call *c) {
     sema_error(s, c->argloc[2], "%s: label_smoothing must be in [0, 1), got %g", b->name, AF(2));
     return val_err(s);
   }
-  return loss_result(s, &t->shape, none);
+  Value *out = loss_result(s, &t->shape, none);
+  if (LOWERING(lg) && LOWERING(t)) {
+    Loc l = c->loc;
+    int64_t classes = lg->shape.d[lg->shape.rank - 1].c;
+    IrNode *x = as_matrix(s, lg->ir, l);
+    Shape ids_shape = {.rank = 1};
+    ids_shape.d[0] = x->shape.d[0];
+    IrNode *ids = t->ir->shape.rank == 1 ? t->ir : ir_reshape(G, t->ir, &ids_shape, l);
+    IrNode *logp = !strcmp(b->name, "nll") ? x : ir_row(G, IR_LOG_SOFTMAX, x, 0, l);
+    IrNode *target = ir_row(G, IR_ONE_HOT, ids, classes, l);
+    if (GIVEN(2) && AF(2) > 0) {
+      /* label smoothing: (1-e) one_hot + e/C */
+      double e = AF(2);
+      target = ir_binary(G, IR_ADD, ir_binary(G, IR_MUL, target, ir_const(G, 1 - e, l), l), ir_const(G, e / (double)classes, l), l);
+    }
+    IrNode *per = ir_unary(G, IR_NEG, ir_reduce(G, IR_SUM, ir_binary(G, IR_MUL, target, logp, l), 2u, false, l), l);
+    IrNode *keep = NULL;
+    if (GIVEN(3)) {  /* ignore_index: those rows count for nothing */
+      keep = ir_binary(G, IR_SUB, ir_const(G, 1, l), ir_binary(G, IR_EQ, ids, ir_const(G, (double)AI(3), l), l), l);
+      per = ir_binary(G, IR_MUL, per, keep, l);
+    }
+    const char *red = A(4)->s;
+    if (!strcmp(red, "none")) out->ir = per->shape.rank == t->shape.rank ? per : ir_reshape(G, per, &t->shape, l);
+    else if (!strcmp(red, "sum")) out->ir = ir_reduce(G, IR_SUM, per, 1u, false, l);
+    else if (keep)
+      out->ir = ir_binary(G, IR_DIV, ir_reduce(G, IR_SUM, per, 1u, false, l),
+                          ir_binary(G, IR_MAX2, ir_reduce(G, IR_SUM, keep, 1u, false, l), ir_const(G, 1, l), l), l);
+    else out->ir = lw_mean(s, per, 1u, false, l);
+  }
+  return out;
 }
 
 static Value *loss_kd(Sema *s, const Builtin *b, Call *c) {
@@ -1255,6 +1467,14 @@ static Value *metric(Sema *s, const Builtin *b, Call *c) {
   Value *m = val_new(s, V_METRIC);
   m->s = b->name;
   m->where = c->node;
+  if (!strcmp(b->name, "accuracy") && LOWERING(A(0)) && LOWERING(A(1))) {
+    Value *lg = A(0);
+    IrNode *pred = lg->dtype == DT_FLOAT ? ir_row(G, IR_ARGMAX, lg->ir, 0, c->loc) : lg->ir;
+    IrNode *hit = ir_binary(G, IR_EQ, pred, A(1)->ir, c->loc);
+    m->ir = lw_mean(s, hit, all_axes(hit->shape.rank), false, c->loc);
+  } else if (!strcmp(b->name, "mean_of") && LOWERING(A(0))) {
+    m->ir = lw_mean(s, A(0)->ir, all_axes(A(0)->ir->shape.rank), false, c->loc);
+  }
   return m;
 }
 
@@ -1296,6 +1516,22 @@ static Value *mk_optim(Sema *s, const Builtin *b, Call *c) {
   ParamSpec ps[MAX_ARGS];
   bool variadic;
   int n = parse_params(b->params, ps, &variadic);
+  o->lr = A(1)->kind == V_SCHEDULE ? A(1)->f : AF(1);
+  if (A(1)->kind == V_SCHEDULE) o->schedule = A(1);
+  for (int i = 2; i < n; i++) {
+    Value *v = A(i);
+    if (!v || o->nhyper >= 10) continue;
+    if (!strcmp(ps[i].name, "betas") && (v->kind == V_TUPLE || v->kind == V_LIST) && v->items.len == 2 &&
+        val_is_number(v->items.items[0]) && val_is_number(v->items.items[1])) {
+      o->hyper_names[o->nhyper] = "beta1";
+      o->hyper[o->nhyper++] = val_num(v->items.items[0]);
+      o->hyper_names[o->nhyper] = "beta2";
+      o->hyper[o->nhyper++] = val_num(v->items.items[1]);
+    } else if (val_is_number(v)) {
+      o->hyper_names[o->nhyper] = ps[i].name;
+      o->hyper[o->nhyper++] = val_num(v);
+    }
+  }
   for (int i = 2; i < n && k < sizeof buf - 48; i++) {
     if (!c->given[i]) continue;
     Value *v = A(i);

@@ -252,3 +252,9 @@ bool ir_verify(const Graph *g) {
   }
   return true;
 }
+
+bool program_print_graph(FILE *out, const Program *p) {
+  if (!p || !p->lowered) return false;
+  ir_print(out, p->lowered->g);
+  return true;
+}

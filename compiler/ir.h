@@ -26,6 +26,8 @@ typedef enum {
   IR_OP_COUNT
 } IrOp;
 
+enum { INIT_UNIFORM, INIT_ONES, INIT_ZEROS };
+
 typedef enum { OPK_LEAF, OPK_ELEM, OPK_REDUCE, OPK_MATMUL, OPK_VIEW, OPK_ROW, OPK_ASSIGN } OpKindIR;
 
 typedef struct IrNode IrNode;
@@ -39,7 +41,8 @@ struct IrNode {
   const char *name;       /* leaves: "net.fc1.weight", "x"; others may be NULL */
   /* attributes (see ops.def for which op uses which) */
   int slot;               /* leaves: index in the plan's list of buffers */
-  double f;               /* CONST */
+  double f;               /* CONST: the value; PARAM: the init bound */
+  int init;               /* PARAM/STATE: INIT_UNIFORM (±f), INIT_ONES, INIT_ZEROS */
   unsigned axes;          /* SUM, MAXR: bit i set = reduce axis i */
   bool keepdim;
   bool trans_a, trans_b;  /* MATMUL */
@@ -51,12 +54,12 @@ struct IrNode {
   int last_use;           /* memory plan: id of the last node that reads it */
 };
 
-typedef struct {
+struct Graph {
   Arena *arena;
   Vec nodes;              /* IrNode*, topological order */
   Vec outputs;            /* IrNode*: loss, metrics, predictions (kept alive) */
   Vec output_names;       /* const char* */
-} Graph;
+};
 
 Graph *ir_new(Arena *a);
 const char *ir_op_name(IrOp op);
@@ -82,6 +85,21 @@ void ir_output(Graph *g, IrNode *n, const char *name);
 /* `x` summed down to `shape` (the one place where broadcasting's gradient
  * is reduced back to an input's shape). */
 IrNode *ir_sum_to(Graph *g, IrNode *x, const Shape *shape, Loc loc);
+
+/* Reverse-mode gradients of the scalar y with respect to wrt[0..n) as new
+ * nodes of g (autodiff.c); out[i] is NULL where y does not depend on wrt[i]. */
+bool ad_grad(Graph *g, IrNode *y, IrNode **wrt, int nwrt, IrNode **out);
+
+/* ---- lowering helpers (lower.c), used by the checker's walk ---------- */
+IrNode *lw_of(Sema *s, const Value *v, Loc loc);
+IrNode *lw_count(Sema *s, const Shape *sh, unsigned axes, Loc loc);
+IrNode *lw_mean(Sema *s, IrNode *x, unsigned axes, bool keepdim, Loc loc);
+IrNode *lw_param(Sema *s, const Shape *sh, int init, double bound, Loc loc);
+IrNode *lw_state(Sema *s, const Shape *sh, int init, const char *name, Loc loc);
+IrNode *lw_input(Sema *s, const Shape *sh, DType dt, const char *name, Loc loc);
+IrNode *lw_rand(Sema *s, const Shape *sh, Loc loc);
+void lw_name_params(Sema *s, Layer *l, const char *prefix);
+bool lw_finish_step(Sema *s, IrNode *loss, const Value *optv, Loc loc);
 
 /* Stable text form: one node per line,
  *   %12 = matmul %3, %7ᵀ : [B, 16]        # hw1.nn:37:12

@@ -13,7 +13,7 @@
  * Errors are reported where the user can fix them and the checker goes on
  * with an error value (V_ERROR) that silences follow-on errors.
  */
-#include "compiler/sema_int.h"
+#include "compiler/ir.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -217,6 +217,31 @@ static Value *matmul(Sema *s, const Value *a, const Value *b, Loc loc) {
   return val_tensor(s, DT_FLOAT, &o);
 }
 
+/* An operator between lowered values, as nodes (booleans are 0/1 floats). */
+static IrNode *lower_binary(Sema *s, OpKind op, Value *a, Value *b, Loc loc) {
+  Graph *g = s->lw->g;
+  IrNode *x = lw_of(s, a, loc), *y = lw_of(s, b, loc);
+  if (!x || !y) return NULL;
+  IrNode *one = NULL;
+  switch (op) {
+  case OP_ADD: return ir_binary(g, IR_ADD, x, y, loc);
+  case OP_SUB: return ir_binary(g, IR_SUB, x, y, loc);
+  case OP_MUL: case OP_AND: return ir_binary(g, IR_MUL, x, y, loc);
+  case OP_DIV: return ir_binary(g, IR_DIV, x, y, loc);
+  case OP_POW: return ir_binary(g, IR_POW, x, y, loc);
+  case OP_OR: return ir_binary(g, IR_MAX2, x, y, loc);
+  case OP_GT: return ir_binary(g, IR_GT, x, y, loc);
+  case OP_LT: return ir_binary(g, IR_GT, y, x, loc);
+  case OP_EQ: return ir_binary(g, IR_EQ, x, y, loc);
+  case OP_LE: one = ir_const(g, 1, loc); return ir_binary(g, IR_SUB, one, ir_binary(g, IR_GT, x, y, loc), loc);
+  case OP_GE: one = ir_const(g, 1, loc); return ir_binary(g, IR_SUB, one, ir_binary(g, IR_GT, y, x, loc), loc);
+  case OP_NE: one = ir_const(g, 1, loc); return ir_binary(g, IR_SUB, one, ir_binary(g, IR_EQ, x, y, loc), loc);
+  case OP_MOD: case OP_MATMUL: case OP_NEG: case OP_NOT: case OP_COUNT:
+    return NULL;
+  }
+  return NULL;
+}
+
 Value *binary_op(Sema *s, OpKind op, Value *a, Value *b, Loc loc) {
   if (a->kind == V_ERROR || b->kind == V_ERROR) return val_err(s);
   if (val_is_number(a) && val_is_number(b)) return number_op(s, op, a, b, loc);
@@ -268,7 +293,10 @@ Value *binary_op(Sema *s, OpKind op, Value *a, Value *b, Loc loc) {
   Value ta_ = {.kind = V_TENSOR, .dtype = da, .shape = sa}, tb_ = {.kind = V_TENSOR, .dtype = db, .shape = sb};
   if (op == OP_MATMUL) {
     if (a->kind != V_TENSOR || b->kind != V_TENSOR) return number_op(s, op, a, b, loc);
-    return matmul(s, &ta_, &tb_, loc);
+    Value *r = matmul(s, &ta_, &tb_, loc);
+    if (s->lw && r->kind == V_TENSOR && a->ir && b->ir && a->shape.rank == 2 && b->shape.rank == 2)
+      r->ir = ir_matmul(s->lw->g, a->ir, b->ir, false, false, loc);
+    return r;
   }
   Shape o;
   if (!shape_broadcast(&sa, &sb, &o)) {
@@ -277,17 +305,15 @@ Value *binary_op(Sema *s, OpKind op, Value *a, Value *b, Loc loc) {
     sema_hint(s, "sizes must be equal or 1, matched from the last dim; reshape or unsqueeze one side");
     return val_err(s);
   }
-  if (op == OP_AND || op == OP_OR) {
-    if (da != DT_BOOL || db != DT_BOOL) {
-      sema_error(s, loc, "'%s' takes bool tensors, got %s and %s", ast_op_text(op), ttype_str(s->arena, da, &sa),
-                 ttype_str(s->arena, db, &sb));
-      return val_err(s);
-    }
-    return val_tensor(s, DT_BOOL, &o);
+  if ((op == OP_AND || op == OP_OR) && (da != DT_BOOL || db != DT_BOOL)) {
+    sema_error(s, loc, "'%s' takes bool tensors, got %s and %s", ast_op_text(op), ttype_str(s->arena, da, &sa),
+               ttype_str(s->arena, db, &sb));
+    return val_err(s);
   }
-  if (is_cmp(op)) return val_tensor(s, DT_BOOL, &o);
-  DType dr = (da == DT_FLOAT || db == DT_FLOAT || op == OP_DIV) ? DT_FLOAT : DT_INT;
-  return val_tensor(s, dr, &o);
+  DType dr = (is_cmp(op) || op == OP_AND || op == OP_OR) ? DT_BOOL : (da == DT_FLOAT || db == DT_FLOAT || op == OP_DIV) ? DT_FLOAT : DT_INT;
+  Value *r = val_tensor(s, dr, &o);
+  if (s->lw && ((a->kind == V_TENSOR && a->ir) || (b->kind == V_TENSOR && b->ir))) r->ir = lower_binary(s, op, a, b, loc);
+  return r;
 }
 
 /* ---- types in signatures ---------------------------------------------- */
@@ -1102,6 +1128,22 @@ static Value *map_data(Sema *s, Dataset *in, const Args *a, Loc loc) {
   return v;
 }
 
+/* While lowering: did this call compute a tensor from lowered values
+ * without building its node? Then the compiler lacks it: say so once. */
+static Value *check_lowered(Sema *s, Value *r, const Args *args, Loc loc, const char *what) {
+  if (!s->lw || (r->kind != V_TENSOR && r->kind != V_METRIC) || r->ir) return r;
+  bool from_lowered = false;
+  for (int i = 0; i < args->npos; i++) from_lowered |= args->pos[i]->kind == V_TENSOR && args->pos[i]->ir;
+  for (int i = 0; i < args->nkw; i++) from_lowered |= args->kw[i]->kind == V_TENSOR && args->kw[i]->ir;
+  if (!from_lowered) return r;
+  if (!s->lw->failed) {
+    sema_error(s, loc, "%s cannot be compiled for training yet", what);
+    sema_hint(s, "nnc check accepts it; the compiler supports it in a later version");
+  }
+  s->lw->failed = true;
+  return r;
+}
+
 static Value *call_value(Sema *s, Scope *sc, Value *f, const Args *args, Loc loc, const Node *node) {
   (void)sc;
   switch (f->kind) {
@@ -1151,14 +1193,14 @@ static Value *call_value(Sema *s, Scope *sc, Value *f, const Args *args, Loc loc
     c.node = node;
     Value *r = b->fn(s, b, &c);
     if (valid > 0 && r->kind == V_DATASET) r->ds->valid_frac = valid;
-    return r;
+    return check_lowered(s, r, args, loc, b->name);
   }
   case V_MODELDEF:
     return instantiate_model(s, f->mdef, args, loc);
   case V_BLOCKDEF:
     return instantiate_block(s, f->bdef, args, loc);
   case V_LAYER:
-    return layer_apply(s, f->layer, args, loc);
+    return check_lowered(s, layer_apply(s, f->layer, args, loc), args, loc, f->layer->type);
   case V_MODEL:
     return model_call(s, f->layer, "forward", args, loc, f->subst);
   case V_METHOD:
@@ -1537,13 +1579,21 @@ static Value *eval_inner(Sema *s, Scope *sc, const Node *n) {
         v->i = !a->i;
         return v;
       }
-      if (a->kind == V_TENSOR && a->dtype == DT_BOOL) return val_tensor(s, DT_BOOL, &a->shape);
+      if (a->kind == V_TENSOR && a->dtype == DT_BOOL) {
+        Value *r = val_tensor(s, DT_BOOL, &a->shape);
+        if (s->lw && a->ir) r->ir = ir_binary(s->lw->g, IR_SUB, ir_const(s->lw->g, 1, n->loc), a->ir, n->loc);
+        return r;
+      }
       sema_error(s, n->loc, "'not' takes true/false, got %s", val_desc(s->arena, a));
       return val_err(s);
     }
     if (a->kind == V_INT) return val_int(s, -a->i);
     if (a->kind == V_FLOAT) return val_float(s, -a->f);
-    if (a->kind == V_TENSOR && a->dtype != DT_BOOL) return val_tensor(s, a->dtype, &a->shape);
+    if (a->kind == V_TENSOR && a->dtype != DT_BOOL) {
+      Value *r = val_tensor(s, a->dtype, &a->shape);
+      if (s->lw && a->ir) r->ir = ir_unary(s->lw->g, IR_NEG, a->ir, n->loc);
+      return r;
+    }
     if (a->kind == V_PARAMS) return a;
     sema_error(s, n->loc, "'-' is not defined for %s", val_desc(s->arena, a));
     return val_err(s);
@@ -1697,8 +1747,19 @@ static Value *batched(Sema *s, Value *v, bool tasks) {
   return val_tensor(s, v->dtype, &sh);
 }
 
+/* While lowering, each field of the batch is an INPUT leaf ("x", "src.x"). */
+static void lower_fields(Sema *s, Value *rec, const char *prefix, Loc loc) {
+  for (int i = 0; i < rec->items.len; i++) {
+    RecField *f = rec->items.items[i];
+    const char *name = arena_printf(s->arena, "%s%s", prefix, f->name);
+    if (f->val->kind == V_RECORD) lower_fields(s, f->val, arena_printf(s->arena, "%s.", name), loc);
+    else if (f->val->kind == V_TENSOR) f->val->ir = lw_input(s, &f->val->shape, f->val->dtype, name, loc);
+  }
+}
+
 static void bind_fields(Sema *s, Scope *sc, Dataset *ds, Loc loc) {
   Value *rec = batched(s, ds->fields, ds->is_tasks);
+  if (s->lw) lower_fields(s, rec, "", loc);
   for (int i = 0; i < rec->items.len; i++) {
     RecField *f = rec->items.items[i];
     scope_define(s, sc, f->name, f->val, loc);
@@ -1706,7 +1767,9 @@ static void bind_fields(Sema *s, Scope *sc, Dataset *ds, Loc loc) {
   if (!rec_find(rec, "index") && !ds->is_tasks) {
     Shape sh = {.rank = 1};
     sh.d[0] = dim_sym("B");
-    scope_define(s, sc, "index", val_tensor(s, DT_INT, &sh), loc);
+    Value *ix = val_tensor(s, DT_INT, &sh);
+    if (s->lw) ix->ir = lw_input(s, &sh, DT_INT, "index", loc);
+    scope_define(s, sc, "index", ix, loc);
   }
 }
 
@@ -2283,6 +2346,47 @@ static void check_unused_settings(Sema *s, Scope *sc, Ctx ctx) {
   }
 }
 
+/* The end of lowering a train block: parameter names, the outputs (loss,
+ * metrics), and, for a training step, autodiff and the optimizer update. */
+static void finish_lowering(Sema *s, const Node *blk, Scope *sc, BlockInfo *bi, int nsteps) {
+  Lowering *lw = s->lw;
+  if (s->diag->nerrors > 0 || lw->failed) return;
+  if (nsteps > 0) {
+    sema_error(s, blk->loc, "a train block with several steps cannot be compiled for training yet");
+    lw->failed = true;
+    return;
+  }
+  for (int i = 0; i < bi->models.len; i++)
+    lw_name_params(s, bi->models.items[i], bi->models.len == 1 ? "" : arena_printf(s->arena, "%s.", (char *)bi->model_vars.items[i]));
+  int li = scope_find(sc, "loss");
+  Value *loss = li >= 0 ? sc->vals.items[li] : NULL;
+  if (!loss || !loss->ir) {
+    sema_error(s, blk->loc, "the loss of this block does not depend on the data, so it cannot be trained");
+    lw->failed = true;
+    return;
+  }
+  lw->loss = loss->ir;
+  ir_output(lw->g, loss->ir, "loss");
+  int mi = scope_find(sc, "metrics");
+  if (mi >= 0) {
+    Value *m = sc->vals.items[mi];
+    int n = m->kind == V_LIST ? m->items.len : 1;
+    for (int k = 0; k < n; k++) {
+      Value *e = m->kind == V_LIST ? m->items.items[k] : m;
+      if (e->kind != V_METRIC || !e->ir) continue;
+      vec_push(s->arena, &lw->metrics, e->ir);
+      vec_push(s->arena, &lw->metric_names, (void *)e->s);
+      ir_output(lw->g, e->ir, e->s);
+    }
+  }
+  int oi = scope_find(sc, "optimizer"), di = scope_find(sc, "data");
+  lw->optimizer = oi >= 0 ? sc->vals.items[oi] : NULL;
+  lw->data = di >= 0 ? sc->vals.items[di] : NULL;
+  if (s->opt->lower_update && lw->optimizer && lw->optimizer->kind == V_OPTIMIZER)
+    lw->failed |= !lw_finish_step(s, lw->loss, lw->optimizer, blk->loc);
+  s->prog->lowered = lw;
+}
+
 static void check_block(Sema *s, const Node *blk) {
   bool train = blk->kind == N_TRAIN;
   BlockInfo *bi = arena_alloc(s->arena, sizeof *bi);
@@ -2297,6 +2401,11 @@ static void check_block(Sema *s, const Node *blk) {
   Scope *sc = scope_new(s, s->globals);
   vec_push(s->arena, &boundaries, sc);
   scope_define(s, sc, "B", sym_value(s, "B"), blk->loc);
+  if (s->lw) {
+    Shape scalar = {0};
+    s->lw->batch_n = lw_input(s, &scalar, DT_FLOAT, "n", blk->loc);
+    if (s->opt->lower_update) s->lw->lr = lw_input(s, &scalar, DT_FLOAT, "lr", blk->loc);
+  }
   Exec ex = {.ctx = train ? CX_TRAIN : CX_PREDICT};
   exec_stmts(s, sc, &blk->list, &ex);
 
@@ -2351,6 +2460,7 @@ static void check_block(Sema *s, const Node *blk) {
     vec_push(s->arena, &bi->models, m);
     vec_push(s->arena, &bi->model_vars, (void *)var);
   }
+  if (s->lw) finish_lowering(s, blk, sc, bi, nsteps);
   s->block = NULL;
 }
 
@@ -2426,10 +2536,27 @@ Program *sema_check(Arena *a, Diag *d, const Node *ast, const SemaOptions *opt) 
     }
   }
   int nblocks = 0;
+  const Node *to_lower = NULL;
+  if (s->opt->lower_block) {
+    for (int i = 0; i < ast->list.len && !to_lower; i++) {
+      const Node *n = ast->list.items[i];
+      if (n->kind == N_TRAIN && (!*s->opt->lower_block || (n->name && !strcmp(n->name, s->opt->lower_block)))) to_lower = n;
+    }
+    if (!to_lower) {
+      if (*s->opt->lower_block) sema_error(s, (Loc){0}, "the spec has no train block named '%s'", s->opt->lower_block);
+      else sema_error(s, (Loc){0}, "the spec has no train block to compile");
+    }
+  }
   for (int i = 0; i < ast->list.len && !diag_full(d); i++) {
     const Node *n = ast->list.items[i];
     if (n->kind == N_TRAIN || n->kind == N_PREDICT) {
+      if (n == to_lower) {
+        s->lw = arena_alloc(a, sizeof *s->lw);
+        s->lw->g = ir_new(a);
+        s->lw->training = s->opt->lower_training;
+      }
       check_block(s, n);
+      s->lw = NULL;
       nblocks++;
     }
   }

@@ -88,6 +88,9 @@ typedef struct Dataset Dataset;
 typedef struct Optimizer Optimizer;
 typedef struct Builtin Builtin;
 typedef struct Scope Scope;
+typedef struct IrNode IrNode;
+typedef struct Graph Graph;
+typedef struct Lowering Lowering;
 
 typedef struct Value {
   ValKind kind;
@@ -105,6 +108,7 @@ typedef struct Value {
   const Builtin *bi;
   const Node *where;  /* the expression it came from, when useful */
   struct Value *subst;/* V_MODEL: params in place of its own (net[p]) */
+  IrNode *ir;         /* V_TENSOR/V_METRIC while lowering: the node computing it */
 } Value;
 
 typedef struct {
@@ -158,6 +162,8 @@ struct Layer {
   LayerRow *row;         /* its row in the model being traced */
   Layer *row_owner;      /* ... and that model */
   Scope *scope;          /* LK_MODEL: params and members, for methods */
+  IrNode *pw[4];         /* while lowering: its parameters (weight, bias, ...) */
+  IrNode *st[4];         /* while lowering: its state (running mean, var) */
   int instance_no;       /* LK_MODEL: order of creation */
   bool owned;            /* a member of a model or seq (shown inside it) */
 };
@@ -181,6 +187,11 @@ struct Optimizer {
   const char *kind;      /* "SGD", "Adam", ... */
   const char *desc;      /* "Adam(lr 3e-4, weight_decay 1e-5, clip_norm 10)" */
   Vec targets;           /* Value*: models, params, variables */
+  double lr;             /* the base learning rate */
+  const Value *schedule; /* V_SCHEDULE, or NULL for a constant lr */
+  int nhyper;            /* the other hyperparameters, by name */
+  const char *hyper_names[12];
+  double hyper[12];
 };
 
 /* ---- the checker's state ---------------------------------------------- */
@@ -202,6 +213,26 @@ typedef struct {
   Vec model_vars;/* const char*: the names they are bound to */
 } BlockInfo;
 
+/* What lowering one train block produced (lower.c). */
+struct Lowering {
+  Graph *g;
+  bool training;       /* a training step: dropout on, batch statistics */
+  Vec params;          /* IrNode* PARAM leaves */
+  Vec state;           /* IrNode* STATE leaves */
+  Vec inputs;          /* IrNode* INPUT leaves (batch fields, then scalars) */
+  Vec rands;           /* IrNode* RAND leaves */
+  IrNode *batch_n;     /* scalar INPUT: the batch size n, as a float */
+  IrNode *step_t;      /* scalar STATE: the update counter (Adam, schedules) */
+  IrNode *lr;          /* scalar INPUT: this step's learning rate (the runtime
+                          evaluates the schedule from the step counter) */
+  IrNode *loss;
+  Vec metrics;         /* IrNode* */
+  Vec metric_names;    /* const char* */
+  Value *optimizer;    /* V_OPTIMIZER of the step */
+  Value *data;         /* V_DATASET of the block */
+  bool failed;         /* something could not be lowered (reported) */
+};
+
 struct Program {
   const Node *ast;
   const Source *src;
@@ -210,6 +241,7 @@ struct Program {
   Vec consts;    /* const char* "NAME = value" */
   Vec datasets;  /* const char* names */
   Vec dsvals;    /* Dataset* */
+  Lowering *lowered;  /* the lowered train block, when asked for */
 };
 
 typedef struct Sema {
@@ -229,6 +261,7 @@ typedef struct Sema {
   int in_data;        /* > 0 inside a data block's fields */
   Vec active;         /* method nodes being evaluated (recursion check) */
   Vec attempted;      /* model declarations someone tried to build */
+  Lowering *lw;       /* non-NULL while lowering a block to the graph IR */
   Value *error_val;
 } Sema;
 

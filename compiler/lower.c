@@ -1,0 +1,201 @@
+/*
+ * lower.c — from the checked spec to the graph IR.
+ *
+ * Lowering is the checker's own walk with a graph attached (Sema.lw): where
+ * the checker computes a tensor's shape, it also builds the node computing
+ * it (builtins.c and sema.c call the helpers here). So a spec's loops are
+ * unrolled, its models are inlined, and every node keeps the spec location
+ * it came from. This file holds what those calls share — leaves for data
+ * fields and parameters, constants, means over symbolic sizes — and the end
+ * of a step: autodiff of the loss and the optimizer's update, lowered into
+ * the same graph, so that a training step is one graph and one function.
+ */
+#include "compiler/ir.h"
+
+#include <math.h>
+#include <string.h>
+
+IrNode *lw_of(Sema *s, const Value *v, Loc loc) {
+  if (!s->lw) return NULL;
+  if (v->kind == V_TENSOR) return v->ir;
+  if (val_is_number(v)) return ir_const(s->lw->g, val_num(v), loc);
+  return NULL;
+}
+
+/* The number of elements over `axes` of a shape, as a node (the batch size
+ * n is a run-time input). */
+IrNode *lw_count(Sema *s, const Shape *sh, unsigned axes, Loc loc) {
+  int64_t c = 1;
+  int nb = 0;
+  for (int i = 0; i < sh->rank; i++) {
+    if (!(axes & (1u << i))) continue;
+    Dim d = sh->d[i];
+    c *= d.c;
+    nb += d.nsym;  /* only B is symbolic in a lowered graph */
+  }
+  IrNode *r = ir_const(s->lw->g, (double)c, loc);
+  for (int i = 0; i < nb; i++) r = ir_binary(s->lw->g, IR_MUL, r, s->lw->batch_n, loc);
+  return r;
+}
+
+IrNode *lw_mean(Sema *s, IrNode *x, unsigned axes, bool keepdim, Loc loc) {
+  IrNode *sum = ir_reduce(s->lw->g, IR_SUM, x, axes, keepdim, loc);
+  return ir_binary(s->lw->g, IR_DIV, sum, lw_count(s, &x->shape, axes, loc), loc);
+}
+
+static IrNode *leaf(Sema *s, IrOp op, const Shape *sh, const char *name, Loc loc, Vec *list) {
+  IrNode *n = ir_leaf(s->lw->g, op, DT_FLOAT, sh, name, loc);
+  n->slot = list->len;
+  vec_push(s->arena, list, n);
+  return n;
+}
+
+/* A layer's parameters: named later (lw_name_params), initialised like
+ * PyTorch's defaults (uniform ±1/sqrt(fan_in) for weights and biases). */
+IrNode *lw_param(Sema *s, const Shape *sh, int init, double bound, Loc loc) {
+  IrNode *p = leaf(s, IR_PARAM, sh, NULL, loc, &s->lw->params);
+  p->init = init;
+  p->f = bound;
+  return p;
+}
+
+IrNode *lw_state(Sema *s, const Shape *sh, int init, const char *name, Loc loc) {
+  IrNode *p = leaf(s, IR_STATE, sh, name, loc, &s->lw->state);
+  p->init = init;
+  return p;
+}
+
+IrNode *lw_input(Sema *s, const Shape *sh, DType dt, const char *name, Loc loc) {
+  IrNode *n = leaf(s, IR_INPUT, sh, name, loc, &s->lw->inputs);
+  n->dtype = dt;
+  return n;
+}
+
+IrNode *lw_rand(Sema *s, const Shape *sh, Loc loc) {
+  return leaf(s, IR_RAND, sh, arena_printf(s->arena, "rand%d", s->lw->rands.len), loc, &s->lw->rands);
+}
+
+/* Gives the parameters of a model's layers their state_dict names:
+ * "fc1.weight", "layers.0.bias", prefixed by `prefix` for sub-models. */
+void lw_name_params(Sema *s, Layer *l, const char *prefix) {
+  static const char *const pnames[4] = {"weight", "bias", "p2", "p3"};
+  static const char *const snames[4] = {"running_mean", "running_var", "s2", "s3"};
+  const char *base = l->path ? arena_printf(s->arena, "%s%s.", prefix, l->path) : prefix;
+  if (l->kind == LK_MODEL && l->path) base = arena_printf(s->arena, "%s%s.", prefix, l->path);
+  for (int i = 0; i < 4; i++) {
+    if (l->pw[i] && !l->pw[i]->name) l->pw[i]->name = arena_printf(s->arena, "%s%s", base, pnames[i]);
+    if (l->st[i] && !l->st[i]->name) l->st[i]->name = arena_printf(s->arena, "%s%s", base, snames[i]);
+  }
+  for (int i = 0; i < l->subs.len; i++) {
+    Layer *sub = l->subs.items[i];
+    lw_name_params(s, sub, l->kind == LK_MODEL ? (l->path ? base : prefix) : prefix);
+  }
+}
+
+/* Every parameter of a model (or of what an optimizer updates). */
+static void collect_params(Layer *l, Vec *out, Arena *a) {
+  for (int i = 0; i < 4; i++)
+    if (l->pw[i]) vec_push(a, out, l->pw[i]);
+  for (int i = 0; i < l->subs.len; i++) collect_params(l->subs.items[i], out, a);
+}
+
+/* ---- the optimizer, lowered ---------------------------------------------- */
+
+static double opt_num(const Optimizer *o, const char *key, double dflt) {
+  for (int i = 0; i < o->nhyper; i++)
+    if (!strcmp(o->hyper_names[i], key)) return o->hyper[i];
+  return dflt;
+}
+
+/* One step of the optimizer for every parameter it updates: the gradients
+ * of the loss (autodiff), gradient-norm clipping, weight decay, the update
+ * rule, and ASSIGN nodes that write the new values. */
+bool lw_finish_step(Sema *s, IrNode *loss, const Value *optv, Loc loc) {
+  Lowering *lw = s->lw;
+  Graph *g = lw->g;
+  const Optimizer *o = optv->opt;
+  Vec params = {0};
+  for (int i = 0; i < o->targets.len; i++) {
+    Value *t = o->targets.items[i];
+    if (t->kind == V_MODEL || t->kind == V_PARAMS) collect_params(t->layer, &params, s->arena);
+    else if (t->kind == V_TENSOR && t->ir && t->ir->op == IR_PARAM) vec_push(s->arena, &params, t->ir);
+  }
+  if (params.len == 0) {
+    sema_error(s, loc, "the optimizer has nothing to update");
+    return false;
+  }
+  IrNode **grads = arena_alloc(s->arena, sizeof(IrNode *) * (size_t)params.len);
+  ad_grad(g, loss, (IrNode **)params.items, params.len, grads);
+  for (int i = 0; i < params.len; i++) {
+    IrNode *p = params.items[i];
+    if (!grads[i]) grads[i] = ir_expand(g, ir_const(g, 0, loc), &p->shape, loc);
+  }
+  /* clip_norm: scale every gradient by min(1, c / (‖g‖ + 1e-6)) */
+  double clip = opt_num(o, "clip_norm", 0);
+  if (clip > 0) {
+    IrNode *sq = NULL;
+    for (int i = 0; i < params.len; i++) {
+      IrNode *gi = grads[i];
+      unsigned all = (1u << gi->shape.rank) - 1;
+      IrNode *t = ir_reduce(g, IR_SUM, ir_binary(g, IR_MUL, gi, gi, loc), all, false, loc);
+      sq = sq ? ir_binary(g, IR_ADD, sq, t, loc) : t;
+    }
+    IrNode *norm = ir_unary(g, IR_SQRT, sq, loc);
+    IrNode *scale = ir_binary(g, IR_MIN2, ir_const(g, 1, loc),
+                              ir_binary(g, IR_DIV, ir_const(g, clip, loc),
+                                        ir_binary(g, IR_ADD, norm, ir_const(g, 1e-6, loc), loc), loc), loc);
+    for (int i = 0; i < params.len; i++) grads[i] = ir_binary(g, IR_MUL, grads[i], scale, loc);
+  }
+  Shape scalar = {0};
+  if (!lw->step_t) lw->step_t = lw_state(s, &scalar, INIT_ZEROS, "step", loc);
+  IrNode *t1 = ir_binary(g, IR_ADD, lw->step_t, ir_const(g, 1, loc), loc);
+  IrNode *lr = lw->lr ? lw->lr : ir_const(g, o->lr, loc);
+  double wd = opt_num(o, "weight_decay", 0);
+  bool adamw = !strcmp(o->kind, "AdamW");
+  for (int i = 0; i < params.len; i++) {
+    IrNode *p = params.items[i], *gi = grads[i];
+    const char *pn = p->name ? p->name : "param";
+    if (wd > 0 && !adamw) gi = ir_binary(g, IR_ADD, gi, ir_binary(g, IR_MUL, ir_const(g, wd, loc), p, loc), loc);
+    IrNode *delta;
+    if (!strcmp(o->kind, "SGD")) {
+      double mom = opt_num(o, "momentum", 0);
+      if (mom > 0) {
+        /* PyTorch's form: v = μ v + g;  step v (or g + μ v with Nesterov) */
+        IrNode *v = lw_state(s, &p->shape, INIT_ZEROS, arena_printf(s->arena, "%s.momentum", pn), loc);
+        IrNode *nv = ir_binary(g, IR_ADD, ir_binary(g, IR_MUL, ir_const(g, mom, loc), v, loc), gi, loc);
+        ir_assign(g, v, nv, loc);
+        delta = opt_num(o, "nesterov", 0) ? ir_binary(g, IR_ADD, gi, ir_binary(g, IR_MUL, ir_const(g, mom, loc), nv, loc), loc) : nv;
+      } else {
+        delta = gi;
+      }
+    } else if (!strcmp(o->kind, "RMSprop")) {
+      double alpha = opt_num(o, "alpha", 0.99), eps = opt_num(o, "eps", 1e-8);
+      IrNode *v = lw_state(s, &p->shape, INIT_ZEROS, arena_printf(s->arena, "%s.square_avg", pn), loc);
+      IrNode *nv = ir_binary(g, IR_ADD, ir_binary(g, IR_MUL, ir_const(g, alpha, loc), v, loc),
+                             ir_binary(g, IR_MUL, ir_const(g, 1 - alpha, loc), ir_binary(g, IR_MUL, gi, gi, loc), loc), loc);
+      ir_assign(g, v, nv, loc);
+      delta = ir_binary(g, IR_DIV, gi, ir_binary(g, IR_ADD, ir_unary(g, IR_SQRT, nv, loc), ir_const(g, eps, loc), loc), loc);
+    } else {
+      /* Adam / AdamW: bias-corrected first and second moments */
+      double b1 = opt_num(o, "beta1", 0.9), b2 = opt_num(o, "beta2", 0.999), eps = opt_num(o, "eps", 1e-8);
+      IrNode *m = lw_state(s, &p->shape, INIT_ZEROS, arena_printf(s->arena, "%s.exp_avg", pn), loc);
+      IrNode *v = lw_state(s, &p->shape, INIT_ZEROS, arena_printf(s->arena, "%s.exp_avg_sq", pn), loc);
+      IrNode *nm = ir_binary(g, IR_ADD, ir_binary(g, IR_MUL, ir_const(g, b1, loc), m, loc),
+                             ir_binary(g, IR_MUL, ir_const(g, 1 - b1, loc), gi, loc), loc);
+      IrNode *nv = ir_binary(g, IR_ADD, ir_binary(g, IR_MUL, ir_const(g, b2, loc), v, loc),
+                             ir_binary(g, IR_MUL, ir_const(g, 1 - b2, loc), ir_binary(g, IR_MUL, gi, gi, loc), loc), loc);
+      ir_assign(g, m, nm, loc);
+      ir_assign(g, v, nv, loc);
+      IrNode *c1 = ir_binary(g, IR_SUB, ir_const(g, 1, loc), ir_binary(g, IR_POW, ir_const(g, b1, loc), t1, loc), loc);
+      IrNode *c2 = ir_binary(g, IR_SUB, ir_const(g, 1, loc), ir_binary(g, IR_POW, ir_const(g, b2, loc), t1, loc), loc);
+      IrNode *mhat = ir_binary(g, IR_DIV, nm, c1, loc);
+      IrNode *vhat = ir_binary(g, IR_DIV, nv, c2, loc);
+      delta = ir_binary(g, IR_DIV, mhat, ir_binary(g, IR_ADD, ir_unary(g, IR_SQRT, vhat, loc), ir_const(g, eps, loc), loc), loc);
+      if (adamw && wd > 0) delta = ir_binary(g, IR_ADD, delta, ir_binary(g, IR_MUL, ir_const(g, wd, loc), p, loc), loc);
+    }
+    IrNode *np = ir_binary(g, IR_SUB, p, ir_binary(g, IR_MUL, lr, delta, loc), loc);
+    ir_assign(g, p, np, loc);
+  }
+  ir_assign(g, lw->step_t, t1, loc);
+  return true;
+}
