@@ -204,10 +204,10 @@ static int front_end(Arena *a, Diag *d, const Options *o, Node **ast, Program **
   SemaOptions sopt = {.check_files = o->check_files};
   /* graph: the forward graph of a train block; grad: with autodiff and the
    * optimizer's update, i.e. one training step */
-  if (o->stage && (!strcmp(o->stage, "graph") || !strcmp(o->stage, "grad"))) {
+  if (o->stage && (!strcmp(o->stage, "graph") || !strcmp(o->stage, "grad") || !strcmp(o->stage, "opt"))) {
     sopt.lower_block = o->block ? o->block : "";
     sopt.lower_training = 1;
-    sopt.lower_update = !strcmp(o->stage, "grad");
+    sopt.lower_update = strcmp(o->stage, "graph") != 0;
   }
   *prog = sema_check(a, d, *ast, &sopt);
   return *prog && d->nerrors == 0 ? EXIT_OK : EXIT_USER;
@@ -238,7 +238,7 @@ static int cmd_ir(Arena *a, Diag *d, const Options *o) {
     return usage_error("unknown stage '%s'", o->stage,
                        near ? hint : "stages: ast graph grad opt fused memory llvm asm");
   }
-  bool graph = !strcmp(o->stage, "graph") || !strcmp(o->stage, "grad");
+  bool graph = !strcmp(o->stage, "graph") || !strcmp(o->stage, "grad") || !strcmp(o->stage, "opt");
   if (strcmp(o->stage, "ast") != 0 && !graph) {
     fprintf(stderr, "nnc: stage '%s' is not built yet (try --stage=ast, graph or grad)\n", o->stage);
     return EXIT_USAGE;
@@ -250,6 +250,7 @@ static int cmd_ir(Arena *a, Diag *d, const Options *o) {
     if (ast) ast_print(stdout, ast);
     return rc;
   }
+  if (rc == EXIT_OK && !strcmp(o->stage, "opt")) program_simplify(prog);
   if (rc == EXIT_OK && !program_print_graph(stdout, prog)) return EXIT_USER;
   return rc;
 }

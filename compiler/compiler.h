@@ -38,6 +38,9 @@ Program *sema_check(Arena *a, Diag *d, const Node *ast, const SemaOptions *opt);
  * train/predict block will do. */
 void summary_print(FILE *out, const Program *p);
 
+/* The "opt" stage on the lowered graph: folding, CSE, dead code. */
+void program_simplify(Program *p);
+
 /* The lowered train block's graph (`nnc ir --stage=graph|grad`); false if
  * nothing was lowered. */
 bool program_print_graph(FILE *out, const Program *p);

@@ -101,6 +101,23 @@ IrNode *lw_rand(Sema *s, const Shape *sh, Loc loc);
 void lw_name_params(Sema *s, Layer *l, const char *prefix);
 bool lw_finish_step(Sema *s, IrNode *loss, const Value *optv, Loc loc);
 
+/* The "opt" stage: constant folding, identities, CSE, dead code; renumbers. */
+void ir_simplify(Graph *g);
+
+/* ---- memory plan (plan.c) -------------------------------------------- */
+typedef struct {
+  int64_t n_max;        /* the batch the sizes are for */
+  int64_t persistent;   /* floats of parameters and state, at offset 0 */
+  int64_t inputs_end;   /* inputs and noise end here; temporaries follow */
+  int64_t size;         /* floats in all */
+} MemPlan;
+
+int64_t ir_numel(const IrNode *node, int64_t n);
+/* Assigns node->offset (floats) to every buffer; `materialized` (from
+ * fusion, may be NULL) says which non-leaf nodes need one. */
+bool plan_memory(Graph *g, const bool *materialized, int64_t n_max, MemPlan *out);
+void plan_print(FILE *out, const Graph *g, const MemPlan *p);
+
 /* Stable text form: one node per line,
  *   %12 = matmul %3, %7ᵀ : [B, 16]        # hw1.nn:37:12
  * (`nnc ir --stage=graph|grad`). */

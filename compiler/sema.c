@@ -2382,8 +2382,11 @@ static void finish_lowering(Sema *s, const Node *blk, Scope *sc, BlockInfo *bi, 
   int oi = scope_find(sc, "optimizer"), di = scope_find(sc, "data");
   lw->optimizer = oi >= 0 ? sc->vals.items[oi] : NULL;
   lw->data = di >= 0 ? sc->vals.items[di] : NULL;
-  if (s->opt->lower_update && lw->optimizer && lw->optimizer->kind == V_OPTIMIZER)
-    lw->failed |= !lw_finish_step(s, lw->loss, lw->optimizer, blk->loc);
+  if (s->opt->lower_update && lw->optimizer && lw->optimizer->kind == V_OPTIMIZER) {
+    /* the update's nodes point at the optimizer's line */
+    Loc at = lw->optimizer->where ? lw->optimizer->where->loc : blk->loc;
+    lw->failed |= !lw_finish_step(s, lw->loss, lw->optimizer, at);
+  }
   s->prog->lowered = lw;
 }
 

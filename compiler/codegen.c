@@ -1,0 +1,692 @@
+/*
+ * codegen.c — the LLVM IR of one step: a function `void NAME(ptr arena,
+ * i64 n)` that runs the fused kernels in order (fuse.c).
+ *
+ * Each kernel but MATMUL becomes an internal function whose parameters are
+ * the buffers it touches, each a `noalias` pointer into the arena, plus n.
+ * The step function computes those pointers (arena + node->offset) and
+ * calls the kernels; a MATMUL is a call to cblas_sgemm right in the step.
+ * The kernels are `alwaysinline`: after O3 the step is one function, and
+ * the inliner turns the noalias parameters into alias-scope metadata, which
+ * is what lets LLVM vectorize loops over one big arena. Before O3 each
+ * kernel is a function of its own, which reads better when teaching.
+ *
+ *   elementwise kernel: a loop nest over the kernel's shape (size-1 dims
+ *     dropped, adjacent dims merged where every access is contiguous across
+ *     them), each node's value computed once per element, inputs from other
+ *     kernels loaded with broadcast strides (0 along broadcast dims);
+ *   SUM, MAXR: the output is set to 0 / -inf, then one loop nest over the
+ *     input adds (maxes) each element into its output element;
+ *   row ops: a loop over rows with loops over the last axis inside;
+ *   MATMUL: cblas_sgemm(RowMajor, ...) with M, N, K from the shapes (B = n).
+ *
+ * Floating point. Elementwise arithmetic may be contracted into FMAs
+ * (`contract`); nothing else is rewritten. The accumulating adds of
+ * reductions (SUM, the sums of SOFTMAX / LOG_SOFTMAX) are also marked
+ * `reassoc`, so that they vectorize: their result may differ from a
+ * sequential sum in the last bits, and gradient checks must allow for it.
+ * exp, log, tanh and pow call libm (expf, logf, tanhf, powf).
+ */
+#include "compiler/codegen.h"
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Core.h>
+#include <llvm-c/TargetMachine.h>
+#include <math.h>
+#include <string.h>
+
+typedef struct {
+  Arena *arena;                 /* scratch, freed when the module is built */
+  LLVMContextRef ctx;
+  LLVMModuleRef mod;
+  LLVMBuilderRef b;
+  LLVMTypeRef f32, i64, i32, ptr, voidt;
+  const Graph *g;
+  const Fusion *f;
+  const char *name;
+  char *err;
+  size_t errlen;
+  /* the function being built */
+  LLVMValueRef fn, n;           /* n: the batch size, i64 */
+  LLVMBasicBlockRef entry;
+  /* the kernel being built: its buffers (by arena offset) */
+  int nbuf, maxbuf;
+  int64_t *buf_off;
+  LLVMValueRef *buf;
+} Cg;
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static LLVMValueRef i64c(Cg *c, int64_t v) { return LLVMConstInt(c->i64, (unsigned long long)v, 1); }
+static LLVMValueRef f32c(Cg *c, double v) { return LLVMConstReal(c->f32, v); }
+
+/* Value of a dimension at run time: c · n^k (every symbol is B; checked). */
+static LLVMValueRef dim_value(Cg *c, Dim d) {
+  LLVMValueRef v = i64c(c, d.c);
+  for (int k = 0; k < d.nsym; k++) v = LLVMBuildNSWMul(c->b, v, c->n, "");
+  return v;
+}
+
+static LLVMValueRef numel_value(Cg *c, const Shape *s) {
+  Dim r;
+  if (shape_numel(s, 0, &r)) return dim_value(c, r);
+  LLVMValueRef v = i64c(c, 1);   /* too many symbols for one Dim: multiply out */
+  for (int i = 0; i < s->rank; i++) v = LLVMBuildNSWMul(c->b, v, dim_value(c, s->d[i]), "");
+  return v;
+}
+
+static bool is_one(Dim d) { return dim_known(d) && d.c == 1; }
+static bool is_zero(Dim d) { return dim_known(d) && d.c == 0; }
+
+static const IrNode *view_root(const IrNode *x) {
+  while (x->op == IR_RESHAPE) x = x->src[0];
+  return x;
+}
+
+/* The node whose buffer holds x's elements. */
+static const IrNode *storage(const IrNode *x) {
+  x = view_root(x);
+  if (x->op == IR_ASSIGN) x = view_root(x->src[0]);
+  return x;
+}
+
+static LLVMValueRef declare(Cg *c, const char *name, LLVMTypeRef ty) {
+  LLVMValueRef fn = LLVMGetNamedFunction(c->mod, name);
+  return fn ? fn : LLVMAddFunction(c->mod, name, ty);
+}
+
+static LLVMValueRef call1(Cg *c, const char *fname, LLVMValueRef x) {
+  LLVMTypeRef ty = LLVMFunctionType(c->f32, &c->f32, 1, 0);
+  return LLVMBuildCall2(c->b, ty, declare(c, fname, ty), &x, 1, "");
+}
+
+static LLVMValueRef call2(Cg *c, const char *fname, LLVMValueRef x, LLVMValueRef y) {
+  LLVMTypeRef params[2] = {c->f32, c->f32};
+  LLVMTypeRef ty = LLVMFunctionType(c->f32, params, 2, 0);
+  LLVMValueRef args[2] = {x, y};
+  return LLVMBuildCall2(c->b, ty, declare(c, fname, ty), args, 2, "");
+}
+
+static LLVMValueRef contract(LLVMValueRef v) {
+  if (LLVMIsAInstruction(v) && LLVMCanValueUseFastMathFlags(v))
+    LLVMSetFastMathFlags(v, LLVMFastMathAllowContract);
+  return v;
+}
+
+static LLVMValueRef reassoc(LLVMValueRef v) {
+  if (LLVMIsAInstruction(v) && LLVMCanValueUseFastMathFlags(v))
+    LLVMSetFastMathFlags(v, LLVMFastMathAllowContract | LLVMFastMathAllowReassoc);
+  return v;
+}
+
+static LLVMValueRef load_f(Cg *c, LLVMValueRef base, LLVMValueRef idx) {
+  LLVMValueRef p = LLVMBuildInBoundsGEP2(c->b, c->f32, base, &idx, 1, "");
+  LLVMValueRef v = LLVMBuildLoad2(c->b, c->f32, p, "");
+  LLVMSetAlignment(v, 4);
+  return v;
+}
+
+static void store_f(Cg *c, LLVMValueRef v, LLVMValueRef base, LLVMValueRef idx) {
+  LLVMValueRef p = LLVMBuildInBoundsGEP2(c->b, c->f32, base, &idx, 1, "");
+  LLVMSetAlignment(LLVMBuildStore(c->b, v, p), 4);
+}
+
+static LLVMValueRef select_f(Cg *c, LLVMRealPredicate pred, LLVMValueRef a, LLVMValueRef b,
+                             LLVMValueRef t, LLVMValueRef e) {
+  return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, pred, a, b, ""), t, e, "");
+}
+
+/* A float accumulator in the entry block (mem2reg makes it a register). */
+static LLVMValueRef local_f32(Cg *c, const char *name) {
+  LLVMBuilderRef eb = LLVMCreateBuilderInContext(c->ctx);
+  LLVMValueRef first = LLVMGetFirstInstruction(c->entry);
+  if (first) LLVMPositionBuilderBefore(eb, first);
+  else LLVMPositionBuilderAtEnd(eb, c->entry);
+  LLVMValueRef v = LLVMBuildAlloca(eb, c->f32, name);
+  LLVMDisposeBuilder(eb);
+  return v;
+}
+
+/* ---- loops -------------------------------------------------------------
+ * for (i = from; i < to; i++): the test before the first iteration, then
+ * at the bottom, so the body is one block LLVM can rotate and vectorize. */
+
+typedef struct {
+  LLVMBasicBlockRef body, exit;
+  LLVMValueRef i, to;
+} Loop;
+
+static LLVMValueRef loop_begin(Cg *c, Loop *l, LLVMValueRef from, LLVMValueRef to, const char *name) {
+  LLVMBasicBlockRef pre = LLVMGetInsertBlock(c->b);
+  l->body = LLVMAppendBasicBlockInContext(c->ctx, c->fn, name);
+  l->exit = LLVMAppendBasicBlockInContext(c->ctx, c->fn, "");
+  l->to = to;
+  LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, from, to, ""), l->body, l->exit);
+  LLVMPositionBuilderAtEnd(c->b, l->body);
+  l->i = LLVMBuildPhi(c->b, c->i64, name);
+  LLVMAddIncoming(l->i, &from, &pre, 1);
+  return l->i;
+}
+
+static void loop_end(Cg *c, Loop *l) {
+  LLVMValueRef next = LLVMBuildNSWAdd(c->b, l->i, i64c(c, 1), "");
+  LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
+  LLVMAddIncoming(l->i, &next, &latch, 1);
+  LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, next, l->to, ""), l->body, l->exit);
+  LLVMMoveBasicBlockAfter(l->exit, latch);   /* keep the printed IR in nesting order */
+  LLVMPositionBuilderAtEnd(c->b, l->exit);
+}
+
+/* ---- loop nests with strided accesses -------------------------------- */
+
+typedef struct {
+  const IrNode *t;          /* the tensor read or written */
+  int buf;                  /* its kernel parameter */
+  Dim stride[MAX_RANK];     /* elements per step of each loop dim (0: broadcast) */
+  LLVMValueRef off;         /* in the body: the element offset */
+} Access;
+
+typedef struct {
+  int nd;
+  Dim dim[MAX_RANK];
+  int nacc;
+  Access *acc;
+} Nest;
+
+/* Strides of tensor t read as if broadcast to `view` (numpy: trailing dims
+ * aligned), one per dim of `view` that is not 1. */
+static void view_strides(const Shape *t, const Shape *view, Dim *out, int *nd) {
+  int l = 0, extra = view->rank - t->rank;
+  for (int j = 0; j < view->rank; j++) {
+    if (is_one(view->d[j])) continue;
+    int tj = j - extra;
+    Dim s = dim_int(0);
+    if (tj >= 0 && !is_one(t->d[tj])) {
+      bool ok = shape_numel(t, tj + 1, &s);
+      NNC_ASSERT(ok && dim_eq(t->d[tj], view->d[j]));
+    }
+    out[l++] = s;
+  }
+  *nd = l;
+}
+
+/* Merges loop dims l and l+1 wherever every access steps contiguously
+ * across them (stride[l] == stride[l+1] · dim[l+1]), so that [B, 16] with
+ * plain accesses is one loop of 16·B elements. */
+static void nest_merge(Nest *ns) {
+  for (int l = ns->nd - 2; l >= 0; l--) {
+    bool ok = true;
+    Dim merged;
+    if (!dim_mul(ns->dim[l], ns->dim[l + 1], &merged)) continue;
+    for (int a = 0; a < ns->nacc && ok; a++) {
+      Dim want;
+      ok = dim_mul(ns->acc[a].stride[l + 1], ns->dim[l + 1], &want) &&
+           (dim_eq(want, ns->acc[a].stride[l]) || (is_zero(want) && is_zero(ns->acc[a].stride[l])));
+    }
+    if (!ok) continue;
+    ns->dim[l] = merged;
+    for (int a = 0; a < ns->nacc; a++) ns->acc[a].stride[l] = ns->acc[a].stride[l + 1];
+    for (int m = l + 1; m < ns->nd - 1; m++) {
+      ns->dim[m] = ns->dim[m + 1];
+      for (int a = 0; a < ns->nacc; a++) ns->acc[a].stride[m] = ns->acc[a].stride[m + 1];
+    }
+    ns->nd--;
+  }
+}
+
+typedef void (*BodyFn)(Cg *c, Nest *ns, void *ctx);
+
+/* Emits the loops of the nest, outermost first, keeping each access's
+ * offset as parent offset + index · stride; calls body in the innermost. */
+static void nest_emit(Cg *c, Nest *ns, int level, BodyFn body, void *ctx) {
+  if (level == ns->nd) {
+    body(c, ns, ctx);
+    return;
+  }
+  Loop l;
+  LLVMValueRef i = loop_begin(c, &l, i64c(c, 0), dim_value(c, ns->dim[level]), "i");
+  LLVMValueRef *saved = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(ns->nacc + 1));
+  for (int a = 0; a < ns->nacc; a++) {
+    saved[a] = ns->acc[a].off;
+    Dim s = ns->acc[a].stride[level];
+    if (is_zero(s)) continue;
+    LLVMValueRef step = is_one(s) ? i : LLVMBuildNSWMul(c->b, i, dim_value(c, s), "");
+    ns->acc[a].off = LLVMBuildNSWAdd(c->b, ns->acc[a].off, step, "");
+  }
+  nest_emit(c, ns, level + 1, body, ctx);
+  for (int a = 0; a < ns->nacc; a++) ns->acc[a].off = saved[a];
+  loop_end(c, &l);
+}
+
+static void nest_run(Cg *c, Nest *ns, BodyFn body, void *ctx) {
+  nest_merge(ns);
+  for (int a = 0; a < ns->nacc; a++) ns->acc[a].off = i64c(c, 0);
+  nest_emit(c, ns, 0, body, ctx);
+}
+
+/* ---- kernel functions ------------------------------------------------- */
+
+/* The kernel parameter holding x's buffer (added on first use). */
+static int buf_of(Cg *c, const IrNode *x) {
+  const IrNode *s = storage(x);
+  for (int i = 0; i < c->nbuf; i++)
+    if (c->buf_off[i] == s->offset) return i;
+  NNC_ASSERT(c->nbuf < c->maxbuf);
+  c->buf_off[c->nbuf] = s->offset;
+  return c->nbuf++;
+}
+
+static LLVMAttributeRef attr(Cg *c, const char *name) {
+  return LLVMCreateEnumAttribute(c->ctx, LLVMGetEnumAttributeKindForName(name, strlen(name)), 0);
+}
+
+/* Starts `void NAME.kK(ptr noalias b0, ..., i64 n)` for the buffers
+ * collected so far; the builder is left in its entry block. */
+static LLVMValueRef kernel_begin(Cg *c, int k) {
+  LLVMTypeRef *params = arena_alloc(c->arena, sizeof(LLVMTypeRef) * (size_t)(c->nbuf + 1));
+  for (int i = 0; i < c->nbuf; i++) params[i] = c->ptr;
+  params[c->nbuf] = c->i64;
+  LLVMTypeRef ty = LLVMFunctionType(c->voidt, params, (unsigned)c->nbuf + 1, 0);
+  char *fname = arena_printf(c->arena, "%s.k%d", c->name, k);
+  LLVMValueRef fn = LLVMAddFunction(c->mod, fname, ty);
+  LLVMSetLinkage(fn, LLVMInternalLinkage);
+  LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, attr(c, "alwaysinline"));
+  LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, attr(c, "nounwind"));
+  for (int i = 0; i < c->nbuf; i++) {
+    LLVMAddAttributeAtIndex(fn, (unsigned)i + 1, attr(c, "noalias"));
+    LLVMAddAttributeAtIndex(fn, (unsigned)i + 1, attr(c, "nocapture"));
+    c->buf[i] = LLVMGetParam(fn, (unsigned)i);
+    const char *pname = arena_printf(c->arena, "at%lld", (long long)c->buf_off[i]);
+    LLVMSetValueName2(c->buf[i], pname, strlen(pname));
+  }
+  c->fn = fn;
+  c->n = LLVMGetParam(fn, (unsigned)c->nbuf);
+  LLVMSetValueName2(c->n, "n", 1);
+  c->entry = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");
+  LLVMPositionBuilderAtEnd(c->b, c->entry);
+  return fn;
+}
+
+static void kernel_end(Cg *c) { LLVMBuildRetVoid(c->b); }
+
+/* ---- elementwise ------------------------------------------------------ */
+
+/* The value of one elementwise node from its inputs' values: codegen's
+ * dispatch over ops (the non-elementwise ones are whole kernels below). */
+static LLVMValueRef emit_elem(Cg *c, const IrNode *x, LLVMValueRef *v) {
+  LLVMValueRef zero = f32c(c, 0), one = f32c(c, 1);
+  switch (x->op) {
+  case IR_NEG: return LLVMBuildFNeg(c->b, v[0], "");
+  case IR_RELU: return select_f(c, LLVMRealOLT, v[0], zero, zero, v[0]);
+  case IR_SIGMOID:
+    return LLVMBuildFDiv(c->b, one, LLVMBuildFAdd(c->b, one, call1(c, "expf", LLVMBuildFNeg(c->b, v[0], "")), ""), "");
+  case IR_TANH: return call1(c, "tanhf", v[0]);
+  case IR_EXP: return call1(c, "expf", v[0]);
+  case IR_LOG: return call1(c, "logf", v[0]);
+  case IR_SQRT: return call1(c, "llvm.sqrt.f32", v[0]);
+  case IR_ABS: return call1(c, "llvm.fabs.f32", v[0]);
+  case IR_SIGN:
+    return select_f(c, LLVMRealOGT, v[0], zero, one, select_f(c, LLVMRealOLT, v[0], zero, f32c(c, -1), zero));
+  case IR_STEP: return select_f(c, LLVMRealOGT, v[0], zero, one, zero);
+  case IR_ADD: return contract(LLVMBuildFAdd(c->b, v[0], v[1], ""));
+  case IR_SUB: return contract(LLVMBuildFSub(c->b, v[0], v[1], ""));
+  case IR_MUL: return contract(LLVMBuildFMul(c->b, v[0], v[1], ""));
+  case IR_DIV: return LLVMBuildFDiv(c->b, v[0], v[1], "");
+  case IR_POW: return call2(c, "powf", v[0], v[1]);
+  case IR_MAX2: return select_f(c, LLVMRealOGT, v[0], v[1], v[0], v[1]);
+  case IR_MIN2: return select_f(c, LLVMRealOLT, v[0], v[1], v[0], v[1]);
+  case IR_GT: return select_f(c, LLVMRealOGT, v[0], v[1], one, zero);
+  case IR_EQ: return select_f(c, LLVMRealOEQ, v[0], v[1], one, zero);
+  case IR_SELECT: return select_f(c, LLVMRealUNE, v[0], zero, v[1], v[2]);
+  case IR_EXPAND: return v[0];    /* the broadcast is in the load's strides */
+  case IR_ASSIGN: return v[1];    /* stored to the leaf by the caller */
+  case IR_INPUT: case IR_PARAM: case IR_STATE: case IR_RAND: case IR_CONST:
+  case IR_SUM: case IR_MAXR: case IR_ARGMAX: case IR_RESHAPE: case IR_MATMUL:
+  case IR_LOG_SOFTMAX: case IR_SOFTMAX: case IR_ONE_HOT: case IR_OP_COUNT:
+    break;
+  }
+  nnc_die(__FILE__, __LINE__, "codegen: %s is not elementwise", ir_op_name(x->op));
+}
+
+typedef struct {
+  int k;
+  const Kernel *kn;
+  int *load_acc;     /* [node index in kernel · 3 + src]: access, or -1 */
+  int *store_acc;    /* [node index in kernel]: access, or -1 */
+  LLVMValueRef *val; /* [node id]: value in this iteration */
+} LoopCtx;
+
+static void loop_body(Cg *c, Nest *ns, void *vctx) {
+  LoopCtx *lc = vctx;
+  for (int i = 0; i < lc->kn->nodes.len; i++) {
+    const IrNode *x = lc->kn->nodes.items[i];
+    LLVMValueRef v[3] = {0};
+    for (int s = 0; s < 3 && x->src[s]; s++) {
+      if (x->op == IR_ASSIGN && s == 0) continue;
+      const IrNode *in = x->src[s], *root = view_root(in);
+      int a = lc->load_acc[i * 3 + s];
+      if (root->op == IR_CONST) v[s] = f32c(c, root->f);
+      else if (a >= 0) v[s] = load_f(c, c->buf[ns->acc[a].buf], ns->acc[a].off);
+      else v[s] = lc->val[in->id];
+      NNC_ASSERT(v[s]);
+    }
+    lc->val[x->id] = emit_elem(c, x, v);
+    int a = lc->store_acc[i];
+    if (a >= 0) store_f(c, lc->val[x->id], c->buf[ns->acc[a].buf], ns->acc[a].off);
+  }
+}
+
+static void add_access(Cg *c, Nest *ns, const IrNode *t, const Shape *view) {
+  Access *a = &ns->acc[ns->nacc++];
+  a->t = t;
+  a->buf = buf_of(c, t);
+  int nd;
+  view_strides(&t->shape, view, a->stride, &nd);
+  NNC_ASSERT(nd == ns->nd);
+}
+
+static void gen_loop(Cg *c, int k, const Kernel *kn) {
+  const Fusion *f = c->f;
+  int nn = kn->nodes.len;
+  LoopCtx lc = {.k = k, .kn = kn};
+  lc.load_acc = arena_alloc(c->arena, sizeof(int) * (size_t)(3 * nn));
+  lc.store_acc = arena_alloc(c->arena, sizeof(int) * (size_t)nn);
+  lc.val = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(c->g->nodes.len + 1));
+  Nest ns = {.acc = arena_alloc(c->arena, sizeof(Access) * (size_t)(4 * nn))};
+  const IrNode *first = kn->nodes.items[0];
+  Shape loop = first->shape;
+  for (int j = 0; j < loop.rank; j++)
+    if (!is_one(loop.d[j])) ns.dim[ns.nd++] = loop.d[j];
+
+  for (int i = 0; i < nn; i++) {
+    const IrNode *x = kn->nodes.items[i];
+    for (int s = 0; s < 3; s++) {
+      const IrNode *in = x->src[s];
+      lc.load_acc[i * 3 + s] = -1;
+      if (!in || (x->op == IR_ASSIGN && s == 0) || view_root(in)->op == IR_CONST) continue;
+      if (f->kernel[in->id] == k) continue;   /* a value of this iteration */
+      lc.load_acc[i * 3 + s] = ns.nacc;
+      add_access(c, &ns, in, &x->shape);
+    }
+    lc.store_acc[i] = -1;
+    if (x->op == IR_ASSIGN || f->materialized[x->id]) {
+      lc.store_acc[i] = ns.nacc;
+      add_access(c, &ns, x->op == IR_ASSIGN ? x->src[0] : x, &x->shape);
+    }
+  }
+  kernel_begin(c, k);
+  nest_run(c, &ns, loop_body, &lc);
+  kernel_end(c);
+}
+
+/* ---- reductions ------------------------------------------------------- */
+
+typedef struct {
+  bool is_max;
+} ReduceCtx;
+
+static void reduce_body(Cg *c, Nest *ns, void *vctx) {
+  ReduceCtx *rc = vctx;
+  LLVMValueRef out = c->buf[ns->acc[1].buf];
+  LLVMValueRef x = load_f(c, c->buf[ns->acc[0].buf], ns->acc[0].off);
+  LLVMValueRef acc = load_f(c, out, ns->acc[1].off);
+  LLVMValueRef r = rc->is_max ? select_f(c, LLVMRealOGT, x, acc, x, acc)
+                              : reassoc(LLVMBuildFAdd(c->b, acc, x, ""));
+  store_f(c, r, out, ns->acc[1].off);
+}
+
+static void gen_reduce(Cg *c, int k, const IrNode *r) {
+  const IrNode *x = r->src[0];
+  NNC_ASSERT(view_root(x)->op != IR_CONST);   /* a reduction of a scalar is folded earlier */
+  Nest ns = {.acc = arena_alloc(c->arena, sizeof(Access) * 2), .nacc = 2};
+  ns.acc[0].t = x;
+  ns.acc[0].buf = buf_of(c, x);
+  ns.acc[1].t = r;
+  ns.acc[1].buf = buf_of(c, r);
+  /* loop over the input's dims; the output steps only along kept dims */
+  int oj = 0;
+  for (int j = 0; j < x->shape.rank; j++) {
+    bool reduced = (r->axes >> j) & 1u;
+    int o = reduced ? (r->keepdim ? oj++ : -1) : oj++;
+    if (is_one(x->shape.d[j])) continue;
+    Dim xs, os = dim_int(0);
+    bool ok = shape_numel(&x->shape, j + 1, &xs);
+    if (!reduced) ok = ok && shape_numel(&r->shape, o + 1, &os);
+    NNC_ASSERT(ok);
+    ns.dim[ns.nd] = x->shape.d[j];
+    ns.acc[0].stride[ns.nd] = xs;
+    ns.acc[1].stride[ns.nd] = os;
+    ns.nd++;
+  }
+  kernel_begin(c, k);
+  bool is_max = r->op == IR_MAXR;
+  Loop l;
+  LLVMValueRef i = loop_begin(c, &l, i64c(c, 0), numel_value(c, &r->shape), "o");
+  store_f(c, f32c(c, is_max ? -INFINITY : 0.0), c->buf[ns.acc[1].buf], i);
+  loop_end(c, &l);
+  ReduceCtx rc = {.is_max = is_max};
+  nest_run(c, &ns, reduce_body, &rc);
+  kernel_end(c);
+}
+
+/* ---- rows of the last axis -------------------------------------------- */
+
+static void gen_row(Cg *c, int k, const IrNode *y) {
+  const IrNode *x = y->src[0];
+  NNC_ASSERT(view_root(x)->op != IR_CONST);
+  int bx = buf_of(c, x), by = buf_of(c, y);
+  kernel_begin(c, k);
+  LLVMValueRef X = c->buf[bx], Y = c->buf[by];
+  if (y->op == IR_ONE_HOT) {
+    /* y[r, j] = (j == x[r]); ids are exact floats */
+    LLVMValueRef ncls = i64c(c, y->n);
+    Loop lr, lj;
+    LLVMValueRef r = loop_begin(c, &lr, i64c(c, 0), numel_value(c, &x->shape), "row");
+    LLVMValueRef id = load_f(c, X, r);
+    LLVMValueRef base = LLVMBuildNSWMul(c->b, r, ncls, "");
+    LLVMValueRef j = loop_begin(c, &lj, i64c(c, 0), ncls, "j");
+    LLVMValueRef jf = LLVMBuildSIToFP(c->b, j, c->f32, "");
+    store_f(c, select_f(c, LLVMRealOEQ, jf, id, f32c(c, 1), f32c(c, 0)), Y, LLVMBuildNSWAdd(c->b, base, j, ""));
+    loop_end(c, &lj);
+    loop_end(c, &lr);
+    kernel_end(c);
+    return;
+  }
+  NNC_ASSERT(x->shape.rank >= 1);
+  LLVMValueRef L = dim_value(c, x->shape.d[x->shape.rank - 1]);
+  Shape rows_shape = x->shape;
+  rows_shape.rank--;
+  Loop lr;
+  LLVMValueRef r = loop_begin(c, &lr, i64c(c, 0), numel_value(c, &rows_shape), "row");
+  LLVMValueRef base = LLVMBuildNSWMul(c->b, r, L, "");
+  LLVMValueRef m = local_f32(c, "max");
+  if (y->op == IR_ARGMAX) {
+    /* the first index of the maximum, as torch.argmax and numpy do */
+    LLVMValueRef best = local_f32(c, "best");
+    LLVMSetAlignment(LLVMBuildStore(c->b, load_f(c, X, base), m), 4);
+    LLVMSetAlignment(LLVMBuildStore(c->b, f32c(c, 0), best), 4);
+    Loop lj;
+    LLVMValueRef j = loop_begin(c, &lj, i64c(c, 1), L, "j");
+    LLVMValueRef v = load_f(c, X, LLVMBuildNSWAdd(c->b, base, j, ""));
+    LLVMValueRef cur = LLVMBuildLoad2(c->b, c->f32, m, "");
+    LLVMValueRef gt = LLVMBuildFCmp(c->b, LLVMRealOGT, v, cur, "");
+    LLVMBuildStore(c->b, LLVMBuildSelect(c->b, gt, v, cur, ""), m);
+    LLVMValueRef jf = LLVMBuildSIToFP(c->b, j, c->f32, "");
+    LLVMBuildStore(c->b, LLVMBuildSelect(c->b, gt, jf, LLVMBuildLoad2(c->b, c->f32, best, ""), ""), best);
+    loop_end(c, &lj);
+    store_f(c, LLVMBuildLoad2(c->b, c->f32, best, ""), Y, r);
+    loop_end(c, &lr);
+    kernel_end(c);
+    return;
+  }
+  /* softmax and log_softmax: subtract the row's max so exp cannot overflow */
+  LLVMValueRef sum = local_f32(c, "sum");
+  LLVMBuildStore(c->b, f32c(c, -INFINITY), m);
+  LLVMBuildStore(c->b, f32c(c, 0), sum);
+  Loop l1, l2, l3;
+  LLVMValueRef j = loop_begin(c, &l1, i64c(c, 0), L, "j");
+  LLVMValueRef v = load_f(c, X, LLVMBuildNSWAdd(c->b, base, j, ""));
+  LLVMValueRef cur = LLVMBuildLoad2(c->b, c->f32, m, "");
+  LLVMBuildStore(c->b, select_f(c, LLVMRealOGT, v, cur, v, cur), m);
+  loop_end(c, &l1);
+  LLVMValueRef mx = LLVMBuildLoad2(c->b, c->f32, m, "");
+  j = loop_begin(c, &l2, i64c(c, 0), L, "j");
+  LLVMValueRef idx = LLVMBuildNSWAdd(c->b, base, j, "");
+  LLVMValueRef e = call1(c, "expf", LLVMBuildFSub(c->b, load_f(c, X, idx), mx, ""));
+  if (y->op == IR_SOFTMAX) store_f(c, e, Y, idx);
+  LLVMBuildStore(c->b, reassoc(LLVMBuildFAdd(c->b, LLVMBuildLoad2(c->b, c->f32, sum, ""), e, "")), sum);
+  loop_end(c, &l2);
+  LLVMValueRef s = LLVMBuildLoad2(c->b, c->f32, sum, "");
+  LLVMValueRef shift = y->op == IR_SOFTMAX ? LLVMBuildFDiv(c->b, f32c(c, 1), s, "")
+                                           : LLVMBuildFAdd(c->b, mx, call1(c, "logf", s), "");
+  j = loop_begin(c, &l3, i64c(c, 0), L, "j");
+  idx = LLVMBuildNSWAdd(c->b, base, j, "");
+  if (y->op == IR_SOFTMAX) store_f(c, LLVMBuildFMul(c->b, load_f(c, Y, idx), shift, ""), Y, idx);
+  else store_f(c, LLVMBuildFSub(c->b, load_f(c, X, idx), shift, ""), Y, idx);
+  loop_end(c, &l3);
+  loop_end(c, &lr);
+  kernel_end(c);
+}
+
+/* ---- the step function ------------------------------------------------ */
+
+/* C = op(A) @ op(B), row-major, straight from the arena: no copies. */
+static void gen_matmul(Cg *c, LLVMValueRef arena, const IrNode *y) {
+  const IrNode *a = y->src[0], *b = y->src[1];
+  LLVMValueRef M = dim_value(c, y->shape.d[0]), N = dim_value(c, y->shape.d[1]);
+  LLVMValueRef K = dim_value(c, y->trans_a ? a->shape.d[0] : a->shape.d[1]);
+  LLVMValueRef lda = dim_value(c, a->shape.d[1]), ldb = dim_value(c, b->shape.d[1]);
+  LLVMTypeRef i32 = c->i32;
+  LLVMTypeRef pt[14] = {i32, i32, i32, i32, i32, i32, c->f32, c->ptr, i32, c->ptr, i32, c->f32, c->ptr, i32};
+  LLVMTypeRef ty = LLVMFunctionType(c->voidt, pt, 14, 0);
+  LLVMValueRef fn = declare(c, "cblas_sgemm", ty);
+#define I32(v) LLVMBuildTrunc(c->b, (v), i32, "")
+  /* lda etc. must be at least 1 even for an empty matrix */
+#define LD(v) I32(LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, (v), i64c(c, 1), ""), i64c(c, 1), (v), ""))
+  LLVMValueRef ptrs[3];
+  const IrNode *ops[3] = {a, b, y};
+  for (int i = 0; i < 3; i++) {
+    LLVMValueRef off = i64c(c, storage(ops[i])->offset);
+    ptrs[i] = LLVMBuildInBoundsGEP2(c->b, c->f32, arena, &off, 1, "");
+  }
+  LLVMValueRef args[14] = {
+      LLVMConstInt(i32, 101, 0),                      /* CblasRowMajor */
+      LLVMConstInt(i32, y->trans_a ? 112 : 111, 0),   /* CblasTrans : CblasNoTrans */
+      LLVMConstInt(i32, y->trans_b ? 112 : 111, 0),
+      I32(M), I32(N), I32(K), f32c(c, 1.0),
+      ptrs[0], LD(lda), ptrs[1], LD(ldb), f32c(c, 0.0), ptrs[2], LD(N)};
+#undef LD
+#undef I32
+  LLVMBuildCall2(c->b, ty, fn, args, 14, "");
+}
+
+/* The shapes may only use the batch symbol, and everything read or written
+ * needs an offset from the memory plan. */
+static bool check_graph(Cg *c) {
+  for (int i = 0; i < c->g->nodes.len; i++) {
+    const IrNode *x = c->g->nodes.items[i];
+    for (int d = 0; d < x->shape.rank; d++)
+      for (int s = 0; s < x->shape.d[d].nsym; s++)
+        if (strcmp(x->shape.d[d].sym[s], "B") != 0) {
+          snprintf(c->err, c->errlen, "%%%d has the dimension %s, which is not known when the step is compiled",
+                   x->id, x->shape.d[d].sym[s]);
+          return false;
+        }
+    if (c->f->kernel[i] < 0) continue;   /* leaves, views: checked where they are read */
+    const IrNode *need[4] = {x->op == IR_ASSIGN || c->f->materialized[i] ? x : NULL, x->src[0], x->src[1], x->src[2]};
+    for (int k = 0; k < 4; k++) {
+      if (!need[k] || view_root(need[k])->op == IR_CONST) continue;
+      if (k > 0 && c->f->kernel[need[k]->id] == c->f->kernel[i]) continue;   /* a register */
+      if (storage(need[k])->offset < 0) {
+        snprintf(c->err, c->errlen, "%%%d has no place in the arena (run the memory planner first)",
+                 storage(need[k])->id);
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
+void *cg_build_module(void *llvm_context, void *target_machine, const Graph *g, const Fusion *f,
+                      const char *name, char *err, size_t errlen) {
+  Cg cg = {.ctx = llvm_context, .g = g, .f = f, .name = name, .err = err, .errlen = errlen};
+  Cg *c = &cg;
+  if (!check_graph(c)) return NULL;
+  c->arena = arena_new();
+  c->mod = LLVMModuleCreateWithNameInContext(name, c->ctx);
+  if (target_machine) {
+    LLVMTargetMachineRef tm = target_machine;
+    char *triple = LLVMGetTargetMachineTriple(tm);
+    LLVMSetTarget(c->mod, triple);
+    LLVMDisposeMessage(triple);
+    LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
+    LLVMSetModuleDataLayout(c->mod, td);
+    LLVMDisposeTargetData(td);
+  }
+  c->b = LLVMCreateBuilderInContext(c->ctx);
+  c->f32 = LLVMFloatTypeInContext(c->ctx);
+  c->i64 = LLVMInt64TypeInContext(c->ctx);
+  c->i32 = LLVMInt32TypeInContext(c->ctx);
+  c->ptr = LLVMPointerTypeInContext(c->ctx, 0);
+  c->voidt = LLVMVoidTypeInContext(c->ctx);
+  c->maxbuf = 4 * g->nodes.len + 4;   /* no kernel touches more buffers than that */
+  c->buf_off = arena_alloc(c->arena, sizeof(int64_t) * (size_t)c->maxbuf);
+  c->buf = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)c->maxbuf);
+
+  /* the kernels, each its own function */
+  LLVMValueRef *kfn = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(f->nkernels + 1));
+  int64_t **kbuf = arena_alloc(c->arena, sizeof(int64_t *) * (size_t)(f->nkernels + 1));
+  int *knbuf = arena_alloc(c->arena, sizeof(int) * (size_t)(f->nkernels + 1));
+  for (int k = 0; k < f->nkernels; k++) {
+    const Kernel *kn = &f->kernels[k];
+    c->nbuf = 0;
+    switch (kn->kind) {
+    case FK_LOOP: gen_loop(c, k, kn); break;
+    case FK_REDUCE: gen_reduce(c, k, kn->nodes.items[0]); break;
+    case FK_ROW: gen_row(c, k, kn->nodes.items[0]); break;
+    case FK_MATMUL: continue;
+    }
+    kfn[k] = c->fn;
+    knbuf[k] = c->nbuf;
+    kbuf[k] = arena_alloc(c->arena, sizeof(int64_t) * (size_t)(c->nbuf + 1));
+    memcpy(kbuf[k], c->buf_off, sizeof(int64_t) * (size_t)c->nbuf);
+  }
+
+  /* void NAME(ptr arena, i64 n): the kernels in order */
+  LLVMTypeRef params[2] = {c->ptr, c->i64};
+  LLVMValueRef step = LLVMAddFunction(c->mod, name, LLVMFunctionType(c->voidt, params, 2, 0));
+  LLVMAddAttributeAtIndex(step, LLVMAttributeFunctionIndex, attr(c, "nounwind"));
+  LLVMValueRef arena = LLVMGetParam(step, 0);
+  LLVMSetValueName2(arena, "arena", 5);
+  c->fn = step;
+  c->n = LLVMGetParam(step, 1);
+  LLVMSetValueName2(c->n, "n", 1);
+  c->entry = LLVMAppendBasicBlockInContext(c->ctx, step, "entry");
+  LLVMPositionBuilderAtEnd(c->b, c->entry);
+  for (int k = 0; k < f->nkernels; k++) {
+    if (f->kernels[k].kind == FK_MATMUL) {
+      gen_matmul(c, arena, f->kernels[k].nodes.items[0]);
+      continue;
+    }
+    LLVMValueRef *args = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(knbuf[k] + 1));
+    for (int i = 0; i < knbuf[k]; i++) {
+      LLVMValueRef off = i64c(c, kbuf[k][i]);
+      args[i] = LLVMBuildInBoundsGEP2(c->b, c->f32, arena, &off, 1, "");
+    }
+    args[knbuf[k]] = c->n;
+    LLVMBuildCall2(c->b, LLVMGlobalGetValueType(kfn[k]), kfn[k], args, (unsigned)knbuf[k] + 1, "");
+  }
+  LLVMBuildRetVoid(c->b);
+  LLVMDisposeBuilder(c->b);
+  arena_free(c->arena);
+
+  char *msg = NULL;
+  if (LLVMVerifyModule(c->mod, LLVMReturnStatusAction, &msg)) {
+    snprintf(err, errlen, "codegen produced invalid LLVM IR (a bug in nnc): %s", msg ? msg : "");
+    LLVMDisposeMessage(msg);
+    LLVMDisposeModule(c->mod);
+    return NULL;
+  }
+  LLVMDisposeMessage(msg);
+  return c->mod;
+}

@@ -1,0 +1,139 @@
+/*
+ * simplify.c — the "opt" stage: constant folding, algebraic identities,
+ * common subexpressions and dead code, on the graph IR.
+ *
+ * Autodiff and the optimizer emit straightforward nodes (x·1, a constant
+ * per use, adjoints nobody reads such as the gradient of the input data);
+ * this pass cleans them up so the fused kernels and the memory plan see only
+ * what a step needs. It rebuilds the node list and renumbers it.
+ */
+#include "compiler/ir.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool is_const(const IrNode *n, double v) { return n->op == IR_CONST && n->f == v; }
+
+static bool same_shape(const IrNode *a, const IrNode *b) {
+  if (a->shape.rank != b->shape.rank) return false;
+  for (int i = 0; i < a->shape.rank; i++)
+    if (!dim_eq(a->shape.d[i], b->shape.d[i])) return false;
+  return true;
+}
+
+/* The value of an elementwise op on constants. */
+static bool fold(IrOp op, double a, double b, double *out) {
+  if (op == IR_NEG) *out = -a;
+  else if (op == IR_EXP) *out = exp(a);
+  else if (op == IR_LOG) *out = log(a);
+  else if (op == IR_SQRT) *out = sqrt(a);
+  else if (op == IR_ADD) *out = a + b;
+  else if (op == IR_SUB) *out = a - b;
+  else if (op == IR_MUL) *out = a * b;
+  else if (op == IR_DIV) *out = a / b;
+  else if (op == IR_POW) *out = pow(a, b);
+  else return false;
+  return true;
+}
+
+/* Two nodes compute the same value (same op, inputs and attributes). */
+static bool same_node(const IrNode *a, const IrNode *b) {
+  if (a->op != b->op || a->dtype != b->dtype || !same_shape(a, b)) return false;
+  for (int i = 0; i < 3; i++)
+    if (a->src[i] != b->src[i]) return false;
+  return a->f == b->f && a->axes == b->axes && a->keepdim == b->keepdim && a->trans_a == b->trans_a &&
+         a->trans_b == b->trans_b && a->n == b->n;
+}
+
+/* Replacement for n given its (already simplified) inputs, or n itself. */
+static IrNode *identity(Graph *g, IrNode *n) {
+  IrNode *a = n->src[0], *b = n->src[1];
+  if (ir_op_kind(n->op) == OPK_ELEM && n->op != IR_EXPAND && n->op != IR_SELECT) {
+    double v;
+    if (a && a->op == IR_CONST && (!b || b->op == IR_CONST) && fold(n->op, a->f, b ? b->f : 0, &v)) {
+      IrNode *c = ir_const(g, v, n->loc);
+      g->nodes.len--;          /* built outside the list: placed by the caller */
+      return c;
+    }
+  }
+  if (n->op == IR_MUL) {
+    if (is_const(b, 1) && same_shape(a, n)) return a;
+    if (is_const(a, 1) && same_shape(b, n)) return b;
+  } else if (n->op == IR_ADD) {
+    if (is_const(b, 0) && same_shape(a, n)) return a;
+    if (is_const(a, 0) && same_shape(b, n)) return b;
+  } else if (n->op == IR_SUB || n->op == IR_DIV) {
+    if (is_const(b, n->op == IR_SUB ? 0 : 1) && same_shape(a, n)) return a;
+  } else if (n->op == IR_NEG) {
+    if (a->op == IR_NEG) return a->src[0];
+  } else if (n->op == IR_RESHAPE || n->op == IR_EXPAND) {
+    if (same_shape(a, n)) return a;
+    if (n->op == IR_RESHAPE && a->op == IR_RESHAPE) {
+      n->src[0] = a->src[0];
+      if (same_shape(n->src[0], n)) return n->src[0];
+    }
+  }
+  return n;
+}
+
+void ir_simplify(Graph *g) {
+  int n = g->nodes.len;
+  IrNode **fwd = calloc((size_t)n, sizeof *fwd);
+  bool *live = calloc((size_t)n, sizeof *live);
+  if (!fwd || !live) nnc_die(__FILE__, __LINE__, "out of memory");
+  Vec kept = {0};
+  for (int i = 0; i < n; i++) {
+    IrNode *node = g->nodes.items[i];
+    for (int s = 0; s < 3; s++)
+      if (node->src[s]) node->src[s] = fwd[node->src[s]->id];
+    IrNode *r = identity(g, node);
+    if (r == node && node->op != IR_ASSIGN && node->op != IR_RAND && (node->op == IR_CONST || ir_op_kind(node->op) != OPK_LEAF)) {
+      /* common subexpressions: the same op on the same inputs */
+      for (int k = kept.len - 1; k >= 0 && k >= kept.len - 4096; k--) {
+        IrNode *o = kept.items[k];
+        if (same_node(o, node)) {
+          r = o;
+          break;
+        }
+      }
+    }
+    if (r != node && r->id >= 0 && r->id < n && g->nodes.items[r->id] == r) {
+      fwd[i] = r;          /* an earlier node */
+      continue;
+    }
+    if (r != node) {       /* a new constant */
+      r->id = i;
+      fwd[i] = r;
+      vec_push(g->arena, &kept, r);
+      continue;
+    }
+    fwd[i] = node;
+    vec_push(g->arena, &kept, node);
+  }
+  for (int i = 0; i < g->outputs.len; i++) g->outputs.items[i] = fwd[((IrNode *)g->outputs.items[i])->id];
+
+  /* dead code: keep what an output or an ASSIGN needs, and every leaf that
+   * is not a constant (the runtime fills inputs by slot) */
+  for (int i = 0; i < g->outputs.len; i++) live[((IrNode *)g->outputs.items[i])->id] = true;
+  for (int k = kept.len - 1; k >= 0; k--) {
+    IrNode *node = kept.items[k];
+    if (node->op == IR_ASSIGN || (ir_op_kind(node->op) == OPK_LEAF && node->op != IR_CONST)) live[node->id] = true;
+    if (!live[node->id]) continue;
+    for (int s = 0; s < 3; s++)
+      if (node->src[s]) live[node->src[s]->id] = true;
+  }
+  g->nodes.len = 0;
+  for (int k = 0; k < kept.len; k++) {
+    IrNode *node = kept.items[k];
+    if (!live[node->id]) continue;
+    vec_push(g->arena, &g->nodes, node);
+  }
+  for (int i = 0; i < g->nodes.len; i++) ((IrNode *)g->nodes.items[i])->id = i;
+  free(fwd);
+  free(live);
+}
+
+void program_simplify(Program *p) {
+  if (p && p->lowered) ir_simplify(p->lowered->g);
+}
