@@ -563,8 +563,65 @@ static Value *mk_norm(Sema *s, const Builtin *b, Call *c) {
   if (!positive(s, c, 0, "features")) return val_err(s);
   bool affine = strcmp(b->name, "LayerNorm") == 0 || !GIVEN(4) || AB(4);
   Layer *l = layer_new(s, b, c, affine ? 2 * AI(0) : 0);
-  if (strncmp(b->name, "BatchNorm", 9) == 0) l->buffers = 2 * AI(0);
+  bool batch = strncmp(b->name, "BatchNorm", 9) == 0;
+  if (batch) l->buffers = 2 * AI(0);
+  l->farg[0] = batch ? AF(1) : 0;            /* momentum */
+  l->farg[1] = batch ? AF(2) : AF(1);        /* eps */
+  l->arg[4] = affine;
+  l->arg[5] = batch && (!GIVEN(3) || AB(3)); /* track_running_stats */
+  if (s->lw) {
+    Shape f = {.rank = 1};
+    f.d[0] = dim_int(AI(0));
+    if (affine) {
+      l->pw[0] = lw_param(s, &f, INIT_ONES, 0, c->loc);
+      l->pw[1] = lw_param(s, &f, INIT_ZEROS, 0, c->loc);
+    }
+    if (l->arg[5]) {
+      l->st[0] = lw_state(s, &f, INIT_ZEROS, NULL, c->loc);
+      l->st[1] = lw_state(s, &f, INIT_ONES, NULL, c->loc);
+    }
+  }
   return layer_val(s, l);
+}
+
+/* Normalisation as nodes. BatchNorm: over the batch (and the image) with
+ * the batch's statistics while training, updating the running ones
+ * (unbiased variance, PyTorch's momentum convention), and with the running
+ * ones in evaluation. LayerNorm: over the last axis. */
+static IrNode *lower_norm(Sema *s, Layer *l, IrNode *x, Loc loc) {
+  bool batch = strncmp(l->type, "BatchNorm", 9) == 0;
+  int r = x->shape.rank;
+  unsigned axes = 0;
+  Shape pshape = {.rank = r};   /* a per-feature vector, broadcastable to x */
+  for (int i = 0; i < r; i++) {
+    bool feat = batch ? i == 1 : i == r - 1;
+    if (!feat) axes |= 1u << i;
+    pshape.d[i] = feat ? x->shape.d[i] : dim_int(1);
+  }
+  IrNode *eps = ir_const(G, l->farg[1], loc), *mean, *var;
+  if (!batch || s->lw->training || !l->st[0]) {
+    mean = lw_mean(s, x, axes, true, loc);
+    IrNode *d = ir_binary(G, IR_SUB, x, mean, loc);
+    var = lw_mean(s, ir_binary(G, IR_MUL, d, d, loc), axes, true, loc);
+    if (batch && l->st[0] && s->lw->training) {
+      double m = l->farg[0];
+      IrNode *count = lw_count(s, &x->shape, axes, loc);
+      IrNode *unbiased = ir_binary(G, IR_MUL, var, ir_binary(G, IR_DIV, count, ir_binary(G, IR_SUB, count, ir_const(G, 1, loc), loc), loc), loc);
+      IrNode *mv = ir_reshape(G, mean, &l->st[0]->shape, loc), *vv = ir_reshape(G, unbiased, &l->st[1]->shape, loc);
+      IrNode *keep = ir_const(G, 1 - m, loc), *mom = ir_const(G, m, loc);
+      ir_assign(G, l->st[0], ir_binary(G, IR_ADD, ir_binary(G, IR_MUL, keep, l->st[0], loc), ir_binary(G, IR_MUL, mom, mv, loc), loc), loc);
+      ir_assign(G, l->st[1], ir_binary(G, IR_ADD, ir_binary(G, IR_MUL, keep, l->st[1], loc), ir_binary(G, IR_MUL, mom, vv, loc), loc), loc);
+    }
+  } else {
+    mean = ir_reshape(G, l->st[0], &pshape, loc);
+    var = ir_reshape(G, l->st[1], &pshape, loc);
+  }
+  IrNode *y = ir_binary(G, IR_DIV, ir_binary(G, IR_SUB, x, mean, loc), ir_unary(G, IR_SQRT, ir_binary(G, IR_ADD, var, eps, loc), loc), loc);
+  if (l->pw[0]) {
+    y = ir_binary(G, IR_MUL, y, ir_reshape(G, l->pw[0], &pshape, loc), loc);
+    y = ir_binary(G, IR_ADD, y, ir_reshape(G, l->pw[1], &pshape, loc), loc);
+  }
+  return y;
 }
 
 static Value *ap_norm(Sema *s, Layer *l, Call *c) {
@@ -580,6 +637,7 @@ static Value *ap_norm(Sema *s, Layer *l, Call *c) {
   }
   Value *out = val_tensor(s, DT_FLOAT, &x->shape);
   trace_layer(s, l, out, dscale(per_sample(x), 4));
+  if (LOWERING(x)) out->ir = lower_norm(s, l, x->ir, l->loc);
   return out;
 }
 
