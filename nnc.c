@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef NNC_VERSION
@@ -37,6 +38,7 @@ typedef struct {
   const char *spec;    /* the spec file, if the command takes one */
   const char *stage;   /* --stage=NAME (ir) */
   const char *block;   /* --block=NAME: which train block (default: the first) */
+  long long epochs, batch, seed;   /* --epochs/--batch/--seed (-1: the spec's) */
   int max_errors;      /* --max-errors N */
   int color;           /* --color: -1 auto, 0 never, 1 always */
   int check_files;     /* 0 with --no-data-check */
@@ -72,10 +74,15 @@ static const Command commands[] = {
      "Only `ast` is built so far. The spec is also checked, so its errors\n"
      "are reported (the tree is printed when the spec parses).\n",
      1},
-    {"train", "SPEC", "compile and train the spec's train blocks",
-     "Compiles one training step per train block and runs it: progress,\n"
-     "metrics, checkpoints (safetensors).\n",
-     0},
+    {"train", "SPEC", "compile and train a train block of the spec",
+     "Compiles the block's training step and evaluation step (forward,\n"
+     "backward and the optimizer update as one native function each) and\n"
+     "runs them: a line per epoch with the losses and metrics, early\n"
+     "stopping, the best checkpoint (safetensors, written atomically), and a\n"
+     "log of every epoch next to it (.jsonl).\n"
+     "  --block NAME    which train block (default: the first)\n"
+     "  --epochs N, --batch N, --seed N   override the block's settings\n",
+     1},
     {"predict", "SPEC", "run a trained model and write the submission files",
      "Loads the checkpoints a predict block names and writes its files.\n", 0},
     {"gradcheck", "SPEC",
@@ -168,13 +175,24 @@ static int parse_options(Options *o, int argc, char **argv) {
       const char *val = arg[7] == '=' ? arg + 8 : (i + 1 < argc ? argv[++i] : NULL);
       if (!val) return usage_error("%s needs a stage name", arg, "for example --stage=ast");
       o->stage = val;
+    } else if (!strncmp(arg, "--epochs", 8) || !strncmp(arg, "--batch", 7) || !strncmp(arg, "--seed", 6)) {
+      size_t klen = strcspn(arg, "=");
+      const char *val = arg[klen] == '=' ? arg + klen + 1 : (i + 1 < argc ? argv[++i] : NULL);
+      char *end;
+      errno = 0;
+      long long v = val ? strtoll(val, &end, 10) : -1;
+      if (!val || *val == 0 || *end != 0 || errno || v < 0 || (v == 0 && strncmp(arg, "--seed", 6)))
+        return usage_error("%s expects a whole number", arg, "for example --epochs 5");
+      if (!strncmp(arg, "--epochs", 8)) o->epochs = v;
+      else if (!strncmp(arg, "--batch", 7)) o->batch = v;
+      else o->seed = v;
     } else if (strncmp(arg, "--block=", 8) == 0 || strcmp(arg, "--block") == 0) {
       const char *val = arg[7] == '=' ? arg + 8 : (i + 1 < argc ? argv[++i] : NULL);
       if (!val) return usage_error("%s needs the name of a train block", arg, "for example --block=residual");
       o->block = val;
     } else if (arg[0] == '-' && arg[1] != 0) {
-      static const char *const known[] = {"--help", "--no-data-check", "--max-errors",
-                                          "--color", "--stage", "--block", "--version"};
+      static const char *const known[] = {"--help", "--no-data-check", "--max-errors", "--color", "--stage",
+                                          "--block", "--epochs", "--batch", "--seed", "--version"};
       char name[64];
       snprintf(name, sizeof name, "%.*s", (int)strcspn(arg, "="), arg);
       const char *near = closest_name(name, known, (int)(sizeof known / sizeof known[0]));
@@ -255,6 +273,138 @@ static int cmd_ir(Arena *a, Diag *d, const Options *o) {
   return rc;
 }
 
+/* ---- nnc train -------------------------------------------------------- */
+
+/* The labels of an IDX image file: ...-images-idx3-ubyte.gz -> ...-labels-idx1-ubyte.gz */
+static const char *labels_of(Arena *a, const char *images) {
+  const char *p = strstr(images, "images-idx3");
+  if (!p) return NULL;
+  return arena_printf(a, "%.*slabels-idx1%s", (int)(p - images), images, p + strlen("images-idx3"));
+}
+
+/* Loads a block's data set as the runtime's table, applying the transforms
+ * the runtime does before batching (normalization statistics come from the
+ * training split and are kept in the checkpoint). */
+static bool load_data(Arena *a, const TrainDesc *td, RtTable *t, RtTensorRef *extra, int *nextra, RtError *err) {
+  const DataDesc *dd = &td->data;
+  *nextra = 0;
+  if (!dd->source) return rt_fail(err, "the train block has no data set");
+  if (!strcmp(dd->source, "csv")) {
+    RtColumnSel sel[16];
+    for (int i = 0; i < dd->nfields; i++)
+      sel[i] = (RtColumnSel){dd->fields[i].name, dd->fields[i].first, dd->fields[i].last};
+    if (!rt_load_csv(dd->path, dd->header, sel, dd->nfields, t, err)) return false;
+  } else if (!strcmp(dd->source, "fashion_mnist") || !strcmp(dd->source, "mnist_test")) {
+    if (!rt_load_idx(dd->path, labels_of(a, dd->path), t, err)) return false;
+  } else {
+    return rt_fail(err, "training on %s data is not supported by this version of nnc yet", dd->source);
+  }
+  for (int i = 0; i < dd->ntransforms; i++) {
+    const char *n = dd->transforms[i].name;
+    if (!strcmp(n, "flatten_image") || !strcmp(n, "rows_as_sequence") || (!strcmp(n, "context") && dd->transforms[i].k == 0))
+      continue;   /* the table is flat already */
+    if (!strcmp(n, "normalize")) {
+      RtField *f = rt_table_field(t, "x");
+      if (!f) return rt_fail(err, "normalize() needs a field 'x'");
+      RtSplit sp;
+      if (!rt_split(t->rows, td->valid, td->seed, &sp, err)) return false;
+      float *mean = arena_alloc(a, sizeof(float) * (size_t)f->width), *sd = arena_alloc(a, sizeof(float) * (size_t)f->width);
+      rt_field_stats(t, f, sp.train, sp.ntrain, mean, sd);
+      rt_split_free(&sp);
+      rt_normalize(t, f, mean, sd);
+      extra[(*nextra)++] = (RtTensorRef){"normalize.x.mean", 1, {f->width}, mean};
+      extra[(*nextra)++] = (RtTensorRef){"normalize.x.std", 1, {f->width}, sd};
+      continue;
+    }
+    return rt_fail(err, "the transform %s() is not supported for training by this version of nnc yet", n);
+  }
+  return true;
+}
+
+static double seconds_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* nnc train SPEC: compile the block's steps, load its data, train. */
+static int cmd_train(Arena *a, Diag *d, const Options *o) {
+  Source *src = source_load(a, d, o->spec);
+  if (!src) return EXIT_USER;
+  Node *ast = parse_source(a, d, src);
+  if (!ast) return EXIT_USER;
+  /* the largest batch the steps are compiled for: the block's, or --batch */
+  SemaOptions peek = {.check_files = o->check_files};
+  if (!sema_check(a, d, ast, &peek)) return EXIT_USER;
+  int64_t n_max = o->batch > 0 ? o->batch : 4096;
+  double t0 = seconds_now();
+  RtProgram rp = {0};
+  TrainDesc td;
+  Compiled *c = compile_train(a, d, ast, o->block ? o->block : "", n_max, o->check_files, &rp, &td);
+  if (!c) return EXIT_USER;
+  double compile_ms = (seconds_now() - t0) * 1000;
+  if (o->epochs > 0) td.epochs = o->epochs;
+  if (o->batch > 0) td.batch = o->batch;
+  if (o->seed >= 0) td.seed = (uint64_t)o->seed;
+  if (td.batch > n_max) {
+    /* compiled for 4096 at most by default; a larger batch needs --batch */
+    compiled_free(c);
+    fprintf(stderr, "%s: error: batch %lld is larger than %lld; pass --batch %lld\n", o->spec, (long long)td.batch,
+            (long long)n_max, (long long)td.batch);
+    return EXIT_USER;
+  }
+
+  RtTable table = {0};
+  RtError err = {{0}};
+  RtTensorRef extra[4];
+  int nextra = 0;
+  if (!load_data(a, &td, &table, extra, &nextra, &err)) {
+    fprintf(stderr, "%s: error: %s\n", o->spec, err.msg);
+    compiled_free(c);
+    return EXIT_USER;
+  }
+  int64_t params = 0;
+  for (int i = 0; i < rp.npersistent; i++)
+    if (rp.persistent[i].kind == RT_SLOT_PARAM) params += rt_slot_numel(&rp.persistent[i], 1);
+  char log_path[1024] = "";
+  if (td.save_best || td.save_last) {
+    const char *ck = td.save_best ? td.save_best : td.save_last;
+    const char *dot = strrchr(ck, '.');
+    snprintf(log_path, sizeof log_path, "%.*s.log.jsonl", (int)(dot ? dot - ck : (long)strlen(ck)), ck);
+    remove(log_path);
+  }
+  bool tty = isatty(fileno(stdout));
+  printf("train%s%s: %lld parameters, %lld samples (%g%% held out), batch %lld, %lld epochs, seed %llu\n",
+         o->block ? " " : "", o->block ? o->block : "", (long long)params, (long long)table.rows, td.valid * 100,
+         (long long)td.batch, (long long)td.epochs, (unsigned long long)td.seed);
+  printf("compiled the training and evaluation steps in %.0f ms\n", compile_ms);
+  fflush(stdout);
+  char seed_text[32];
+  snprintf(seed_text, sizeof seed_text, "%llu", (unsigned long long)td.seed);
+  RtMeta meta[] = {{"format", "nnc"}, {"spec", o->spec}, {"seed", seed_text}};
+  RtTrainConfig cfg = {
+      .seed = td.seed, .batch = td.batch, .epochs = td.epochs, .early_stop = td.early_stop,
+      .valid_fraction = td.valid, .monitor = td.monitor, .save_best = td.save_best, .save_last = td.save_last,
+      .log_path = log_path[0] ? log_path : NULL, .schedule = td.schedule, .out = stdout, .tty = tty,
+      .print_every = td.epochs > 50 ? td.epochs / 30 : 1, .meta = meta, .nmeta = 3, .extra = extra,
+      .nextra = nextra};
+  RtTrainResult res;
+  bool ok = rt_train(&rp, &cfg, &table, &res, &err);
+  int rc = EXIT_OK;
+  if (!ok) {
+    fprintf(stderr, "%s: error: %s\n", o->spec, err.msg);
+    rc = EXIT_USER;
+  } else {
+    printf("best %s %.6g at epoch %lld of %lld", !strcmp(td.monitor, "loss") ? "valid_loss" : td.monitor, res.best,
+           (long long)res.best_epoch, (long long)res.epochs_run);
+    if (td.save_best) printf("; saved %s", td.save_best);
+    printf("\n");
+  }
+  rt_table_free(&table);
+  compiled_free(c);
+  return rc;
+}
+
 /* ---- main ------------------------------------------------------------- */
 
 int main(int argc, char **argv) {
@@ -293,7 +443,7 @@ int main(int argc, char **argv) {
     return usage_error("unknown command '%s'", cmd, near ? hint : NULL);
   }
 
-  Options o = {.cmd = cmd, .max_errors = 20, .color = -1, .check_files = 1};
+  Options o = {.cmd = cmd, .max_errors = 20, .color = -1, .check_files = 1, .epochs = -1, .batch = -1, .seed = -1};
   int rc = parse_options(&o, argc, argv);
   if (rc != EXIT_OK) return rc;
   if (o.help) {
@@ -316,7 +466,7 @@ int main(int argc, char **argv) {
   diag_init(&d, stderr, o.max_errors);
   d.color = o.color >= 0 ? o.color : isatty(fileno(stderr)) && !getenv("NO_COLOR");
 
-  rc = strcmp(cmd, "ir") == 0 ? cmd_ir(a, &d, &o) : cmd_check(a, &d, &o);
+  rc = !strcmp(cmd, "ir") ? cmd_ir(a, &d, &o) : !strcmp(cmd, "train") ? cmd_train(a, &d, &o) : cmd_check(a, &d, &o);
 
   if (fflush(stdout) != 0 && rc == EXIT_OK) {
     fprintf(stderr, "nnc: cannot write the output: %s\n", strerror(errno));

@@ -1586,7 +1586,7 @@ static Value *mk_optim(Sema *s, const Builtin *b, Call *c) {
       o->hyper_names[o->nhyper] = "beta2";
       o->hyper[o->nhyper++] = val_num(v->items.items[1]);
     } else if (val_is_number(v)) {
-      o->hyper_names[o->nhyper] = ps[i].name;
+      o->hyper_names[o->nhyper] = arena_strdup(s->arena, ps[i].name);
       o->hyper[o->nhyper++] = val_num(v);
     }
   }
@@ -1620,23 +1620,37 @@ static Value *mk_optim(Sema *s, const Builtin *b, Call *c) {
   return v;
 }
 
+/* A schedule value: f the base lr, and for the runtime i = warmup (or
+ * step_lr's period), j = step_lr's period or noam's dim, f2 = the final lr
+ * (linear, cosine), step_lr's gamma or noam's scale. */
 static Value *mk_sched(Sema *s, const Builtin *b, Call *c) {
   Value *v = val_new(s, V_SCHEDULE);
   v->s = b->name;
   if (!strcmp(b->name, "noam")) {
     v->str2 = arena_printf(s->arena, "noam(dim %lld, warmup %lld)", (long long)AI(0), (long long)AI(1));
+    v->j = AI(0);
+    v->i = AI(1);
+    v->f2 = AF(2);
+    v->f = AF(2);
     return v;
   }
   if (!lr_ok(s, c, 0, b->name)) return val_err(s);
   v->f = AF(0);
-  if (!strcmp(b->name, "step_lr"))
+  if (!strcmp(b->name, "step_lr")) {
     v->str2 = arena_printf(s->arena, "%g ×%g every %lld", AF(0), AF(2), (long long)AI(1));
-  else if (!strcmp(b->name, "cosine"))
+    v->j = AI(1);
+    v->f2 = AF(2);
+  } else if (!strcmp(b->name, "cosine")) {
     v->str2 = arena_printf(s->arena, "cosine from %g, warmup %lld", AF(0), (long long)AI(1));
-  else if (!strcmp(b->name, "linear"))
+    v->i = AI(1);
+    v->f2 = AF(2);
+  } else if (!strcmp(b->name, "linear")) {
     v->str2 = arena_printf(s->arena, "linear %g to %g, warmup %lld", AF(0), AF(1), (long long)AI(2));
-  else
+    v->i = AI(2);
+    v->f2 = AF(1);
+  } else {
     v->str2 = arena_printf(s->arena, "%g", AF(0));
+  }
   return v;
 }
 

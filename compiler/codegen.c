@@ -31,6 +31,7 @@
 
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Core.h>
+#include <llvm-c/DebugInfo.h>
 #include <llvm-c/TargetMachine.h>
 #include <math.h>
 #include <string.h>
@@ -168,14 +169,29 @@ static LLVMValueRef loop_begin(Cg *c, Loop *l, LLVMValueRef from, LLVMValueRef t
   return l->i;
 }
 
-static void loop_end(Cg *c, Loop *l) {
+/* `llvm.loop.unroll.disable` on a short inner loop of known length keeps
+ * the early full unroll from flattening it, which would leave the
+ * vectorizer only the outer loop (and gathers across rows). */
+static void no_unroll(Cg *c, LLVMValueRef br) {
+  LLVMMetadataRef flag = LLVMMDStringInContext2(c->ctx, "llvm.loop.unroll.disable", 24);
+  LLVMMetadataRef tmp = LLVMTemporaryMDNode(c->ctx, NULL, 0);
+  LLVMMetadataRef ops[2] = {tmp, LLVMMDNodeInContext2(c->ctx, &flag, 1)};
+  LLVMMetadataRef id = LLVMMDNodeInContext2(c->ctx, ops, 2);
+  LLVMMetadataReplaceAllUsesWith(tmp, id);   /* a loop id refers to itself; frees tmp */
+  LLVMSetMetadata(br, LLVMGetMDKindIDInContext(c->ctx, "llvm.loop", 9), LLVMMetadataAsValue(c->ctx, id));
+}
+
+static void loop_end_x(Cg *c, Loop *l, bool keep_rolled) {
   LLVMValueRef next = LLVMBuildNSWAdd(c->b, l->i, i64c(c, 1), "");
   LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
   LLVMAddIncoming(l->i, &next, &latch, 1);
-  LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, next, l->to, ""), l->body, l->exit);
+  LLVMValueRef br = LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, next, l->to, ""), l->body, l->exit);
+  if (keep_rolled) no_unroll(c, br);
   LLVMMoveBasicBlockAfter(l->exit, latch);   /* keep the printed IR in nesting order */
   LLVMPositionBuilderAtEnd(c->b, l->exit);
 }
+
+static void loop_end(Cg *c, Loop *l) { loop_end_x(c, l, false); }
 
 /* ---- loop nests with strided accesses -------------------------------- */
 
@@ -255,7 +271,8 @@ static void nest_emit(Cg *c, Nest *ns, int level, BodyFn body, void *ctx) {
   }
   nest_emit(c, ns, level + 1, body, ctx);
   for (int a = 0; a < ns->nacc; a++) ns->acc[a].off = saved[a];
-  loop_end(c, &l);
+  Dim d = ns->dim[level];
+  loop_end_x(c, &l, level == ns->nd - 1 && level > 0 && dim_known(d) && d.c >= 8);
 }
 
 static void nest_run(Cg *c, Nest *ns, BodyFn body, void *ctx) {

@@ -13,6 +13,10 @@
  * The contract with the memory planner (which runs after fusion):
  *   - a node with `materialized[id]` set owns numel(shape) floats at
  *     arena + node->offset, numel taken with B = the largest batch;
+ *   - liveness is counted in `runs_at` time, not in node ids: a buffer is
+ *     written at runs_at[producer] and read until the largest runs_at of
+ *     its readers; place the nodes in (runs_at, id) order and free a block
+ *     only after every node with that runs_at has been placed;
  *   - a RESHAPE is a view: its offset is its source's (recursively);
  *   - an ASSIGN writes its leaf's buffer (src[0]->offset) and needs none;
  *   - CONST nodes and inlined nodes (in a kernel, not materialized) live in
@@ -47,6 +51,9 @@ typedef struct Fusion {
   int nnodes;
   int *kernel;          /* [node id]: kernel index, -1 for leaves, CONST, RESHAPE */
   bool *materialized;   /* [node id]: has a buffer of its own (see above) */
+  int *runs_at;         /* [node id]: when it is computed, as a node id: the
+                         * last node of its kernel (a kernel runs as a whole
+                         * at that point); its own id for leaves and views */
   int nkernels;
   Kernel *kernels;      /* in execution order */
 } Fusion;

@@ -14,6 +14,7 @@
 #define NNC_COMPILER_H
 
 #include "lang/lang.h"
+#include "runtime/runtime.h"
 
 #include <stdbool.h>
 
@@ -37,6 +38,41 @@ Program *sema_check(Arena *a, Diag *d, const Node *ast, const SemaOptions *opt);
  * output shape, parameters, FLOPs per sample), totals, and what each
  * train/predict block will do. */
 void summary_print(FILE *out, const Program *p);
+
+/* ---- compiling a train block for the runtime (compile.c) ------------- */
+
+/* Where a block's data comes from, for the runtime's loaders. */
+typedef struct {
+  const char *source;      /* "csv", "fashion_mnist", "mnist_test", "idx", "generate", ... */
+  const char *path;        /* resolved against the spec's folder */
+  bool header;
+  const char *part;        /* "train"/"valid" of a `valid:` split, or NULL */
+  double valid_frac;
+  int nfields;
+  struct { const char *name; int64_t first, last; bool label; } fields[16];  /* csv columns */
+  int ntransforms;
+  struct { const char *name; int64_t k; } transforms[8];
+} DataDesc;
+
+/* A train block's settings, with their defaults filled in. */
+typedef struct {
+  uint64_t seed;
+  int64_t batch, epochs, early_stop;
+  double valid;            /* fraction held out (0: none) */
+  const char *monitor;     /* a metric name, or "loss" */
+  const char *save_best, *save_last;   /* resolved paths, or NULL */
+  RtSchedule schedule;
+  DataDesc data;
+} TrainDesc;
+
+typedef struct Compiled Compiled;
+
+/* Checks and compiles train block `block` ("" for the first) into a
+ * training and an evaluation step for batches of up to n_max; fills the
+ * runtime's view of them and the block's settings. NULL after reporting. */
+Compiled *compile_train(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max, bool check_files,
+                        RtProgram *rp, TrainDesc *td);
+void compiled_free(Compiled *c);
 
 /* The "opt" stage on the lowered graph: folding, CSE, dead code. */
 void program_simplify(Program *p);

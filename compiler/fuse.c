@@ -111,6 +111,7 @@ Fusion *fuse_graph(Arena *a, const Graph *g) {
   f->nnodes = nn;
   f->kernel = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
   f->materialized = arena_alloc(a, sizeof(bool) * (size_t)(nn + 1));
+  f->runs_at = arena_alloc(a, sizeof(int) * (size_t)(nn + 1));
   Kernels k = {
       .parent = arena_alloc(a, sizeof(int) * (size_t)(nn + 1)),
       .sealed = arena_alloc(a, sizeof(bool) * (size_t)(nn + 1)),
@@ -176,6 +177,11 @@ Fusion *fuse_graph(Arena *a, const Graph *g) {
     kid[i] = renum[r];
     f->kernels[kid[i]].kind = k.kind[r];
     vec_push(a, &f->kernels[kid[i]].nodes, g->nodes.items[i]);
+  }
+
+  for (int i = 0; i < nn; i++) {
+    const Kernel *kn = kid[i] >= 0 ? &f->kernels[kid[i]] : NULL;
+    f->runs_at[i] = kn ? ((const IrNode *)kn->nodes.items[kn->nodes.len - 1])->id : i;
   }
 
   /* What is stored: outputs, whatever is read outside its kernel, leaves. */

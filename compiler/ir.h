@@ -114,8 +114,12 @@ typedef struct {
 
 int64_t ir_numel(const IrNode *node, int64_t n);
 /* Assigns node->offset (floats) to every buffer; `materialized` (from
- * fusion, may be NULL) says which non-leaf nodes need one. */
-bool plan_memory(Graph *g, const bool *materialized, int64_t n_max, MemPlan *out);
+ * fusion, may be NULL) says which non-leaf nodes need one, `runs_at` (may be
+ * NULL) when each is computed (a fused kernel runs at its last node). Inputs and
+ * temporaries start at `floor` or later (the persistent size of another
+ * step sharing the arena). */
+bool plan_memory(Graph *g, const bool *materialized, const int *runs_at, int64_t n_max, int64_t floor,
+                 MemPlan *out);
 void plan_print(FILE *out, const Graph *g, const MemPlan *p);
 
 /* Stable text form: one node per line,

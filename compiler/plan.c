@@ -32,7 +32,7 @@ typedef struct {
   int64_t off, size;
 } Block;
 
-bool plan_memory(Graph *g, const bool *materialized, int64_t n_max, MemPlan *out) {
+bool plan_memory(Graph *g, const bool *materialized, const int *runs_at, int64_t n_max, int64_t floor, MemPlan *out) {
   memset(out, 0, sizeof *out);
   out->n_max = n_max;
   int nn = g->nodes.len;
@@ -53,6 +53,9 @@ bool plan_memory(Graph *g, const bool *materialized, int64_t n_max, MemPlan *out
       }
   }
   out->persistent = off;
+  /* another step's persistent buffers (an optimizer's moments the
+   * evaluation step does not have) must not be overwritten */
+  if (off < floor) off = floor;
   for (int i = 0; i < nn; i++) {
     IrNode *x = g->nodes.items[i];
     if (x->op == IR_INPUT || x->op == IR_RAND) {
@@ -62,14 +65,21 @@ bool plan_memory(Graph *g, const bool *materialized, int64_t n_max, MemPlan *out
   }
   out->inputs_end = off;
 
-  /* last use of every node (outputs live to the end; views extend their source) */
+  /* Liveness counts in kernel time: a fused kernel runs as a whole at its
+   * last node (runs_at), so a buffer is written at its producer's runs_at
+   * and read until the latest runs_at of its readers; outputs live to the
+   * end, and a view keeps its source alive as long as itself. */
+  int *when = malloc(sizeof(int) * (size_t)(nn ? nn : 1));
   int *last = malloc(sizeof(int) * (size_t)(nn ? nn : 1));
-  if (!last) nnc_die(__FILE__, __LINE__, "out of memory");
-  for (int i = 0; i < nn; i++) last[i] = i;
+  if (!when || !last) nnc_die(__FILE__, __LINE__, "out of memory");
+  for (int i = 0; i < nn; i++) {
+    when[i] = runs_at ? runs_at[i] : i;
+    last[i] = when[i];
+  }
   for (int i = 0; i < nn; i++) {
     IrNode *x = g->nodes.items[i];
     for (int s = 0; s < 3; s++)
-      if (x->src[s] && last[x->src[s]->id] < i) last[x->src[s]->id] = i;
+      if (x->src[s] && last[x->src[s]->id] < when[i]) last[x->src[s]->id] = when[i];
   }
   for (int i = 0; i < g->outputs.len; i++) last[((IrNode *)g->outputs.items[i])->id] = nn;
   for (int i = nn - 1; i >= 0; i--) {
@@ -77,52 +87,73 @@ bool plan_memory(Graph *g, const bool *materialized, int64_t n_max, MemPlan *out
     if (x->op == IR_RESHAPE && last[x->src[0]->id] < last[i]) last[x->src[0]->id] = last[i];
   }
 
-  /* temporaries: first fit in a list of free blocks above the inputs */
+  /* temporaries in (runs_at, id) order; at each time, place everything
+   * computed then, and only after that free what was last read then (so no
+   * kernel's output overlaps one of its inputs) */
   Block *free_list = malloc(sizeof(Block) * (size_t)(nn + 1));
-  int nfree = 0;
+  int *order = malloc(sizeof(int) * (size_t)(nn + 1));
+  if (!free_list || !order) nnc_die(__FILE__, __LINE__, "out of memory");
+  int nfree = 0, norder = 0;
   int64_t top = off;
-  int *dying = calloc((size_t)nn + 1, sizeof(int));
-  IrNode **owner = calloc((size_t)nn + 1, sizeof *owner);
-  if (!free_list || !dying || !owner) nnc_die(__FILE__, __LINE__, "out of memory");
   for (int i = 0; i < nn; i++) {
     IrNode *x = g->nodes.items[i];
     x->last_use = last[i];
-    OpKindIR k = ir_op_kind(x->op);
-    if (k == OPK_LEAF || x->op == IR_ASSIGN) continue;
-    if (x->op == IR_RESHAPE) {
-      x->offset = x->src[0]->offset;
-      continue;
-    }
+    if (x->op == IR_RESHAPE) continue;   /* placed below, with its source */
+    if (ir_op_kind(x->op) == OPK_LEAF || x->op == IR_ASSIGN) continue;
     if (materialized && !materialized[i]) continue;
-    int64_t size = align16(ir_numel(x, n_max));
-    int best = -1;
-    for (int f = 0; f < nfree; f++)
-      if (free_list[f].size >= size && (best < 0 || free_list[f].size < free_list[best].size)) best = f;
-    if (best >= 0) {
-      x->offset = free_list[best].off;
-      free_list[best].off += size;
-      free_list[best].size -= size;
-      if (free_list[best].size == 0) free_list[best] = free_list[--nfree];
-    } else {
-      x->offset = top;
-      top += size;
+    order[norder++] = i;
+  }
+  /* insertion sort by (when, id): nearly sorted already */
+  for (int k = 1; k < norder; k++) {
+    int v = order[k], j = k - 1;
+    while (j >= 0 && (when[order[j]] > when[v] || (when[order[j]] == when[v] && order[j] > v))) {
+      order[j + 1] = order[j];
+      j--;
     }
-    /* blocks whose last reader is this node become free after it */
-    for (int j = 0; j < i; j++) {
-      IrNode *y = g->nodes.items[j];
-      if (y->last_use != i || ir_op_kind(y->op) == OPK_LEAF || y->op == IR_ASSIGN || y->op == IR_RESHAPE ||
-          y->offset < off || (materialized && !materialized[j]))
-        continue;
+    order[j + 1] = v;
+  }
+  for (int k = 0; k < norder;) {
+    int t = when[order[k]];
+    int group_end = k;
+    while (group_end < norder && when[order[group_end]] == t) group_end++;
+    for (int q = k; q < group_end; q++) {
+      IrNode *x = g->nodes.items[order[q]];
+      int64_t size = align16(ir_numel(x, n_max));
+      int best = -1;
+      for (int f = 0; f < nfree; f++)
+        if (free_list[f].size >= size && (best < 0 || free_list[f].size < free_list[best].size)) best = f;
+      if (best >= 0) {
+        x->offset = free_list[best].off;
+        free_list[best].off += size;
+        free_list[best].size -= size;
+        if (free_list[best].size == 0) free_list[best] = free_list[--nfree];
+      } else {
+        x->offset = top;
+        top += size;
+      }
+    }
+    /* free the temporaries whose last reader ran at time t (or earlier,
+     * for the ones placed in this group and never read) */
+    for (int q = 0; q < group_end; q++) {
+      IrNode *y = g->nodes.items[order[q]];
+      if (y->offset < 0 || last[y->id] > t || y->last_use == -1) continue;
       free_list[nfree].off = y->offset;
       free_list[nfree].size = align16(ir_numel(y, n_max));
       nfree++;
+      y->last_use = -1;   /* freed: not again */
     }
+    k = group_end;
+  }
+  for (int i = 0; i < nn; i++) {
+    IrNode *x = g->nodes.items[i];
+    if (x->last_use == -1) x->last_use = last[i];
+    if (x->op == IR_RESHAPE) x->offset = x->src[0]->offset;  /* views share their source's buffer */
   }
   out->size = top;
+  free(when);
   free(last);
   free(free_list);
-  free(dying);
-  free(owner);
+  free(order);
   return true;
 }
 

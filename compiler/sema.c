@@ -1028,7 +1028,9 @@ static Value *map_data(Sema *s, Dataset *in, const Args *a, Loc loc) {
   }
   d->fields = rec;
   d->transforms = (Vec){0};
+  d->tvals = (Vec){0};
   for (int i = 0; i < in->transforms.len; i++) vec_push(s->arena, &d->transforms, in->transforms.items[i]);
+  for (int i = 0; i < in->tvals.len; i++) vec_push(s->arena, &d->tvals, in->tvals.items[i]);
   if (a->nkw) {
     sema_error(s, a->kwloc[0], "map takes transforms, like map(flip(), crop(28, padding: 4))");
     return val_err(s);
@@ -1116,11 +1118,12 @@ static Value *map_data(Sema *s, Dataset *in, const Args *a, Loc loc) {
       }
     }
     RecField *nx = arena_alloc(s->arena, sizeof *nx);
-    nx->name = "x";
+    *nx = *xf;
     nx->val = val_tensor(s, x->dtype, &sh);
     for (int k = 0; k < rec->items.len; k++)
       if (rec->items.items[k] == xf) rec->items.items[k] = nx;
     vec_push(s->arena, &d->transforms, (void *)t->str2);
+    vec_push(s->arena, &d->tvals, t);
   }
   (void)loc;
   Value *v = val_new(s, V_DATASET);
@@ -2050,7 +2053,11 @@ static void exec_stmt(Sema *s, Scope *sc, const Node *st, Exec *ex) {
     const Node *t0 = st->list.items[0];
     char cl = ctx_letter(ex->ctx);
     if (st->list.len == 1 && !strcmp(t0->name, "monitor") && cl == 'T') {
-      if (check_monitor(s, st->a)) scope_define(s, sc, "monitor", val_new(s, V_NONE), st->loc);
+      if (check_monitor(s, st->a)) {
+        Value *m = val_new(s, V_STRING);   /* the quantity: "loss", "accuracy" */
+        m->s = st->a->name;
+        scope_define(s, sc, "monitor", m, st->loc);
+      }
       return;
     }
     Value *v = eval(s, sc, st->a);
@@ -2133,6 +2140,12 @@ static void exec_stmt(Sema *s, Scope *sc, const Node *st, Exec *ex) {
       f = arena_alloc(s->arena, sizeof *f);
       f->name = t0->name;
       f->val = field;
+      if (v->kind == V_COLUMN) {
+        f->is_column = true;
+        f->col_first = v->i;
+        f->col_last = v->j;
+        f->is_label = v->dtype == DT_INT;
+      }
       vec_push(s->arena, &ds->fields->items, f);
       scope_define(s, sc, t0->name, field, t0->loc);
       return;
@@ -2382,6 +2395,8 @@ static void finish_lowering(Sema *s, const Node *blk, Scope *sc, BlockInfo *bi, 
   int oi = scope_find(sc, "optimizer"), di = scope_find(sc, "data");
   lw->optimizer = oi >= 0 ? sc->vals.items[oi] : NULL;
   lw->data = di >= 0 ? sc->vals.items[di] : NULL;
+  lw->scope = sc;
+  lw->spec_dir = s->spec_dir;
   if (s->opt->lower_update && lw->optimizer && lw->optimizer->kind == V_OPTIMIZER) {
     /* the update's nodes point at the optimizer's line */
     Loc at = lw->optimizer->where ? lw->optimizer->where->loc : blk->loc;

@@ -95,7 +95,7 @@ typedef struct Lowering Lowering;
 typedef struct Value {
   ValKind kind;
   int64_t i, j;
-  double f;
+  double f, f2;
   const char *s, *str2;
   DType dtype;
   Shape shape;
@@ -114,6 +114,8 @@ typedef struct Value {
 typedef struct {
   const char *name;
   Value *val;
+  int64_t col_first, col_last;  /* a csv field: its columns (inclusive) */
+  bool is_column, is_label;     /* ... and whether it holds class ids */
 } RecField;
 
 const char *val_kind_name(ValKind k);
@@ -177,7 +179,8 @@ struct Dataset {
   int64_t rows;          /* -1: unknown until read */
   int64_t ncols;         /* CSV width, -1 unknown */
   Value *fields;         /* V_RECORD of per-sample tensors (no batch dim) */
-  Vec transforms;        /* const char* */
+  Vec transforms;        /* const char*: how each transform was written */
+  Vec tvals;             /* Value* (V_TRANSFORM): the same, for the runtime */
   bool is_env, is_tasks;
   double valid_frac;     /* > 0: `valid: f` given, .train/.valid split it */
   const char *part;      /* "train" or "valid" for a part of a split */
@@ -231,6 +234,8 @@ struct Lowering {
   Value *optimizer;    /* V_OPTIMIZER of the step */
   Value *data;         /* V_DATASET of the block */
   bool failed;         /* something could not be lowered (reported) */
+  Scope *scope;        /* the block's bindings: settings for the runtime */
+  const char *spec_dir;
 };
 
 struct Program {

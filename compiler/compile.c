@@ -1,0 +1,219 @@
+/*
+ * compile.c — the pipeline for one train block, as a flat list of passes:
+ *
+ *   check + lower (training step, with autodiff and the update)   sema.c
+ *   check + lower (evaluation step, forward only)                 sema.c
+ *   simplify                                                      simplify.c
+ *   fuse                                                          fuse.c
+ *   plan memory (both steps in one arena)                         plan.c
+ *   generate LLVM, optimise, JIT                                  codegen.c, jit.c
+ *
+ * and what the runtime needs to run them: the arena layout (RtProgram) and
+ * the block's settings and data description (TrainDesc). A verifier runs
+ * between passes in debug builds.
+ */
+#include "compiler/codegen.h"
+#include "runtime/runtime.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct Compiled {
+  Jit *jit;
+  Program *train, *eval;
+};
+
+static bool lower(Arena *a, Diag *d, const Node *ast, const char *block, bool check_files, bool training,
+                  Program **out) {
+  SemaOptions o = {.check_files = check_files, .lower_block = block, .lower_training = training,
+                   .lower_update = training};
+  Program *p = sema_check(a, d, ast, &o);
+  if (!p || d->nerrors) return false;
+  if (!p->lowered || p->lowered->failed) {
+    if (!d->nerrors) diag_error(d, (Loc){0}, "the train block could not be compiled");
+    return false;
+  }
+  *out = p;
+  return true;
+}
+
+static void verify(const Graph *g, const char *after) {
+#ifndef NDEBUG
+  if (!ir_verify(g)) nnc_die(__FILE__, __LINE__, "the graph is broken after %s", after);
+#else
+  (void)g;
+  (void)after;
+#endif
+}
+
+static RtSlot slot_of(Arena *a, const IrNode *x) {
+  RtSlot s = {0};
+  s.name = x->name ? x->name : arena_printf(a, "%%%d", x->id);
+  s.kind = x->op == IR_PARAM ? RT_SLOT_PARAM : x->op == IR_STATE ? RT_SLOT_STATE
+           : x->op == IR_RAND ? RT_SLOT_RAND : RT_SLOT_INPUT;
+  s.offset = x->offset;
+  s.rank = x->shape.rank;
+  for (int i = 0; i < x->shape.rank; i++) s.shape[i] = x->shape.d[i].nsym ? -1 : x->shape.d[i].c;
+  s.init = x->init == INIT_ONES ? RT_INIT_ONES : x->init == INIT_ZEROS ? RT_INIT_ZEROS : RT_INIT_UNIFORM;
+  s.bound = (float)x->f;
+  /* running statistics travel with the parameters; optimizer state does not */
+  s.buffer = x->op == IR_STATE && x->name && (strstr(x->name, "running_") != NULL);
+  return s;
+}
+
+static bool build_step(Arena *a, Jit *jit, Program *p, int64_t n_max, int64_t floor, const char *name, RtStep *st,
+                       MemPlan *plan, char *err, size_t errlen) {
+  Graph *g = p->lowered->g;
+  ir_simplify(g);
+  verify(g, "simplify");
+  Fusion *f = fuse_graph(a, g);
+  plan_memory(g, f->materialized, f->runs_at, n_max, floor, plan);
+  StepFn fn = jit_compile(jit, g, f, name, NULL, err, errlen);
+  if (!fn) return false;
+  memset(st, 0, sizeof *st);
+  st->fn = fn;
+  Vec slots = {0};
+  for (int i = 0; i < g->nodes.len; i++) {
+    IrNode *x = g->nodes.items[i];
+    if (x->op != IR_INPUT && x->op != IR_RAND) continue;
+    RtSlot *s = arena_alloc(a, sizeof *s);
+    *s = slot_of(a, x);
+    vec_push(a, &slots, s);
+  }
+  st->nslots = slots.len;
+  st->slots = arena_alloc(a, sizeof(RtSlot) * (size_t)(slots.len + 1));
+  for (int i = 0; i < slots.len; i++) st->slots[i] = *(RtSlot *)slots.items[i];
+  for (int i = 0; i < g->outputs.len; i++) {
+    IrNode *o = g->outputs.items[i];
+    const char *on = g->output_names.items[i];
+    if (!strcmp(on, "loss")) st->loss_offset = o->offset;
+    else if (st->nmetrics < RT_MAX_METRICS) {
+      st->metric_names[st->nmetrics] = on;
+      st->metric_offsets[st->nmetrics++] = o->offset;
+    }
+  }
+  return true;
+}
+
+/* A setting of the block, or its default. */
+static Value *setting(const Lowering *lw, const char *name) {
+  for (int i = lw->scope->names.len - 1; i >= 0; i--)
+    if (!strcmp(lw->scope->names.items[i], name)) return lw->scope->vals.items[i];
+  return NULL;
+}
+
+static int64_t int_setting(const Lowering *lw, const char *name, int64_t dflt) {
+  Value *v = setting(lw, name);
+  return v && v->kind == V_INT ? v->i : dflt;
+}
+
+static const char *path_setting(Arena *a, const Lowering *lw, const char *name) {
+  Value *v = setting(lw, name);
+  if (!v || v->kind != V_STRING) return NULL;
+  if (v->s[0] == '/' || !lw->spec_dir) return v->s;
+  return arena_printf(a, "%s/%s", lw->spec_dir, v->s);
+}
+
+static void describe(Arena *a, const Lowering *lw, TrainDesc *td) {
+  memset(td, 0, sizeof *td);
+  td->seed = (uint64_t)int_setting(lw, "seed", 0);
+  td->batch = int_setting(lw, "batch", 32);
+  td->epochs = int_setting(lw, "epochs", 1);
+  td->early_stop = int_setting(lw, "early_stop", 0);
+  Value *v = setting(lw, "valid");
+  td->valid = v && val_is_number(v) ? val_num(v) : 0;
+  td->save_best = path_setting(a, lw, "save_best");
+  td->save_last = path_setting(a, lw, "save_last");
+  Value *mon = setting(lw, "monitor");
+  td->monitor = mon && mon->kind == V_STRING ? mon->s : "loss";
+  Value *opt = lw->optimizer;
+  td->schedule = (RtSchedule){.kind = RT_SCHED_CONSTANT, .lr = opt ? opt->opt->lr : 1e-3};
+  const Value *sc = opt ? opt->opt->schedule : NULL;
+  if (sc) {
+    const char *k = sc->s;
+    RtSchedule *r = &td->schedule;
+    r->kind = !strcmp(k, "step_lr") ? RT_SCHED_STEP : !strcmp(k, "linear") ? RT_SCHED_LINEAR
+              : !strcmp(k, "cosine") ? RT_SCHED_COSINE : !strcmp(k, "noam") ? RT_SCHED_NOAM : RT_SCHED_CONSTANT;
+    r->lr = sc->f;
+    r->warmup = sc->i;
+    r->every = sc->j;
+    r->to = sc->f2;
+    r->gamma = sc->f2;
+  }
+  DataDesc *dd = &td->data;
+  const Dataset *ds = lw->data ? lw->data->ds : NULL;
+  if (!ds) return;
+  dd->source = ds->source;
+  dd->path = ds->path ? (ds->path[0] == '/' ? ds->path : arena_printf(a, "%s/%s", lw->spec_dir, ds->path)) : NULL;
+  dd->header = true;
+  for (int i = 0; i < ds->fields->items.len && dd->nfields < 16; i++) {
+    RecField *f = ds->fields->items.items[i];
+    if (!f->is_column) continue;
+    dd->fields[dd->nfields].name = f->name;
+    dd->fields[dd->nfields].first = f->col_first;
+    dd->fields[dd->nfields].last = f->col_last;
+    dd->fields[dd->nfields].label = f->is_label;
+    dd->nfields++;
+  }
+  for (int i = 0; i < ds->tvals.len && dd->ntransforms < 8; i++) {
+    Value *t = ds->tvals.items[i];
+    dd->transforms[dd->ntransforms].name = t->s;
+    dd->transforms[dd->ntransforms].k = t->i;
+    dd->ntransforms++;
+  }
+  dd->part = ds->part;
+  dd->valid_frac = ds->valid_frac;
+}
+
+Compiled *compile_train(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max, bool check_files,
+                        RtProgram *rp, TrainDesc *td) {
+  Compiled *c = arena_alloc(a, sizeof *c);
+  if (!lower(a, d, ast, block, check_files, true, &c->train)) return NULL;
+  if (!lower(a, d, ast, block, check_files, false, &c->eval)) return NULL;
+  char err[1024];
+  c->jit = jit_new(err, sizeof err);
+  if (!c->jit) {
+    diag_error(d, (Loc){0}, "%s", err);
+    return NULL;
+  }
+  MemPlan tp, ep;
+  if (!build_step(a, c->jit, c->train, n_max, 0, "train_step", &rp->train, &tp, err, sizeof err) ||
+      !build_step(a, c->jit, c->eval, n_max, tp.persistent, "eval_step", &rp->eval, &ep, err, sizeof err)) {
+    diag_error(d, (Loc){0}, "code generation failed: %s", err);
+    jit_free(c->jit);
+    return NULL;
+  }
+  rp->n_max = n_max;
+  rp->arena_floats = tp.size > ep.size ? tp.size : ep.size;
+  /* persistent buffers, in the train step's order; the eval step's must
+   * sit at the same offsets (same forward code, same slots) */
+  Graph *g = c->train->lowered->g;
+  Vec pers = {0};
+  for (int i = 0; i < g->nodes.len; i++) {
+    IrNode *x = g->nodes.items[i];
+    if (x->op != IR_PARAM && x->op != IR_STATE) continue;
+    RtSlot *s = arena_alloc(a, sizeof *s);
+    *s = slot_of(a, x);
+    vec_push(a, &pers, s);
+  }
+  Graph *ge = c->eval->lowered->g;
+  for (int i = 0; i < ge->nodes.len; i++) {
+    IrNode *x = ge->nodes.items[i];
+    if (x->op != IR_PARAM && x->op != IR_STATE) continue;
+    bool found = false;
+    for (int k = 0; k < pers.len; k++) {
+      RtSlot *s = pers.items[k];
+      if (!strcmp(s->name, x->name ? x->name : "") && s->offset == x->offset) found = true;
+    }
+    if (!found) nnc_die(__FILE__, __LINE__, "eval step's '%s' is not where the train step has it", x->name);
+  }
+  rp->npersistent = pers.len;
+  rp->persistent = arena_alloc(a, sizeof(RtSlot) * (size_t)(pers.len + 1));
+  for (int i = 0; i < pers.len; i++) rp->persistent[i] = *(RtSlot *)pers.items[i];
+  describe(a, c->train->lowered, td);
+  return c;
+}
+
+void compiled_free(Compiled *c) {
+  if (c && c->jit) jit_free(c->jit);
+}

@@ -1,0 +1,287 @@
+/*
+ * train.c — the training loop around compiled steps.
+ *
+ * The compiler hands the runtime a program: one arena layout, a training
+ * step and an evaluation step (each `void step(float *arena, int64_t n)`),
+ * and the list of slots each step reads — parameters and state (persistent,
+ * shared by both steps), batch fields, scalars (n, lr) and noise. This file
+ * initialises the parameters, splits and shuffles the data with the seed,
+ * fills each batch's slots (the last, partial batch too: n is an argument of
+ * the step), calls the step, and keeps score: per-epoch losses and metrics,
+ * early stopping, the best checkpoint (written atomically), a progress line
+ * on a terminal and a JSON-lines log.
+ */
+#include "runtime/runtime.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_seconds(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+int64_t rt_slot_numel(const RtSlot *s, int64_t n) {
+  int64_t e = 1;
+  for (int i = 0; i < s->rank; i++) e *= s->shape[i] < 0 ? n : s->shape[i];
+  return e;
+}
+
+void rt_init_params(const RtProgram *p, float *arena, RtRng *rng) {
+  for (int i = 0; i < p->npersistent; i++) {
+    const RtSlot *s = &p->persistent[i];
+    float *x = arena + s->offset;
+    int64_t e = rt_slot_numel(s, p->n_max);
+    for (int64_t k = 0; k < e; k++) {
+      if (s->init == RT_INIT_UNIFORM) x[k] = (2.0f * rt_rng_uniform(rng) - 1.0f) * s->bound;
+      else x[k] = s->init == RT_INIT_ONES ? 1.0f : 0.0f;
+    }
+  }
+}
+
+/* The learning rate of update number t (from 0) of `total`. */
+double rt_schedule_lr(const RtSchedule *sc, int64_t t, int64_t steps_per_epoch, int64_t total) {
+  double lr = sc->lr;
+  double warm = (double)sc->warmup;
+  switch (sc->kind) {
+  case RT_SCHED_CONSTANT:
+    return lr;
+  case RT_SCHED_STEP: {
+    int64_t epoch = steps_per_epoch > 0 ? t / steps_per_epoch : 0;
+    return lr * pow(sc->gamma, (double)(epoch / (sc->every > 0 ? sc->every : 1)));
+  }
+  case RT_SCHED_LINEAR:
+    if (t < sc->warmup) return lr * (double)(t + 1) / warm;
+    return lr + (sc->to - lr) * (double)(t - sc->warmup) / (double)(total > sc->warmup ? total - sc->warmup : 1);
+  case RT_SCHED_COSINE:
+    if (t < sc->warmup) return lr * (double)(t + 1) / warm;
+    return sc->to + (lr - sc->to) * 0.5 *
+                        (1 + cos(3.14159265358979323846 * (double)(t - sc->warmup) /
+                                 (double)(total > sc->warmup ? total - sc->warmup : 1)));
+  case RT_SCHED_NOAM: {
+    double step = (double)(t + 1);
+    return sc->gamma * pow((double)sc->every, -0.5) * fmin(pow(step, -0.5), step * pow(warm, -1.5));
+  }
+  }
+  return lr;
+}
+
+/* Fills a step's input slots for the samples idx[0..n). */
+static bool fill_inputs(const RtStep *st, float *arena, const RtTable *t, const int64_t *idx, int64_t n,
+                        double lr, RtRng *rng, RtError *err) {
+  for (int i = 0; i < st->nslots; i++) {
+    const RtSlot *s = &st->slots[i];
+    float *dst = arena + s->offset;
+    if (s->kind == RT_SLOT_RAND) {
+      int64_t e = rt_slot_numel(s, n);
+      for (int64_t k = 0; k < e; k++) dst[k] = rt_rng_uniform(rng);
+      continue;
+    }
+    if (!strcmp(s->name, "n")) {
+      dst[0] = (float)n;
+    } else if (!strcmp(s->name, "lr")) {
+      dst[0] = (float)lr;
+    } else if (!strcmp(s->name, "index") || (strlen(s->name) > 6 && !strcmp(s->name + strlen(s->name) - 6, ".index"))) {
+      for (int64_t k = 0; k < n; k++) dst[k] = (float)idx[k];
+    } else {
+      RtField *f = rt_table_field(t, s->name);
+      if (!f) return rt_fail(err, "the data has no field '%s'", s->name);
+      int64_t want = rt_slot_numel(s, 1);
+      if (f->width != want)
+        return rt_fail(err, "field '%s' has %lld values per sample, the compiled step expects %lld", s->name,
+                       (long long)f->width, (long long)want);
+      rt_gather(t, f, idx, n, dst);
+    }
+  }
+  return true;
+}
+
+/* Runs the evaluation step over samples idx[0..count) in batches; the mean
+ * loss and metrics, weighted by batch size, go into loss/metrics. */
+bool rt_evaluate(const RtProgram *p, float *arena, const RtTable *t, const int64_t *idx, int64_t count,
+                 int64_t batch, RtRng *rng, double *loss, double *metrics, RtError *err) {
+  const RtStep *st = &p->eval;
+  double sl = 0, sm[RT_MAX_METRICS] = {0};
+  for (int64_t b = 0; b < count; b += batch) {
+    int64_t n = count - b < batch ? count - b : batch;
+    if (!fill_inputs(st, arena, t, idx + b, n, 0, rng, err)) return false;
+    st->fn(arena, n);
+    sl += (double)arena[st->loss_offset] * (double)n;
+    for (int m = 0; m < st->nmetrics; m++) sm[m] += (double)arena[st->metric_offsets[m]] * (double)n;
+  }
+  *loss = count ? sl / (double)count : NAN;
+  for (int m = 0; m < st->nmetrics; m++) metrics[m] = count ? sm[m] / (double)count : NAN;
+  return true;
+}
+
+bool rt_save_program(const RtProgram *p, const float *arena, const char *path, const RtMeta *meta, int nmeta,
+                     const RtTensorRef *extra, int nextra, RtError *err) {
+  int n = p->npersistent + nextra;
+  RtTensorRef *ts = calloc((size_t)(n ? n : 1), sizeof *ts);
+  if (!ts) return rt_fail(err, "out of memory");
+  for (int i = 0; i < p->npersistent; i++) {
+    const RtSlot *s = &p->persistent[i];
+    ts[i].name = s->name;
+    ts[i].rank = s->rank;
+    for (int k = 0; k < s->rank; k++) ts[i].shape[k] = s->shape[k];
+    ts[i].data = arena + s->offset;
+  }
+  for (int i = 0; i < nextra; i++) ts[p->npersistent + i] = extra[i];
+  bool ok = rt_save_safetensors(path, ts, n, meta, nmeta, err);
+  free(ts);
+  return ok;
+}
+
+bool rt_load_program(const RtProgram *p, float *arena, const char *path, bool params_only, RtError *err) {
+  RtCheckpoint ck;
+  if (!rt_load_safetensors(path, &ck, err)) return false;
+  for (int i = 0; i < p->npersistent; i++) {
+    const RtSlot *s = &p->persistent[i];
+    if (params_only && s->kind != RT_SLOT_PARAM && !s->buffer) continue;
+    const RtTensor *t = rt_checkpoint_find(&ck, s->name);
+    if (!t) {
+      if (s->kind != RT_SLOT_PARAM && !s->buffer) continue;   /* optimizer state may be absent */
+      rt_fail(err, "%s: the checkpoint has no tensor '%s'; was it saved from another model?", path, s->name);
+      rt_checkpoint_free(&ck);
+      return false;
+    }
+    int64_t want = rt_slot_numel(s, p->n_max);
+    if (t->numel != want) {
+      rt_fail(err, "%s: tensor '%s' has %lld values, the model needs %lld", path, s->name, (long long)t->numel,
+              (long long)want);
+      rt_checkpoint_free(&ck);
+      return false;
+    }
+    memcpy(arena + s->offset, t->data, sizeof(float) * (size_t)want);
+  }
+  rt_checkpoint_free(&ck);
+  return true;
+}
+
+bool rt_train(const RtProgram *p, const RtTrainConfig *cfg, const RtTable *t, RtTrainResult *res, RtError *err) {
+  memset(res, 0, sizeof *res);
+  float *arena = calloc((size_t)p->arena_floats, sizeof(float));
+  if (!arena) return rt_fail(err, "out of memory: the arena needs %lld MiB", (long long)(p->arena_floats * 4 >> 20));
+  RtRng rng;
+  rt_rng_seed(&rng, cfg->seed);
+  rt_init_params(p, arena, &rng);
+
+  RtSplit split;
+  if (!rt_split(t->rows, cfg->valid_fraction, cfg->seed, &split, err)) {
+    free(arena);
+    return false;
+  }
+  int64_t batch = cfg->batch > 0 ? cfg->batch : 32;
+  if (batch > p->n_max) batch = p->n_max;
+  int64_t steps_per_epoch = (split.ntrain + batch - 1) / batch;
+  int64_t total = steps_per_epoch * cfg->epochs;
+  bool tty = cfg->tty;
+  double best = NAN;
+  int64_t since_best = 0, t_update = 0;
+  bool ok = true;
+  int monitor = -1;   /* -1: valid loss; else a metric index */
+  for (int m = 0; m < p->eval.nmetrics; m++)
+    if (cfg->monitor && !strcmp(cfg->monitor, p->eval.metric_names[m])) monitor = m;
+  bool maximize = monitor >= 0;
+
+  for (int64_t epoch = 1; epoch <= cfg->epochs && ok; epoch++) {
+    double t0 = now_seconds();
+    rt_shuffle(&rng, split.train, split.ntrain);
+    double sum_loss = 0, sum_m[RT_MAX_METRICS] = {0};
+    for (int64_t b = 0; b < split.ntrain; b += batch) {
+      int64_t n = split.ntrain - b < batch ? split.ntrain - b : batch;
+      double lr = rt_schedule_lr(&cfg->schedule, t_update, steps_per_epoch, total);
+      if (!fill_inputs(&p->train, arena, t, split.train + b, n, lr, &rng, err)) {
+        ok = false;
+        break;
+      }
+      p->train.fn(arena, n);
+      t_update++;
+      double loss = arena[p->train.loss_offset];
+      if (!isfinite(loss)) {
+        rt_fail(err, "the loss became %s at epoch %lld, batch %lld; the last good checkpoint is kept. "
+                     "Try a smaller learning rate, or normalize the inputs",
+                isnan(loss) ? "NaN" : "infinite", (long long)epoch, (long long)(b / batch + 1));
+        res->diverged = true;
+        ok = false;
+        break;
+      }
+      sum_loss += loss * (double)n;
+      for (int m = 0; m < p->train.nmetrics; m++) sum_m[m] += (double)arena[p->train.metric_offsets[m]] * (double)n;
+      if (tty && (b / batch) % 16 == 0)
+        rt_progress(cfg->out, tty, epoch, cfg->epochs, b / batch + 1, steps_per_epoch, loss, now_seconds() - t0);
+    }
+    if (!ok) break;
+    RtMetric ms[2 + 2 * RT_MAX_METRICS];
+    int nm = 0;
+    ms[nm++] = (RtMetric){"train_loss", sum_loss / (double)split.ntrain};
+    for (int m = 0; m < p->train.nmetrics; m++)
+      ms[nm++] = (RtMetric){p->train.metric_names[m], sum_m[m] / (double)split.ntrain};
+    double vloss = NAN, vm[RT_MAX_METRICS] = {0};
+    if (split.nvalid > 0) {
+      if (!rt_evaluate(p, arena, t, split.valid, split.nvalid, batch, &rng, &vloss, vm, err)) {
+        ok = false;
+        break;
+      }
+      ms[nm++] = (RtMetric){"valid_loss", vloss};
+      for (int m = 0; m < p->eval.nmetrics; m++) {
+        static char names[RT_MAX_METRICS][48];
+        snprintf(names[m], sizeof names[m], "valid_%s", p->eval.metric_names[m]);
+        ms[nm++] = (RtMetric){names[m], vm[m]};
+      }
+    }
+    double ms_epoch = (now_seconds() - t0) * 1000;
+    res->ms_per_epoch = ms_epoch;
+    /* one line every print_every epochs (and the first and last): a long
+     * run stays readable; the log file has every epoch */
+    bool quiet_epoch = cfg->print_every > 1 && epoch % cfg->print_every != 0 && epoch != 1 && epoch != cfg->epochs;
+    /* early stopping and the best checkpoint follow the monitored value */
+    double score = split.nvalid > 0 ? (monitor >= 0 ? vm[monitor] : vloss) : sum_loss / (double)split.ntrain;
+    bool better = isnan(best) || (maximize ? score > best : score < best);
+    if (better) {
+      best = score;
+      since_best = 0;
+      res->best_epoch = epoch;
+      res->best = score;
+      res->best_valid_loss = vloss;
+      for (int m = 0; m < p->eval.nmetrics; m++) res->best_metrics[m] = vm[m];
+      if (cfg->save_best) {
+        char e[32];
+        snprintf(e, sizeof e, "%lld", (long long)epoch);
+        RtMeta meta[RT_MAX_META];
+        int nmeta = 0;
+        for (int i = 0; i < cfg->nmeta && nmeta < RT_MAX_META - 1; i++) meta[nmeta++] = cfg->meta[i];
+        meta[nmeta++] = (RtMeta){"epoch", e};
+        if (!rt_save_program(p, arena, cfg->save_best, meta, nmeta, cfg->extra, cfg->nextra, err)) {
+          ok = false;
+          break;
+        }
+      }
+    } else {
+      since_best++;
+    }
+    if (!quiet_epoch) rt_epoch_line(cfg->out, tty, epoch, cfg->epochs, ms, nm, ms_epoch);
+    if (cfg->log_path && !rt_log_jsonl(cfg->log_path, epoch, ms, nm, ms_epoch, err)) {
+      ok = false;
+      break;
+    }
+    res->epochs_run = epoch;
+    res->last_train_loss = sum_loss / (double)split.ntrain;
+    if (cfg->early_stop > 0 && since_best >= cfg->early_stop) {
+      fprintf(cfg->out, "early stop: %s has not improved for %lld epochs (best %.6g at epoch %lld)\n",
+              monitor >= 0 ? cfg->monitor : "valid loss", (long long)since_best, best, (long long)res->best_epoch);
+      break;
+    }
+  }
+  if (ok && cfg->save_last) {
+    if (!rt_save_program(p, arena, cfg->save_last, cfg->meta, cfg->nmeta, cfg->extra, cfg->nextra, err)) ok = false;
+  }
+  if (res->arena_out) memcpy(res->arena_out, arena, sizeof(float) * (size_t)p->arena_floats);
+  rt_split_free(&split);
+  free(arena);
+  return ok;
+}

@@ -1,0 +1,484 @@
+/*
+ * test_codegen.c — JIT-compiled steps against the reference interpreter.
+ *
+ * Each test builds a small graph with the ir.h builders, fuses it, places
+ * every buffer with a trivial memory planner (one slot per materialized
+ * node, sized for the largest batch, views at their source's offset),
+ * compiles it, and runs it for batch sizes 1, 7 and 256 on random data.
+ * interp_run evaluates the same graph in double precision; every stored
+ * node and every leaf (after the ASSIGNs) must agree within a relative
+ * tolerance of 1e-5 (absolute 1e-5 near zero).
+ *
+ * Leaves get their data by name: "pos…" uniform in [0.1, 2), "ids…"
+ * integers in [0, 7), anything else uniform in [-1, 1).
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "compiler/codegen.h"
+
+enum { NMAX = 256 };
+static const Loc L0;
+
+/* "B,3" -> [B, 3]; "2B" is 2·B; "" is a scalar. */
+static Shape S(const char *spec) {
+  Shape s = {0};
+  const char *p = spec;
+  while (*p) {
+    int64_t c = 0;
+    bool num = false;
+    while (*p >= '0' && *p <= '9') c = c * 10 + (*p++ - '0'), num = true;
+    if (*p == 'B') {
+      Dim d = dim_sym("B");
+      d.c = num ? c : 1;
+      s.d[s.rank++] = d;
+      p++;
+    } else {
+      s.d[s.rank++] = dim_int(c);
+    }
+    if (*p == ',') p++;
+  }
+  return s;
+}
+
+static IrNode *leaf(Graph *g, IrOp op, const char *name, const char *shape) {
+  Shape s = S(shape);
+  return ir_leaf(g, op, DT_FLOAT, &s, name, L0);
+}
+
+static IrNode *input(Graph *g, const char *name, const char *shape) { return leaf(g, IR_INPUT, name, shape); }
+
+/* ---- the harness ------------------------------------------------------ */
+
+/* The trivial planner: every buffer its own slot, sized for NMAX. */
+static int64_t plan(const Graph *g, const Fusion *f) {
+  int64_t next = 0;
+  for (int i = 0; i < g->nodes.len; i++) {
+    IrNode *x = g->nodes.items[i];
+    x->offset = -1;
+    if (x->op == IR_RESHAPE) {
+      const IrNode *r = x;
+      while (r->op == IR_RESHAPE) r = r->src[0];
+      x->offset = r->offset;
+    } else if (f->materialized[i]) {
+      x->offset = next;
+      next += cg_numel(&x->shape, NMAX);
+    }
+  }
+  return next;
+}
+
+static uint64_t rng = 88172645463325252ull;
+static double urand(void) {
+  rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+  return (double)(rng >> 11) / 9007199254740992.0;
+}
+
+static float sample(const char *name) {
+  if (name && !strncmp(name, "pos", 3)) return (float)(0.1 + 1.9 * urand());
+  if (name && !strncmp(name, "ids", 3)) return (float)(int)(7 * urand());
+  return (float)(2 * urand() - 1);
+}
+
+static Jit *jit;
+static int step_no;
+
+static void check_close(const char *what, int id, const float *got, const double *ref, int64_t count, int64_t n) {
+  for (int64_t i = 0; i < count; i++) {
+    double tol = 1e-5 * fmax(fabs(ref[i]), 1.0);
+    if (!(fabs((double)got[i] - ref[i]) <= tol))
+      fail_msg("n=%lld: %s %%%d element %lld: compiled %.9g, reference %.9g", (long long)n, what, id,
+               (long long)i, (double)got[i], ref[i]);
+  }
+}
+
+/* Fuses, plans, compiles and runs g for n = 1, 7, 256, comparing with the
+ * interpreter. Returns the fusion for further checks. */
+static Fusion *check_graph(Arena *a, Graph *g) {
+  assert_true(ir_verify(g));
+  Fusion *f = fuse_graph(a, g);
+  int64_t size = plan(g, f);
+  char err[512] = "", name[32];
+  snprintf(name, sizeof name, "step%d", step_no++);
+  StepFn step = jit_compile(jit, g, f, name, NULL, err, sizeof err);
+  if (!step) fail_msg("jit_compile: %s", err);
+  int64_t ns[] = {1, 7, NMAX};
+  int nn = g->nodes.len;
+  for (int t = 0; t < 3; t++) {
+    int64_t n = ns[t];
+    float *arena = malloc(sizeof(float) * (size_t)(size + 1));
+    double **vals = calloc((size_t)nn, sizeof *vals);
+    assert_non_null(arena);
+    for (int64_t i = 0; i <= size; i++) arena[i] = NAN;   /* unwritten = visible */
+    for (int i = 0; i < nn; i++) {
+      IrNode *x = g->nodes.items[i];
+      if (ir_op_kind(x->op) != OPK_LEAF || x->op == IR_CONST) continue;
+      int64_t c = cg_numel(&x->shape, n);
+      vals[i] = malloc(sizeof(double) * (size_t)(c + 1));
+      for (int64_t e = 0; e < c; e++) {
+        float v = sample(x->name);
+        arena[x->offset + e] = v;
+        vals[i][e] = v;
+      }
+    }
+    step(arena, n);
+    interp_run(g, vals, n);
+    for (int i = 0; i < nn; i++) {
+      IrNode *x = g->nodes.items[i];
+      bool is_leaf = ir_op_kind(x->op) == OPK_LEAF && x->op != IR_CONST;
+      if (f->materialized[i] || is_leaf)
+        check_close(is_leaf ? "leaf" : ir_op_name(x->op), i, arena + x->offset, vals[i],
+                    cg_numel(&x->shape, n), n);
+    }
+    for (int i = 0; i < nn; i++) free(vals[i]);
+    free(vals);
+    free(arena);
+  }
+  return f;
+}
+
+static int setup(void **state) {
+  (void)state;
+  char err[512];
+  jit = jit_new(err, sizeof err);
+  if (!jit) fprintf(stderr, "jit_new: %s\n", err);
+  return jit ? 0 : -1;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  jit_free(jit);
+  return 0;
+}
+
+/* ---- elementwise ------------------------------------------------------ */
+
+static void elementwise_broadcasts_rows_columns_and_scalars(void **state) {
+  (void)state;
+  Arena *a = arena_new();
+  Graph *g = ir_new(a);
+  IrNode *x = input(g, "x", "B,5"), *w = leaf(g, IR_PARAM, "w", "5"), *c = input(g, "c", "B,1");
+  IrNode *y = ir_binary(g, IR_ADD, ir_binary(g, IR_MUL, x, w, L0), c, L0);     /* [B, 5] */
+  y = ir_binary(g, IR_SUB, ir_binary(g, IR_MUL, y, ir_const(g, 0.5, L0), L0), ir_const(g, 2, L0), L0);
+  ir_output(g, y, "y");
+  ir_output(g, ir_binary(g, IR_MAX2, x, c, L0), "max");
+  ir_output(g, ir_binary(g, IR_MIN2, w, c, L0), "min");                      /* [5] with [B,1] */
+  ir_output(g, ir_select(g, ir_binary(g, IR_GT, x, c, L0), x, w, L0), "select");
+  ir_output(g, ir_binary(g, IR_DIV, ir_const(g, 1, L0), ir_binary(g, IR_SUB, c, ir_const(g, 3, L0), L0), L0), "div");
+  check_graph(a, g);
+  arena_free(a);
+}
+
+static void every_unary_op_matches(void **state) {
+  (void)state;
+  Arena *a = arena_new();
+  Graph *g = ir_new(a);
+  IrNode *p = input(g, "pos", "B,3"), *x = input(g, "x", "B,3"), *ids = input(g, "ids", "B,3");
+  IrOp ops[] = {IR_NEG, IR_RELU, IR_SIGMOID, IR_TANH, IR_EXP, IR_ABS, IR_SIGN, IR_STEP};
+  for (size_t i = 0; i < sizeof ops / sizeof *ops; i++) ir_output(g, ir_unary(g, ops[i], x, L0), "u");
+  ir_output(g, ir_unary(g, IR_LOG, p, L0), "log");
+  ir_output(g, ir_unary(g, IR_SQRT, p, L0), "sqrt");
+  ir_output(g, ir_binary(g, IR_POW, p, x, L0), "pow");
+  ir_output(g, ir_binary(g, IR_EQ, ids, ir_const(g, 3, L0), L0), "eq");
+  check_graph(a, g);
+  arena_free(a);
+}
+
+static void fused_chain_is_one_kernel(void **state) {
+  (void)state;
+  Arena *a = arena_new();
+  Graph *g = ir_new(a);
+  IrNode *x = input(g, "x", "B,16"), *w = leaf(g, IR_PARAM, "w", "16"), *b = leaf(g, IR_PARAM, "b", "B,1");
+  IrNode *m = ir_binary(g, IR_MUL, x, w, L0);
+  IrNode *s = ir_binary(g, IR_ADD, m, b, L0);
+  IrNode *r = ir_unary(g, IR_RELU, s, L0);
+  IrNode *y = ir_binary(g, IR_MUL, r, ir_const(g, 2, L0), L0);
+  ir_output(g, y, "y");
+  Fusion *f = check_graph(a, g);
+  assert_int_equal(f->nkernels, 1);
+  assert_int_equal(f->kernels[0].kind, FK_LOOP);
+  assert_int_equal(f->kernels[0].nodes.len, 4);
+  assert_false(f->materialized[m->id]);
+  assert_false(f->materialized[s->id]);
+  assert_false(f->materialized[r->id]);
+  assert_true(f->materialized[y->id]);
+
+  /* the printed form names the kernel, what it reads and writes */
+  char *text = NULL;
+  size_t len = 0;
+  FILE *out = open_memstream(&text, &len);
+  fusion_print(out, g, f);
+  fclose(out);
+  assert_non_null(strstr(text, "kernel 0: loop over [B, 16]"));
+  char want[64];
+  snprintf(want, sizeof want, "reads  %%%d %%%d %%%d", x->id, w->id, b->id);
+  if (!strstr(text, want)) fail_msg("fusion_print lacks \"%s\":\n%s", want, text);
+  snprintf(want, sizeof want, "writes %%%d", y->id);
+  assert_non_null(strstr(text, want));
+  free(text);
+
+  /* compiled: the loop is vectorized, and the compile time is reported */
+  CgText t = {0};
+  char err[256];
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  StepFn fn = jit_compile(jit, g, f, "fused_text", &t, err, sizeof err);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  assert_non_null(fn);
+  print_message("compile time of a 4-op fused kernel, with IR and assembly text: %.1f ms\n",
+                (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+  assert_non_null(strstr(t.ir_before, "define internal void @fused_text.k0"));
+  assert_non_null(strstr(t.ir_after, "define void @fused_text"));
+  assert_null(strstr(t.ir_after, "@fused_text.k0"));     /* inlined into the step */
+  assert_non_null(strstr(t.ir_after, " x float>"));      /* vectorized */
+  assert_non_null(t.assembly);
+  assert_true(strlen(t.assembly) > 100);
+  cg_text_free(&t);
+  arena_free(a);
+}
+
+static void expand_and_reshape_views(void **state) {
+  (void)state;
+  Arena *a = arena_new();
+  Graph *g = ir_new(a);
+  IrNode *x = input(g, "x", "B,4");
+  IrNode *s = ir_reduce(g, IR_SUM, x, 2u, false, L0);            /* [B] */
+  Shape b1 = S("B,1"), b4 = S("B,4"), b22 = S("B,2,2");
+  IrNode *e = ir_expand(g, ir_reshape(g, s, &b1, L0), &b4, L0);  /* [B, 4] */
+  IrNode *d = ir_binary(g, IR_SUB, x, e, L0);
+  ir_output(g, ir_binary(g, IR_ADD, ir_reshape(g, d, &b22, L0), ir_const(g, 1, L0), L0), "v");
+  ir_output(g, ir_expand(g, ir_const(g, 3, L0), &b4, L0), "threes");
+  ir_output(g, ir_binary(g, IR_MUL, ir_reshape(g, x, &b22, L0), ir_reshape(g, x, &b22, L0), L0), "sq");
+  check_graph(a, g);
+  arena_free(a);
+}
+
+static void kernels_merge_and_seal_in_a_valid_order(void **state) {
+  (void)state;
+  Arena *a = arena_new();
+  Graph *g = ir_new(a);
+  IrNode *x = input(g, "x", "B,4"), *y = input(g, "y", "B,4");
+  IrNode *w1 = leaf(g, IR_PARAM, "w1", "4"), *w2 = leaf(g, IR_PARAM, "w2", "1,4");
+  IrNode *p = ir_binary(g, IR_MUL, x, w1, L0), *q = ir_binary(g, IR_MUL, y, w2, L0);  /* two kernels... */
+  IrNode *r = ir_binary(g, IR_ADD, p, q, L0);                                        /* ...merged here */
+  IrNode *sm = ir_reduce(g, IR_SUM, r, 1u, true, L0);       /* reads r: seals the kernel */
+  IrNode *W = leaf(g, IR_PARAM, "W", "4,4");
+  IrNode *m = ir_matmul(g, r, W, false, false, L0);         /* needs r stored first */
+  IrNode *d = ir_binary(g, IR_ADD, ir_binary(g, IR_SUB, m, r, L0), sm, L0);   /* a new kernel */
+  ir_output(g, d, "d");
+  Fusion *f = check_graph(a, g);
+  assert_int_equal(f->kernel[p->id], f->kernel[r->id]);
+  assert_int_equal(f->kernel[q->id], f->kernel[r->id]);
+  assert_false(f->materialized[p->id]);
+  assert_true(f->materialized[r->id]);
+  assert_true(f->kernel[d->id] != f->kernel[r->id]);
+  assert_true(f->kernel[r->id] < f->kernel[sm->id] && f->kernel[sm->id] < f->kernel[d->id]);
+  assert_true(f->kernel[r->id] < f->kernel[m->id] && f->kernel[m->id] < f->kernel[d->id]);
+  assert_int_equal(f->runs_at[p->id], r->id);   /* p is computed in r's loop */
+  assert_int_equal(f->runs_at[m->id], m->id);
+  arena_free(a);
+}
+
+/* ---- reductions ------------------------------------------------------- */
+
+static void sum_over_leading_trailing_and_all_axes(void **state) {
+  (void)state;
+  unsigned masks[] = {1u, 2u, 4u, 3u, 6u, 5u, 7u};
+  for (int keep = 0; keep < 2; keep++)
+    for (size_t m = 0; m < sizeof masks / sizeof *masks; m++) {
+      Arena *a = arena_new();
+      Graph *g = ir_new(a);
+      IrNode *x = input(g, "x", "B,3,5");
+      ir_output(g, ir_reduce(g, IR_SUM, x, masks[m], keep, L0), "sum");
+      ir_output(g, ir_reduce(g, IR_MAXR, x, masks[m], keep, L0), "max");
+      check_graph(a, g);
+      arena_free(a);
+    }
+}
+
+static void sum_of_fused_chain(void **state) {
+  (void)state;
+  Arena *a = arena_new();
+  Graph *g = ir_new(a);
+  IrNode *x = input(g, "x", "B,16"), *y = input(g, "y", "B,16");
+  IrNode *d = ir_binary(g, IR_SUB, x, y, L0);
+  IrNode *sq = ir_binary(g, IR_MUL, d, d, L0);
+  IrNode *loss = ir_binary(g, IR_MUL, ir_reduce(g, IR_SUM, sq, 3u, false, L0), ir_const(g, 0.01, L0), L0);
+  ir_output(g, loss, "loss");
+  Fusion *f = check_graph(a, g);
+  assert_int_equal(f->nkernels, 3);   /* (x - y)², the sum, the scaling */
+  assert_false(f->materialized[d->id]);
+  arena_free(a);
+}
+
+/* ---- matmul ----------------------------------------------------------- */
+
+static void matmul_all_transposes_with_batch_rows(void **state) {
+  (void)state;
+  for (int ta = 0; ta < 2; ta++)
+    for (int tb = 0; tb < 2; tb++) {
+      Arena *a = arena_new();
+      Graph *g = ir_new(a);
+      IrNode *x = input(g, "x", ta ? "6,B" : "B,6");        /* M = n, K = 6 */
+      IrNode *w = leaf(g, IR_PARAM, "w", tb ? "5,6" : "6,5");
+      IrNode *y = ir_matmul(g, x, w, ta, tb, L0);          /* [B, 5] */
+      ir_output(g, ir_unary(g, IR_RELU, y, L0), "h");
+      check_graph(a, g);
+      arena_free(a);
+    }
+}
+
+static void matmul_with_batch_as_inner_dimension(void **state) {
+  (void)state;
+  Arena *a = arena_new();
+  Graph *g = ir_new(a);
+  IrNode *x = input(g, "x", "B,6"), *dy = input(g, "dy", "B,5");
+  ir_output(g, ir_matmul(g, x, dy, true, false, L0), "dw");    /* [6, 5], K = n */
+  IrNode *w = leaf(g, IR_PARAM, "w", "5,6");
+  ir_output(g, ir_matmul(g, dy, w, false, false, L0), "dx");  /* [B, 6] */
+  check_graph(a, g);
+  arena_free(a);
+}
+
+/* ---- rows ------------------------------------------------------------- */
+
+static void log_softmax_softmax_argmax_one_hot(void **state) {
+  (void)state;
+  Arena *a = arena_new();
+  Graph *g = ir_new(a);
+  IrNode *x = input(g, "x", "B,10"), *ids = input(g, "ids", "B");
+  IrNode *big = ir_binary(g, IR_MUL, x, ir_const(g, 40, L0), L0);   /* exp would overflow unshifted */
+  ir_output(g, ir_row(g, IR_LOG_SOFTMAX, big, 0, L0), "logp");
+  ir_output(g, ir_row(g, IR_SOFTMAX, x, 0, L0), "p");
+  ir_output(g, ir_row(g, IR_ARGMAX, x, 0, L0), "pred");
+  ir_output(g, ir_row(g, IR_ONE_HOT, ids, 7, L0), "onehot");
+  check_graph(a, g);
+  arena_free(a);
+}
+
+/* ---- assignments ------------------------------------------------------ */
+
+static void sgd_with_momentum_updates_in_place(void **state) {
+  (void)state;
+  Arena *a = arena_new();
+  Graph *g = ir_new(a);
+  IrNode *p = leaf(g, IR_PARAM, "p", "5,3"), *v = leaf(g, IR_STATE, "v", "5,3");
+  IrNode *x = input(g, "x", "B,5");
+  IrNode *y = ir_matmul(g, x, p, false, false, L0);            /* reads p before the update */
+  ir_output(g, y, "y");
+  IrNode *gr = ir_matmul(g, x, ir_unary(g, IR_TANH, y, L0), true, false, L0);  /* [5, 3] */
+  IrNode *vn = ir_binary(g, IR_ADD, ir_binary(g, IR_MUL, v, ir_const(g, 0.9, L0), L0), gr, L0);
+  IrNode *pn = ir_binary(g, IR_SUB, p, ir_binary(g, IR_MUL, vn, ir_const(g, 0.1, L0), L0), L0);
+  IrNode *av = ir_assign(g, v, vn, L0);
+  IrNode *ap = ir_assign(g, p, pn, L0);
+  IrNode *cnt = leaf(g, IR_STATE, "count", "");
+  ir_assign(g, cnt, ir_binary(g, IR_ADD, cnt, ir_const(g, 1, L0), L0), L0);
+  IrNode *z = leaf(g, IR_STATE, "z", "3");
+  Shape s3 = S("3");
+  ir_assign(g, z, ir_expand(g, ir_const(g, 0, L0), &s3, L0), L0);  /* zeroing */
+  Fusion *f = check_graph(a, g);
+  /* the whole update is one loop that stores only into the leaves */
+  assert_int_equal(f->kernel[av->id], f->kernel[ap->id]);
+  assert_false(f->materialized[vn->id]);
+  assert_false(f->materialized[pn->id]);
+  arena_free(a);
+}
+
+static void assign_copies_a_matmul_result(void **state) {
+  (void)state;
+  Arena *a = arena_new();
+  Graph *g = ir_new(a);
+  IrNode *p = leaf(g, IR_STATE, "p", "4,3"), *q = leaf(g, IR_PARAM, "q", "4,2"), *r = leaf(g, IR_PARAM, "r", "2,3");
+  ir_assign(g, p, ir_matmul(g, q, r, false, false, L0), L0);
+  check_graph(a, g);
+  arena_free(a);
+}
+
+/* ---- a whole small step ---------------------------------------------- */
+
+static void linear_classifier_training_step(void **state) {
+  (void)state;
+  Arena *a = arena_new();
+  Graph *g = ir_new(a);
+  IrNode *x = input(g, "x", "B,8"), *ids = input(g, "ids", "B");
+  IrNode *w = leaf(g, IR_PARAM, "w", "8,7"), *b = leaf(g, IR_PARAM, "b", "7");
+  IrNode *logits = ir_binary(g, IR_ADD, ir_matmul(g, x, w, false, false, L0), b, L0);   /* [B, 7] */
+  IrNode *logp = ir_row(g, IR_LOG_SOFTMAX, logits, 0, L0);
+  IrNode *onehot = ir_row(g, IR_ONE_HOT, ids, 7, L0);
+  IrNode *nll = ir_unary(g, IR_NEG, ir_binary(g, IR_MUL, logp, onehot, L0), L0);
+  IrNode *loss = ir_reduce(g, IR_SUM, nll, 3u, false, L0);
+  ir_output(g, loss, "loss");
+  ir_output(g, ir_row(g, IR_ARGMAX, logits, 0, L0), "pred");
+  /* d loss / d logits = softmax - onehot; then the parameters' gradients */
+  IrNode *dl = ir_binary(g, IR_SUB, ir_unary(g, IR_EXP, logp, L0), onehot, L0);
+  IrNode *dw = ir_matmul(g, x, dl, true, false, L0);
+  IrNode *db = ir_reduce(g, IR_SUM, dl, 1u, false, L0);
+  IrNode *lr = ir_const(g, 0.05, L0);
+  ir_assign(g, w, ir_binary(g, IR_SUB, w, ir_binary(g, IR_MUL, dw, lr, L0), L0), L0);
+  ir_assign(g, b, ir_binary(g, IR_SUB, b, ir_binary(g, IR_MUL, db, lr, L0), L0), L0);
+  Fusion *f = check_graph(a, g);
+
+  char *text = NULL;
+  size_t len = 0;
+  FILE *out = open_memstream(&text, &len);
+  fusion_print(out, g, f);
+  fclose(out);
+  assert_non_null(strstr(text, "cblas_sgemm"));
+  free(text);
+  arena_free(a);
+}
+
+/* ---- errors ----------------------------------------------------------- */
+
+static void unbound_symbol_is_an_error_not_a_crash(void **state) {
+  (void)state;
+  Arena *a = arena_new();
+  Graph *g = ir_new(a);
+  Shape s = {.rank = 2};
+  s.d[0] = dim_sym("B");
+  s.d[1] = dim_sym("T");
+  IrNode *x = ir_leaf(g, IR_INPUT, DT_FLOAT, &s, "x", L0);
+  ir_output(g, ir_unary(g, IR_EXP, x, L0), "y");
+  Fusion *f = fuse_graph(a, g);
+  plan(g, f);
+  char err[256] = "";
+  assert_null(jit_compile(jit, g, f, "bad_sym", NULL, err, sizeof err));
+  assert_non_null(strstr(err, "dimension T"));
+
+  Graph *g2 = ir_new(a);
+  IrNode *y = input(g2, "y", "B,2");
+  ir_output(g2, ir_unary(g2, IR_EXP, y, L0), "e");
+  Fusion *f2 = fuse_graph(a, g2);   /* and no memory plan */
+  assert_null(jit_compile(jit, g2, f2, "no_plan", NULL, err, sizeof err));
+  assert_non_null(strstr(err, "memory planner"));
+  arena_free(a);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(elementwise_broadcasts_rows_columns_and_scalars),
+      cmocka_unit_test(every_unary_op_matches),
+      cmocka_unit_test(fused_chain_is_one_kernel),
+      cmocka_unit_test(expand_and_reshape_views),
+      cmocka_unit_test(kernels_merge_and_seal_in_a_valid_order),
+      cmocka_unit_test(sum_over_leading_trailing_and_all_axes),
+      cmocka_unit_test(sum_of_fused_chain),
+      cmocka_unit_test(matmul_all_transposes_with_batch_rows),
+      cmocka_unit_test(matmul_with_batch_as_inner_dimension),
+      cmocka_unit_test(log_softmax_softmax_argmax_one_hot),
+      cmocka_unit_test(sgd_with_momentum_updates_in_place),
+      cmocka_unit_test(assign_copies_a_matmul_result),
+      cmocka_unit_test(linear_classifier_training_step),
+      cmocka_unit_test(unbound_symbol_is_an_error_not_a_crash),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}
