@@ -15,10 +15,56 @@
 #include "compiler/codegen.h"
 #include "runtime/runtime.h"
 
+#include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* The code generator and the JIT live in libnnccg.so, next to the nnc
+ * executable, loaded only when something is compiled: libLLVM takes about
+ * a tenth of a second to load (relocations and static constructors), which
+ * `nnc check` should not pay. */
+typedef struct {
+  Jit *(*jit_new)(char *err, size_t errlen);
+  StepFn (*jit_compile)(Jit *jit, const Graph *g, const Fusion *f, const char *name, CgText *text, char *err,
+                        size_t errlen);
+  void (*jit_free)(Jit *jit);
+} CgApi;
+
+static bool cg_load(CgApi *api, char *err, size_t errlen) {
+  static void *handle;
+  if (!handle) {
+    char exe[4096];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (k <= 0) {
+      snprintf(err, errlen, "cannot find the nnc executable's folder");
+      return false;
+    }
+    exe[k] = 0;
+    char *slash = strrchr(exe, '/');
+    if (slash) *slash = 0;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/libnnccg.so", exe);
+    /* RTLD_GLOBAL: JIT code finds cblas_sgemm and libm through the
+     * process's global symbols, which then include the module's libraries */
+    handle = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
+    if (!handle) {
+      snprintf(err, errlen, "cannot load the code generator %s: %s (is the build complete?)", path, dlerror());
+      return false;
+    }
+  }
+  *(void **)&api->jit_new = dlsym(handle, "jit_new");
+  *(void **)&api->jit_compile = dlsym(handle, "jit_compile");
+  *(void **)&api->jit_free = dlsym(handle, "jit_free");
+  if (!api->jit_new || !api->jit_compile || !api->jit_free) {
+    snprintf(err, errlen, "the code generator libnnccg.so is incomplete");
+    return false;
+  }
+  return true;
+}
 
 struct Compiled {
+  CgApi cg;
   Jit *jit;
   Program *train, *eval;
 };
@@ -61,14 +107,14 @@ static RtSlot slot_of(Arena *a, const IrNode *x) {
   return s;
 }
 
-static bool build_step(Arena *a, Jit *jit, Program *p, int64_t n_max, int64_t floor, const char *name, RtStep *st,
+static bool build_step(Arena *a, const CgApi *cg, Jit *jit, Program *p, int64_t n_max, int64_t floor, const char *name, RtStep *st,
                        MemPlan *plan, char *err, size_t errlen) {
   Graph *g = p->lowered->g;
   ir_simplify(g);
   verify(g, "simplify");
   Fusion *f = fuse_graph(a, g);
   plan_memory(g, f->materialized, f->runs_at, n_max, floor, plan);
-  StepFn fn = jit_compile(jit, g, f, name, NULL, err, errlen);
+  StepFn fn = cg->jit_compile(jit, g, f, name, NULL, err, errlen);
   if (!fn) return false;
   memset(st, 0, sizeof *st);
   st->fn = fn;
@@ -171,16 +217,20 @@ Compiled *compile_train(Arena *a, Diag *d, const Node *ast, const char *block, i
   if (!lower(a, d, ast, block, check_files, true, &c->train)) return NULL;
   if (!lower(a, d, ast, block, check_files, false, &c->eval)) return NULL;
   char err[1024];
-  c->jit = jit_new(err, sizeof err);
+  if (!cg_load(&c->cg, err, sizeof err)) {
+    diag_error(d, (Loc){0}, "%s", err);
+    return NULL;
+  }
+  c->jit = c->cg.jit_new(err, sizeof err);
   if (!c->jit) {
     diag_error(d, (Loc){0}, "%s", err);
     return NULL;
   }
   MemPlan tp, ep;
-  if (!build_step(a, c->jit, c->train, n_max, 0, "train_step", &rp->train, &tp, err, sizeof err) ||
-      !build_step(a, c->jit, c->eval, n_max, tp.persistent, "eval_step", &rp->eval, &ep, err, sizeof err)) {
+  if (!build_step(a, &c->cg, c->jit, c->train, n_max, 0, "train_step", &rp->train, &tp, err, sizeof err) ||
+      !build_step(a, &c->cg, c->jit, c->eval, n_max, tp.persistent, "eval_step", &rp->eval, &ep, err, sizeof err)) {
     diag_error(d, (Loc){0}, "code generation failed: %s", err);
-    jit_free(c->jit);
+    c->cg.jit_free(c->jit);
     return NULL;
   }
   rp->n_max = n_max;
@@ -215,5 +265,5 @@ Compiled *compile_train(Arena *a, Diag *d, const Node *ast, const char *block, i
 }
 
 void compiled_free(Compiled *c) {
-  if (c && c->jit) jit_free(c->jit);
+  if (c && c->jit) c->cg.jit_free(c->jit);
 }
