@@ -285,8 +285,8 @@ static const char *labels_of(Arena *a, const char *images) {
 /* Loads a block's data set as the runtime's table, applying the transforms
  * the runtime does before batching (normalization statistics come from the
  * training split and are kept in the checkpoint). */
-static bool load_data(Arena *a, const TrainDesc *td, RtTable *t, RtTensorRef *extra, int *nextra, RtError *err) {
-  const DataDesc *dd = &td->data;
+static bool load_data(Arena *a, const TrainDesc *td, const DataDesc *dd, RtTable *t, RtTensorRef *extra, int *nextra,
+                      RtError *err) {
   *nextra = 0;
   if (!dd->source) return rt_fail(err, "the train block has no data set");
   if (!strcmp(dd->source, "csv")) {
@@ -306,6 +306,7 @@ static bool load_data(Arena *a, const TrainDesc *td, RtTable *t, RtTensorRef *ex
     if (!strcmp(n, "normalize")) {
       RtField *f = rt_table_field(t, "x");
       if (!f) return rt_fail(err, "normalize() needs a field 'x'");
+      if (dd != &td->data) return rt_fail(err, "normalize() on test data is not supported yet: normalize the training data");
       RtSplit sp;
       if (!rt_split(t->rows, td->valid, td->seed, &sp, err)) return false;
       float *mean = arena_alloc(a, sizeof(float) * (size_t)f->width), *sd = arena_alloc(a, sizeof(float) * (size_t)f->width);
@@ -325,6 +326,40 @@ static double seconds_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* `test = ds`: the best checkpoint (or the final weights) on the test data. */
+static int evaluate_test(Arena *a, const Options *o, const RtProgram *rp, const TrainDesc *td, float *arena) {
+  RtError err = {{0}};
+  RtTable test = {0};
+  RtTensorRef extra[4];
+  int nextra = 0;
+  const char *ck = td->save_best ? td->save_best : td->save_last;
+  if (!ck) {
+    fprintf(stderr, "%s: error: `test` needs save_best or save_last to know which weights to test\n", o->spec);
+    return EXIT_USER;
+  }
+  if (!rt_load_program(rp, arena, ck, false, &err) || !load_data(a, td, &td->test, &test, extra, &nextra, &err)) {
+    fprintf(stderr, "%s: error: %s\n", o->spec, err.msg);
+    return EXIT_USER;
+  }
+  int64_t *idx = malloc(sizeof(int64_t) * (size_t)(test.rows ? test.rows : 1));
+  for (int64_t i = 0; i < test.rows; i++) idx[i] = i;
+  RtRng rng;
+  rt_rng_seed(&rng, td->seed);
+  double loss, m[RT_MAX_METRICS];
+  bool ok = rt_evaluate(rp, arena, &test, idx, test.rows, td->batch, &rng, &loss, m, &err);
+  free(idx);
+  if (!ok) {
+    fprintf(stderr, "%s: error: %s\n", o->spec, err.msg);
+    rt_table_free(&test);
+    return EXIT_USER;
+  }
+  printf("test (%lld samples, weights of %s): test_loss %.4f", (long long)test.rows, ck, loss);
+  for (int k = 0; k < rp->eval.nmetrics; k++) printf("  test_%s %.4f", rp->eval.metric_names[k], m[k]);
+  printf("\n");
+  rt_table_free(&test);
+  return EXIT_OK;
 }
 
 /* nnc train SPEC: compile the block's steps, load its data, train. */
@@ -358,7 +393,7 @@ static int cmd_train(Arena *a, Diag *d, const Options *o) {
   RtError err = {{0}};
   RtTensorRef extra[4];
   int nextra = 0;
-  if (!load_data(a, &td, &table, extra, &nextra, &err)) {
+  if (!load_data(a, &td, &td.data, &table, extra, &nextra, &err)) {
     fprintf(stderr, "%s: error: %s\n", o->spec, err.msg);
     compiled_free(c);
     return EXIT_USER;
@@ -389,17 +424,21 @@ static int cmd_train(Arena *a, Diag *d, const Options *o) {
       .print_every = td.epochs > 50 ? td.epochs / 30 : 1, .meta = meta, .nmeta = 3, .extra = extra,
       .nextra = nextra};
   RtTrainResult res;
-  bool ok = rt_train(&rp, &cfg, &table, &res, &err);
+  float *final = calloc((size_t)rp.arena_floats, sizeof(float));
+  res.arena_out = NULL;
+  bool ok = final && rt_train(&rp, &cfg, &table, &res, &err);
   int rc = EXIT_OK;
   if (!ok) {
-    fprintf(stderr, "%s: error: %s\n", o->spec, err.msg);
+    fprintf(stderr, "%s: error: %s\n", o->spec, final ? err.msg : "out of memory");
     rc = EXIT_USER;
   } else {
     printf("best %s %.6g at epoch %lld of %lld", !strcmp(td.monitor, "loss") ? "valid_loss" : td.monitor, res.best,
            (long long)res.best_epoch, (long long)res.epochs_run);
     if (td.save_best) printf("; saved %s", td.save_best);
     printf("\n");
+    if (td.test.source) rc = evaluate_test(a, o, &rp, &td, final);
   }
+  free(final);
   rt_table_free(&table);
   compiled_free(c);
   return rc;

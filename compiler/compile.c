@@ -49,7 +49,7 @@ static bool cg_load(CgApi *api, char *err, size_t errlen) {
      * process's global symbols, which then include the module's libraries */
     handle = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
     if (!handle) {
-      snprintf(err, errlen, "cannot load the code generator %s: %s (is the build complete?)", path, dlerror());
+      snprintf(err, errlen, "cannot load the code generator: %.900s (is the build complete?)", dlerror());
       return false;
     }
   }
@@ -160,6 +160,29 @@ static const char *path_setting(Arena *a, const Lowering *lw, const char *name) 
   return arena_printf(a, "%s/%s", lw->spec_dir, v->s);
 }
 
+static void describe_data(Arena *a, const Lowering *lw, const Dataset *ds, DataDesc *dd) {
+  dd->source = ds->source;
+  dd->path = ds->path ? (ds->path[0] == '/' ? ds->path : arena_printf(a, "%s/%s", lw->spec_dir, ds->path)) : NULL;
+  dd->header = true;
+  for (int i = 0; i < ds->fields->items.len && dd->nfields < 16; i++) {
+    RecField *f = ds->fields->items.items[i];
+    if (!f->is_column) continue;
+    dd->fields[dd->nfields].name = f->name;
+    dd->fields[dd->nfields].first = f->col_first;
+    dd->fields[dd->nfields].last = f->col_last;
+    dd->fields[dd->nfields].label = f->is_label;
+    dd->nfields++;
+  }
+  for (int i = 0; i < ds->tvals.len && dd->ntransforms < 8; i++) {
+    Value *t = ds->tvals.items[i];
+    dd->transforms[dd->ntransforms].name = t->s;
+    dd->transforms[dd->ntransforms].k = t->i;
+    dd->ntransforms++;
+  }
+  dd->part = ds->part;
+  dd->valid_frac = ds->valid_frac;
+}
+
 static void describe(Arena *a, const Lowering *lw, TrainDesc *td) {
   memset(td, 0, sizeof *td);
   td->seed = (uint64_t)int_setting(lw, "seed", 0);
@@ -186,29 +209,9 @@ static void describe(Arena *a, const Lowering *lw, TrainDesc *td) {
     r->to = sc->f2;
     r->gamma = sc->f2;
   }
-  DataDesc *dd = &td->data;
-  const Dataset *ds = lw->data ? lw->data->ds : NULL;
-  if (!ds) return;
-  dd->source = ds->source;
-  dd->path = ds->path ? (ds->path[0] == '/' ? ds->path : arena_printf(a, "%s/%s", lw->spec_dir, ds->path)) : NULL;
-  dd->header = true;
-  for (int i = 0; i < ds->fields->items.len && dd->nfields < 16; i++) {
-    RecField *f = ds->fields->items.items[i];
-    if (!f->is_column) continue;
-    dd->fields[dd->nfields].name = f->name;
-    dd->fields[dd->nfields].first = f->col_first;
-    dd->fields[dd->nfields].last = f->col_last;
-    dd->fields[dd->nfields].label = f->is_label;
-    dd->nfields++;
-  }
-  for (int i = 0; i < ds->tvals.len && dd->ntransforms < 8; i++) {
-    Value *t = ds->tvals.items[i];
-    dd->transforms[dd->ntransforms].name = t->s;
-    dd->transforms[dd->ntransforms].k = t->i;
-    dd->ntransforms++;
-  }
-  dd->part = ds->part;
-  dd->valid_frac = ds->valid_frac;
+  Value *dv = lw->data, *tv = setting(lw, "test");
+  if (dv && dv->kind == V_DATASET) describe_data(a, lw, dv->ds, &td->data);
+  if (tv && tv->kind == V_DATASET) describe_data(a, lw, tv->ds, &td->test);
 }
 
 Compiled *compile_train(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max, bool check_files,

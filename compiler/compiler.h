@@ -63,6 +63,7 @@ typedef struct {
   const char *save_best, *save_last;   /* resolved paths, or NULL */
   RtSchedule schedule;
   DataDesc data;
+  DataDesc test;           /* `test = ds`: evaluated after training (source NULL: none) */
 } TrainDesc;
 
 typedef struct Compiled Compiled;
