@@ -39,6 +39,7 @@ typedef struct {
   const char *stage;   /* --stage=NAME (ir) */
   const char *block;   /* --block=NAME: which train block (default: the first) */
   long long epochs, batch, seed;   /* --epochs/--batch/--seed (-1: the spec's) */
+  const char *ckpt, *out;          /* predict: --ckpt FILE, --out FILE */
   int max_errors;      /* --max-errors N */
   int color;           /* --color: -1 auto, 0 never, 1 always */
   int check_files;     /* 0 with --no-data-check */
@@ -83,8 +84,14 @@ static const Command commands[] = {
      "  --block NAME    which train block (default: the first)\n"
      "  --epochs N, --batch N, --seed N   override the block's settings\n",
      1},
-    {"predict", "SPEC", "run a trained model and write the submission files",
-     "Loads the checkpoints a predict block names and writes its files.\n", 0},
+    {"predict", "SPEC", "run a trained model and write the submission file",
+     "Compiles the predict block's step, loads the checkpoint it names\n"
+     "(load(net, \"...\")), runs it over the block's data and writes its\n"
+     "CSV file (atomically).\n"
+     "  --block NAME   which predict block (default: the first)\n"
+     "  --ckpt FILE    load these weights instead\n"
+     "  --out FILE     write here instead\n",
+     1},
     {"gradcheck", "SPEC",
      "compare the spec's gradients with finite differences",
      "Checks every gradient of the spec's training steps by central\n"
@@ -186,13 +193,20 @@ static int parse_options(Options *o, int argc, char **argv) {
       if (!strncmp(arg, "--epochs", 8)) o->epochs = v;
       else if (!strncmp(arg, "--batch", 7)) o->batch = v;
       else o->seed = v;
+    } else if (!strncmp(arg, "--ckpt", 6) || !strncmp(arg, "--out", 5)) {
+      size_t klen = strcspn(arg, "=");
+      const char *val = arg[klen] == '=' ? arg + klen + 1 : (i + 1 < argc ? argv[++i] : NULL);
+      if (!val || !*val) return usage_error("%s needs a file name", arg, NULL);
+      if (!strncmp(arg, "--ckpt", 6)) o->ckpt = val;
+      else o->out = val;
     } else if (strncmp(arg, "--block=", 8) == 0 || strcmp(arg, "--block") == 0) {
       const char *val = arg[7] == '=' ? arg + 8 : (i + 1 < argc ? argv[++i] : NULL);
       if (!val) return usage_error("%s needs the name of a train block", arg, "for example --block=residual");
       o->block = val;
     } else if (arg[0] == '-' && arg[1] != 0) {
       static const char *const known[] = {"--help", "--no-data-check", "--max-errors", "--color", "--stage",
-                                          "--block", "--epochs", "--batch", "--seed", "--version"};
+                                          "--block", "--epochs", "--batch", "--seed", "--ckpt", "--out",
+                                          "--version"};
       char name[64];
       snprintf(name, sizeof name, "%.*s", (int)strcspn(arg, "="), arg);
       const char *near = closest_name(name, known, (int)(sizeof known / sizeof known[0]));
@@ -444,6 +458,83 @@ static int cmd_train(Arena *a, Diag *d, const Options *o) {
   return rc;
 }
 
+/* ---- nnc predict ------------------------------------------------------ */
+
+/* nnc predict SPEC: load the trained weights, run the predict block's step
+ * over its data, write its CSV file (atomically). */
+static int cmd_predict(Arena *a, Diag *d, const Options *o) {
+  Source *src = source_load(a, d, o->spec);
+  if (!src) return EXIT_USER;
+  Node *ast = parse_source(a, d, src);
+  if (!ast) return EXIT_USER;
+  int64_t n_max = o->batch > 0 ? o->batch : 1024;
+  RtProgram rp = {0};
+  PredictDesc pd;
+  Compiled *c = compile_predict(a, d, ast, o->block ? o->block : "", n_max, o->check_files, &rp, &pd);
+  if (!c) return EXIT_USER;
+  RtError err = {{0}};
+  RtTable table = {0};
+  RtCheckpoint ck = {0};
+  float *arena = calloc((size_t)rp.arena_floats, sizeof(float));
+  float *cols[16] = {0};
+  int rc = EXIT_USER;
+  const char *ckpath = o->ckpt ? o->ckpt : pd.load_path;
+  if (!arena) goto done;
+  if (!ckpath) {
+    fprintf(stderr, "%s: error: the predict block loads no weights; add load(net, \"file.safetensors\") or --ckpt FILE\n",
+            o->spec);
+    goto done;
+  }
+  if (!rt_load_program(&rp, arena, ckpath, true, &err)) goto fail;
+  TrainDesc td = {0};
+  RtTensorRef extra[4];
+  int nextra = 0;
+  /* normalize() uses the training data's statistics, kept in the checkpoint */
+  DataDesc plain = pd.data;
+  plain.ntransforms = 0;
+  for (int i = 0; i < pd.data.ntransforms; i++)
+    if (strcmp(pd.data.transforms[i].name, "normalize")) plain.transforms[plain.ntransforms++] = pd.data.transforms[i];
+  if (!load_data(a, &td, &plain, &table, extra, &nextra, &err)) goto fail;
+  if (plain.ntransforms != pd.data.ntransforms) {
+    if (!rt_load_safetensors(ckpath, &ck, &err)) goto fail;
+    const RtTensor *m = rt_checkpoint_find(&ck, "normalize.x.mean"), *sd = rt_checkpoint_find(&ck, "normalize.x.std");
+    RtField *f = rt_table_field(&table, "x");
+    if (!m || !sd || !f || m->numel != f->width) {
+      rt_fail(&err, "%s has no normalization statistics for x; was it trained with normalize()?", ckpath);
+      goto fail;
+    }
+    rt_normalize(&table, f, m->data, sd->data);
+  }
+  RtCsvFormat fmt[16];
+  for (int i = 0; i < pd.ncols; i++) {
+    cols[i] = calloc((size_t)(table.rows ? table.rows : 1), sizeof(float));
+    if (!cols[i]) goto done;
+    fmt[i] = pd.col_int[i] ? RT_CSV_INT : RT_CSV_FLOAT;
+    if (pd.col_width[i] != 1) {
+      rt_fail(&err, "column '%s' has %lld values per sample; a CSV column holds one", pd.col_names[i],
+              (long long)pd.col_width[i]);
+      goto fail;
+    }
+  }
+  if (!rt_predict(&rp, arena, &table, pd.batch, pd.ncols, pd.col_offset, cols, &err)) goto fail;
+  const char *out = o->out ? o->out : pd.write_path;
+  if (!rt_write_csv_atomic(out, pd.col_names, (const float *const *)cols, fmt, pd.ncols, table.rows, &err)) goto fail;
+  printf("wrote %s: %lld rows (%s", out, (long long)table.rows, pd.col_names[0]);
+  for (int i = 1; i < pd.ncols; i++) printf(",%s", pd.col_names[i]);
+  printf(") with the weights of %s\n", ckpath);
+  rc = EXIT_OK;
+  goto done;
+fail:
+  fprintf(stderr, "%s: error: %s\n", o->spec, err.msg);
+done:
+  for (int i = 0; i < 16; i++) free(cols[i]);
+  free(arena);
+  rt_checkpoint_free(&ck);
+  rt_table_free(&table);
+  compiled_free(c);
+  return rc;
+}
+
 /* ---- main ------------------------------------------------------------- */
 
 int main(int argc, char **argv) {
@@ -505,7 +596,10 @@ int main(int argc, char **argv) {
   diag_init(&d, stderr, o.max_errors);
   d.color = o.color >= 0 ? o.color : isatty(fileno(stderr)) && !getenv("NO_COLOR");
 
-  rc = !strcmp(cmd, "ir") ? cmd_ir(a, &d, &o) : !strcmp(cmd, "train") ? cmd_train(a, &d, &o) : cmd_check(a, &d, &o);
+  rc = !strcmp(cmd, "ir")        ? cmd_ir(a, &d, &o)
+       : !strcmp(cmd, "train")   ? cmd_train(a, &d, &o)
+       : !strcmp(cmd, "predict") ? cmd_predict(a, &d, &o)
+                                 : cmd_check(a, &d, &o);
 
   if (fflush(stdout) != 0 && rc == EXIT_OK) {
     fprintf(stderr, "nnc: cannot write the output: %s\n", strerror(errno));

@@ -70,9 +70,9 @@ struct Compiled {
 };
 
 static bool lower(Arena *a, Diag *d, const Node *ast, const char *block, bool check_files, bool training,
-                  Program **out) {
+                  bool predict, Program **out) {
   SemaOptions o = {.check_files = check_files, .lower_block = block, .lower_training = training,
-                   .lower_update = training};
+                   .lower_update = training, .lower_predict = predict};
   Program *p = sema_check(a, d, ast, &o);
   if (!p || d->nerrors) return false;
   if (!p->lowered || p->lowered->failed) {
@@ -217,8 +217,8 @@ static void describe(Arena *a, const Lowering *lw, TrainDesc *td) {
 Compiled *compile_train(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max, bool check_files,
                         RtProgram *rp, TrainDesc *td) {
   Compiled *c = arena_alloc(a, sizeof *c);
-  if (!lower(a, d, ast, block, check_files, true, &c->train)) return NULL;
-  if (!lower(a, d, ast, block, check_files, false, &c->eval)) return NULL;
+  if (!lower(a, d, ast, block, check_files, true, false, &c->train)) return NULL;
+  if (!lower(a, d, ast, block, check_files, false, false, &c->eval)) return NULL;
   char err[1024];
   if (!cg_load(&c->cg, err, sizeof err)) {
     diag_error(d, (Loc){0}, "%s", err);
@@ -264,6 +264,59 @@ Compiled *compile_train(Arena *a, Diag *d, const Node *ast, const char *block, i
   rp->persistent = arena_alloc(a, sizeof(RtSlot) * (size_t)(pers.len + 1));
   for (int i = 0; i < pers.len; i++) rp->persistent[i] = *(RtSlot *)pers.items[i];
   describe(a, c->train->lowered, td);
+  return c;
+}
+
+/* The persistent slots (parameters, state) of a lowered graph. */
+static void persistent_slots(Arena *a, Graph *g, RtProgram *rp) {
+  Vec pers = {0};
+  for (int i = 0; i < g->nodes.len; i++) {
+    IrNode *x = g->nodes.items[i];
+    if (x->op != IR_PARAM && x->op != IR_STATE) continue;
+    RtSlot *sl = arena_alloc(a, sizeof *sl);
+    *sl = slot_of(a, x);
+    vec_push(a, &pers, sl);
+  }
+  rp->npersistent = pers.len;
+  rp->persistent = arena_alloc(a, sizeof(RtSlot) * (size_t)(pers.len + 1));
+  for (int i = 0; i < pers.len; i++) rp->persistent[i] = *(RtSlot *)pers.items[i];
+}
+
+Compiled *compile_predict(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max, bool check_files,
+                          RtProgram *rp, PredictDesc *pd) {
+  Compiled *c = arena_alloc(a, sizeof *c);
+  if (!lower(a, d, ast, block, check_files, false, true, &c->eval)) return NULL;
+  char err[1024];
+  if (!cg_load(&c->cg, err, sizeof err) || !(c->jit = c->cg.jit_new(err, sizeof err))) {
+    diag_error(d, (Loc){0}, "%s", err);
+    return NULL;
+  }
+  MemPlan plan;
+  if (!build_step(a, &c->cg, c->jit, c->eval, n_max, 0, "predict_step", &rp->train, &plan, err, sizeof err)) {
+    diag_error(d, (Loc){0}, "code generation failed: %s", err);
+    c->cg.jit_free(c->jit);
+    c->jit = NULL;
+    return NULL;
+  }
+  rp->eval = rp->train;
+  rp->n_max = n_max;
+  rp->arena_floats = plan.size;
+  Lowering *lw = c->eval->lowered;
+  persistent_slots(a, lw->g, rp);
+  memset(pd, 0, sizeof *pd);
+  Value *dv = lw->data;
+  if (dv && dv->kind == V_DATASET) describe_data(a, lw, dv->ds, &pd->data);
+  pd->batch = int_setting(lw, "batch", 256);
+  pd->load_path = lw->load_path;
+  pd->write_path = lw->write_path;
+  for (int i = 0; i < lw->write_cols.len && i < 16; i++) {
+    IrNode *x = lw->write_nodes.items[i];
+    pd->col_names[i] = lw->write_cols.items[i];
+    pd->col_int[i] = lw->write_int.items[i] != NULL;
+    pd->col_offset[i] = x->offset;
+    pd->col_width[i] = ir_numel(x, 1);
+    pd->ncols++;
+  }
   return c;
 }
 

@@ -29,6 +29,7 @@ typedef struct {
   const char *lower_block;
   int lower_training;  /* lower the training step (else the eval step) */
   int lower_update;    /* and append autodiff and the optimizer's update */
+  int lower_predict;   /* lower_block names a predict block instead */
 } SemaOptions;
 
 /* Checks a parsed program. Returns NULL after reporting errors through `d`. */
@@ -66,6 +67,19 @@ typedef struct {
   DataDesc test;           /* `test = ds`: evaluated after training (source NULL: none) */
 } TrainDesc;
 
+/* A predict block: what to load, what to run it on, what to write. */
+typedef struct {
+  DataDesc data;
+  int64_t batch;
+  const char *load_path;   /* the checkpoint (resolved), or NULL */
+  const char *write_path;  /* the CSV file (resolved) */
+  int ncols;
+  const char *col_names[16];
+  bool col_int[16];        /* whole numbers (ids, classes) */
+  int64_t col_offset[16];  /* where the step leaves each column */
+  int64_t col_width[16];   /* values per sample (1) */
+} PredictDesc;
+
 typedef struct Compiled Compiled;
 
 /* Checks and compiles train block `block` ("" for the first) into a
@@ -74,6 +88,11 @@ typedef struct Compiled Compiled;
 Compiled *compile_train(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max, bool check_files,
                         RtProgram *rp, TrainDesc *td);
 void compiled_free(Compiled *c);
+
+/* The same for a predict block ("" for the first): one step whose outputs
+ * are the columns of its `write csv(...)`; rp->train holds it. */
+Compiled *compile_predict(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max, bool check_files,
+                          RtProgram *rp, PredictDesc *pd);
 
 /* The "opt" stage on the lowered graph: folding, CSE, dead code. */
 void program_simplify(Program *p);

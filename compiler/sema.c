@@ -2275,6 +2275,21 @@ static void exec_stmt(Sema *s, Scope *sc, const Node *st, Exec *ex) {
     for (int i = 0; i < wx.wfields->items.len && k < sizeof cols - 40; i++)
       k += (size_t)snprintf(cols + k, sizeof cols - k, "%s%s", i ? "," : "", ((RecField *)wx.wfields->items.items[i])->name);
     add_line(s, "%swrite      %s%s%s", ex->ctx == CX_AFTER ? "  " : "", w->str2, k ? " with columns " : "", cols);
+    if (s->lw && is_csv && ex->ctx == CX_PREDICT) {
+      s->lw->write_path = resolve_path(s, w->str2);
+      for (int i = 0; i < wx.wfields->items.len; i++) {
+        RecField *f = wx.wfields->items.items[i];
+        if (f->val->kind != V_TENSOR || !f->val->ir) {
+          sema_error(s, st->loc, "column '%s' cannot be computed by the compiler yet", f->name);
+          s->lw->failed = true;
+          continue;
+        }
+        vec_push(s->arena, &s->lw->write_cols, (void *)f->name);
+        vec_push(s->arena, &s->lw->write_nodes, f->val->ir);
+        vec_push(s->arena, &s->lw->write_int, f->val->dtype != DT_FLOAT ? (void *)1 : NULL);
+        ir_output(s->lw->g, f->val->ir, f->name);
+      }
+    }
     return;
   }
   case N_DATA: {
@@ -2364,6 +2379,21 @@ static void check_unused_settings(Sema *s, Scope *sc, Ctx ctx) {
 static void finish_lowering(Sema *s, const Node *blk, Scope *sc, BlockInfo *bi, int nsteps) {
   Lowering *lw = s->lw;
   if (s->diag->nerrors > 0 || lw->failed) return;
+  if (blk->kind == N_PREDICT) {
+    for (int i = 0; i < bi->models.len; i++)
+      lw_name_params(s, bi->models.items[i], bi->models.len == 1 ? "" : arena_printf(s->arena, "%s.", (char *)bi->model_vars.items[i]));
+    int di = scope_find(sc, "data");
+    lw->data = di >= 0 ? sc->vals.items[di] : NULL;
+    lw->scope = sc;
+    lw->spec_dir = s->spec_dir;
+    if (!lw->write_path) {
+      sema_error(s, blk->loc, "this predict block writes no csv file, so there is nothing to compute");
+      lw->failed = true;
+      return;
+    }
+    s->prog->lowered = lw;
+    return;
+  }
   if (nsteps > 0) {
     sema_error(s, blk->loc, "a train block with several steps cannot be compiled for training yet");
     lw->failed = true;
@@ -2558,11 +2588,13 @@ Program *sema_check(Arena *a, Diag *d, const Node *ast, const SemaOptions *opt) 
   if (s->opt->lower_block) {
     for (int i = 0; i < ast->list.len && !to_lower; i++) {
       const Node *n = ast->list.items[i];
-      if (n->kind == N_TRAIN && (!*s->opt->lower_block || (n->name && !strcmp(n->name, s->opt->lower_block)))) to_lower = n;
+      NodeKind want = s->opt->lower_predict ? N_PREDICT : N_TRAIN;
+      if (n->kind == want && (!*s->opt->lower_block || (n->name && !strcmp(n->name, s->opt->lower_block)))) to_lower = n;
     }
     if (!to_lower) {
-      if (*s->opt->lower_block) sema_error(s, (Loc){0}, "the spec has no train block named '%s'", s->opt->lower_block);
-      else sema_error(s, (Loc){0}, "the spec has no train block to compile");
+      const char *what = s->opt->lower_predict ? "predict" : "train";
+      if (*s->opt->lower_block) sema_error(s, (Loc){0}, "the spec has no %s block named '%s'", what, s->opt->lower_block);
+      else sema_error(s, (Loc){0}, "the spec has no %s block", what);
     }
   }
   for (int i = 0; i < ast->list.len && !diag_full(d); i++) {

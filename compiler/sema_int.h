@@ -236,6 +236,11 @@ struct Lowering {
   bool failed;         /* something could not be lowered (reported) */
   Scope *scope;        /* the block's bindings: settings for the runtime */
   const char *spec_dir;
+  const char *load_path;   /* predict: the checkpoint load(...) names */
+  const char *write_path;  /* predict: the csv file write csv(...) names */
+  Vec write_cols;          /* const char*: its columns, in order */
+  Vec write_nodes;         /* IrNode* */
+  Vec write_int;           /* non-NULL where the column holds whole numbers */
 };
 
 struct Program {

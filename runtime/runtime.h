@@ -337,6 +337,11 @@ bool rt_evaluate(const RtProgram *p, float *arena, const RtTable *t, const int64
                  int64_t batch, RtRng *rng, double *loss, double *metrics, RtError *err);
 bool rt_save_program(const RtProgram *p, const float *arena, const char *path, const RtMeta *meta, int nmeta,
                      const RtTensorRef *extra, int nextra, RtError *err);
+/* Runs the program's first step (a predict step) over every row of `t` in
+ * order; column c's value for row i (offsets[c] in the arena) goes to
+ * cols[c][i]. */
+bool rt_predict(const RtProgram *p, float *arena, const RtTable *t, int64_t batch, int ncols, const int64_t *offsets,
+                float **cols, RtError *err);
 /* Loads a checkpoint into the arena: every parameter and buffer must be
  * there with the right size; optimizer state is loaded when present. */
 bool rt_load_program(const RtProgram *p, float *arena, const char *path, bool params_only, RtError *err);

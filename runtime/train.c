@@ -285,3 +285,26 @@ bool rt_train(const RtProgram *p, const RtTrainConfig *cfg, const RtTable *t, Rt
   free(arena);
   return ok;
 }
+
+bool rt_predict(const RtProgram *p, float *arena, const RtTable *t, int64_t batch, int ncols, const int64_t *offsets,
+                float **cols, RtError *err) {
+  const RtStep *st = &p->train;
+  int64_t *idx = malloc(sizeof(int64_t) * (size_t)(t->rows ? t->rows : 1));
+  if (!idx) return rt_fail(err, "out of memory");
+  for (int64_t i = 0; i < t->rows; i++) idx[i] = i;
+  RtRng rng;
+  rt_rng_seed(&rng, 0);
+  if (batch > p->n_max) batch = p->n_max;
+  bool ok = true;
+  for (int64_t b = 0; b < t->rows && ok; b += batch) {
+    int64_t n = t->rows - b < batch ? t->rows - b : batch;
+    if (!fill_inputs(st, arena, t, idx + b, n, 0, &rng, err)) {
+      ok = false;
+      break;
+    }
+    st->fn(arena, n);
+    for (int c = 0; c < ncols; c++) memcpy(cols[c] + b, arena + offsets[c], sizeof(float) * (size_t)n);
+  }
+  free(idx);
+  return ok;
+}
