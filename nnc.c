@@ -296,6 +296,38 @@ static const char *labels_of(Arena *a, const char *images) {
   return arena_printf(a, "%.*slabels-idx1%s", (int)(p - images), images, p + strlen("images-idx3"));
 }
 
+/* Joins the fields "x#0", "x#1", ... of `in` into one field "x" of `out`. */
+static bool join_parts(const RtTable *in, RtTable *out, RtError *err) {
+  out->rows = in->rows;
+  out->nfields = 0;
+  out->fields = calloc((size_t)(in->nfields ? in->nfields : 1), sizeof(RtField));
+  if (!out->fields) return rt_fail(err, "out of memory");
+  for (int i = 0; i < in->nfields; i++) {
+    const char *hash = strrchr(in->fields[i].name, '#');
+    size_t base = hash ? (size_t)(hash - in->fields[i].name) : strlen(in->fields[i].name);
+    if (hash && strcmp(hash, "#0")) continue;   /* joined with its #0 */
+    int64_t width = 0;
+    for (int k = 0; k < in->nfields; k++)
+      if (!strncmp(in->fields[k].name, in->fields[i].name, base) && in->fields[k].name[base] == '#') width += in->fields[k].width;
+    RtField *f = &out->fields[out->nfields++];
+    f->name = strndup(in->fields[i].name, base);
+    f->width = width;
+    f->rank = width == 1 && in->fields[i].rank == 0 ? 0 : 1;
+    f->shape[0] = width;
+    f->data = malloc(sizeof(float) * (size_t)(in->rows * width + 1));
+    if (!f->name || !f->data) return rt_fail(err, "out of memory");
+    int64_t col = 0;
+    for (int k = 0; k < in->nfields; k++) {
+      const RtField *p = &in->fields[k];
+      if (strncmp(p->name, in->fields[i].name, base) || p->name[base] != '#') continue;
+      for (int64_t r = 0; r < in->rows; r++)
+        memcpy(f->data + r * width + col, p->data + r * p->width, sizeof(float) * (size_t)p->width);
+      col += p->width;
+    }
+  }
+  return true;
+}
+
 /* Loads a block's data set as the runtime's table, applying the transforms
  * the runtime does before batching (normalization statistics come from the
  * training split and are kept in the checkpoint). */
@@ -304,10 +336,21 @@ static bool load_data(Arena *a, const TrainDesc *td, const DataDesc *dd, RtTable
   *nextra = 0;
   if (!dd->source) return rt_fail(err, "the train block has no data set");
   if (!strcmp(dd->source, "csv")) {
+    /* a field of several column ranges is loaded as parts "x#0", "x#1", ...
+     * and joined */
     RtColumnSel sel[16];
-    for (int i = 0; i < dd->nfields; i++)
-      sel[i] = (RtColumnSel){dd->fields[i].name, dd->fields[i].first, dd->fields[i].last};
-    if (!rt_load_csv(dd->path, dd->header, sel, dd->nfields, t, err)) return false;
+    for (int i = 0; i < dd->nfields; i++) {
+      int part = 0;
+      for (int k = 0; k < i; k++) part += !strcmp(dd->fields[k].name, dd->fields[i].name);
+      sel[i] = (RtColumnSel){arena_printf(a, "%s#%d", dd->fields[i].name, part), dd->fields[i].first, dd->fields[i].last};
+    }
+    RtTable parts = {0};
+    if (!rt_load_csv(dd->path, dd->header, sel, dd->nfields, &parts, err)) return false;
+    if (!join_parts(&parts, t, err)) {
+      rt_table_free(&parts);
+      return false;
+    }
+    rt_table_free(&parts);
   } else if (!strcmp(dd->source, "fashion_mnist") || !strcmp(dd->source, "mnist_test")) {
     if (!rt_load_idx(dd->path, labels_of(a, dd->path), t, err)) return false;
   } else {

@@ -1739,30 +1739,55 @@ static Value *src_csv(Sema *s, const Builtin *b, Call *c) {
   return ds_val(s, d);
 }
 
+/* col(i), label(i), cols(a..b), cols([1..37, 53, 69]): CSV columns. The
+ * column value keeps its ranges in `items` (V_RANGE each); i..j spans them. */
 static Value *col_field(Sema *s, const Builtin *b, Call *c) {
   Value *v = val_new(s, V_COLUMN);
   v->dtype = !strcmp(b->name, "label") ? DT_INT : DT_FLOAT;
-  if (A(0)->kind == V_RANGE) {
-    if (!strcmp(b->name, "col") || !strcmp(b->name, "label")) {
-      sema_error(s, c->argloc[0], "%s takes one column; use cols(%lld..%lld) for several", b->name,
-                 (long long)A(0)->i, (long long)A(0)->j);
-      return val_err(s);
-    }
-    v->i = A(0)->i;
-    v->j = A(0)->j;
-  } else {
-    v->i = v->j = AI(0);
-    if (!strcmp(b->name, "cols")) v->s = "one";   /* cols(5) is a vector of one */
-  }
-  if (v->i < 0 || v->j < v->i) {
-    if (v->j < v->i)
-      sema_error(s, c->argloc[0], "%s: the range %lld..%lld runs backwards; write %lld..%lld", b->name, (long long)v->i,
-                 (long long)v->j, (long long)v->j, (long long)v->i);
-    else
-      sema_error(s, c->argloc[0], "%s: column %lld does not exist (columns count from 0)", b->name, (long long)v->i);
+  bool many = !strcmp(b->name, "cols");
+  Value *arg = A(0);
+  int nparts = arg->kind == V_LIST ? arg->items.len : 1;
+  if (arg->kind == V_LIST && !many) {
+    sema_error(s, c->argloc[0], "%s takes one column; use cols([...]) for several", b->name);
     return val_err(s);
   }
-  if (!strcmp(b->name, "cols")) v->str2 = "vector";
+  if (arg->kind == V_LIST && nparts == 0) {
+    sema_error(s, c->argloc[0], "cols of an empty list");
+    return val_err(s);
+  }
+  v->i = INT64_MAX;
+  v->j = -1;
+  for (int k = 0; k < nparts; k++) {
+    Value *p = arg->kind == V_LIST ? arg->items.items[k] : arg;
+    Value *r = val_new(s, V_RANGE);
+    if (p->kind == V_RANGE) {
+      if (!many) {
+        sema_error(s, c->argloc[0], "%s takes one column; use cols(%lld..%lld) for several", b->name, (long long)p->i,
+                   (long long)p->j);
+        return val_err(s);
+      }
+      r->i = p->i;
+      r->j = p->j;
+    } else if (p->kind == V_INT) {
+      r->i = r->j = p->i;
+    } else {
+      sema_error(s, c->argloc[0], "%s: columns are ints or ranges a..b, got %s", b->name, val_desc(s->arena, p));
+      return val_err(s);
+    }
+    if (r->i < 0 || r->j < r->i) {
+      if (r->j < r->i)
+        sema_error(s, c->argloc[0], "%s: the range %lld..%lld runs backwards; write %lld..%lld", b->name, (long long)r->i,
+                   (long long)r->j, (long long)r->j, (long long)r->i);
+      else
+        sema_error(s, c->argloc[0], "%s: column %lld does not exist (columns count from 0)", b->name, (long long)r->i);
+      return val_err(s);
+    }
+    if (r->i < v->i) v->i = r->i;
+    if (r->j > v->j) v->j = r->j;
+    v->f += (double)(r->j - r->i + 1);   /* the width */
+    vec_push(s->arena, &v->items, r);
+  }
+  if (many) v->str2 = "vector";
   return v;
 }
 
@@ -2263,7 +2288,7 @@ static const Builtin builtins[] = {
   FN("chars", BK_TRANSFORM, "vocab:i, max_len:i", tokenizer, "character-level tokenizer"),
   /* fields of a csv data block */
   FN("col", BK_FIELD, "index:R", col_field, "one numeric column"),
-  FN("cols", BK_FIELD, "range:R", col_field, "numeric columns a..b as a vector"),
+  FN("cols", BK_FIELD, "columns:A", col_field, "numeric columns as a vector: a..b, or a list of columns and ranges"),
   FN("label", BK_FIELD, "index:R", col_field, "an integer class column"),
   /* transforms */
   FN("normalize", BK_TRANSFORM, "mean:T?, std:T?", mk_transform, "(x - mean)/std; computed from the training data when not given"),

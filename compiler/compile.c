@@ -167,11 +167,15 @@ static void describe_data(Arena *a, const Lowering *lw, const Dataset *ds, DataD
   for (int i = 0; i < ds->fields->items.len && dd->nfields < 16; i++) {
     RecField *f = ds->fields->items.items[i];
     if (!f->is_column) continue;
-    dd->fields[dd->nfields].name = f->name;
-    dd->fields[dd->nfields].first = f->col_first;
-    dd->fields[dd->nfields].last = f->col_last;
-    dd->fields[dd->nfields].label = f->is_label;
-    dd->nfields++;
+    /* one entry per column range; entries with one name are concatenated */
+    for (int k = 0; k < f->col_ranges.len && dd->nfields < 16; k++) {
+      Value *r = f->col_ranges.items[k];
+      dd->fields[dd->nfields].name = f->name;
+      dd->fields[dd->nfields].first = r->i;
+      dd->fields[dd->nfields].last = r->j;
+      dd->fields[dd->nfields].label = f->is_label;
+      dd->nfields++;
+    }
   }
   for (int i = 0; i < ds->tvals.len && dd->ntransforms < 8; i++) {
     Value *t = ds->tvals.items[i];

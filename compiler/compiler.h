@@ -50,7 +50,8 @@ typedef struct {
   const char *part;        /* "train"/"valid" of a `valid:` split, or NULL */
   double valid_frac;
   int nfields;
-  struct { const char *name; int64_t first, last; bool label; } fields[16];  /* csv columns */
+  /* csv columns: entries with the same name are one field, concatenated */
+  struct { const char *name; int64_t first, last; bool label; } fields[16];
   int ntransforms;
   struct { const char *name; int64_t k; } transforms[8];
 } DataDesc;

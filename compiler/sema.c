@@ -2110,7 +2110,7 @@ static void exec_stmt(Sema *s, Scope *sc, const Node *st, Exec *ex) {
         Shape sh = {0};
         if (v->str2) {
           sh.rank = 1;
-          sh.d[0] = dim_int(v->j - v->i + 1);
+          sh.d[0] = dim_int((int64_t)v->f);
         }
         field = val_tensor(s, v->dtype, &sh);
       } else if (val_is_number(v)) {
@@ -2144,6 +2144,7 @@ static void exec_stmt(Sema *s, Scope *sc, const Node *st, Exec *ex) {
         f->is_column = true;
         f->col_first = v->i;
         f->col_last = v->j;
+        f->col_ranges = v->items;
         f->is_label = v->dtype == DT_INT;
       }
       vec_push(s->arena, &ds->fields->items, f);

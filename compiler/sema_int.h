@@ -74,7 +74,7 @@ typedef enum {
   V_DATASET,   /* ds */
   V_RECORD,    /* items = N_ fields (RecField *) */
   V_TRANSFORM, /* s = transform name */
-  V_COLUMN,    /* i, j: columns of a CSV (inclusive), dtype */
+  V_COLUMN,    /* items: V_RANGE column ranges of a CSV; i..j their span, f their width */
   V_METRIC,    /* s = metric name */
   V_WRITER,    /* s = writer name, str2 = path */
   V_BUILTIN,   /* bi: a builtin function or constructor, not yet called */
@@ -115,6 +115,7 @@ typedef struct {
   const char *name;
   Value *val;
   int64_t col_first, col_last;  /* a csv field: its columns (inclusive) */
+  Vec col_ranges;               /* ... as V_RANGE values, when several */
   bool is_column, is_label;     /* ... and whether it holds class ids */
 } RecField;
 
