@@ -104,6 +104,17 @@ void jit_free(Jit *jit);
 void *cg_build_module(void *llvm_context, void *target_machine, const Graph *g,
                       const Fusion *f, const char *name, char *err, size_t errlen);
 
+/* The JIT's entry points, from libnnccg.so (loaded on first use: see
+ * compile.c). */
+typedef struct {
+  Jit *(*jit_new)(char *err, size_t errlen);
+  StepFn (*jit_compile)(Jit *jit, const Graph *g, const Fusion *f, const char *name, CgText *text, char *err,
+                        size_t errlen);
+  void (*jit_free)(Jit *jit);
+} CgApi;
+
+bool cg_load(CgApi *api, char *err, size_t errlen);
+
 /* ---- the reference evaluator (interp.c) ------------------------------ */
 
 /* Evaluates the graph in double precision, node by node with full index

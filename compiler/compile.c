@@ -24,14 +24,7 @@
  * executable, loaded only when something is compiled: libLLVM takes about
  * a tenth of a second to load (relocations and static constructors), which
  * `nnc check` should not pay. */
-typedef struct {
-  Jit *(*jit_new)(char *err, size_t errlen);
-  StepFn (*jit_compile)(Jit *jit, const Graph *g, const Fusion *f, const char *name, CgText *text, char *err,
-                        size_t errlen);
-  void (*jit_free)(Jit *jit);
-} CgApi;
-
-static bool cg_load(CgApi *api, char *err, size_t errlen) {
+bool cg_load(CgApi *api, char *err, size_t errlen) {
   static void *handle;
   if (!handle) {
     char exe[4096];

@@ -95,6 +95,26 @@ void compiled_free(Compiled *c);
 Compiled *compile_predict(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max, bool check_files,
                           RtProgram *rp, PredictDesc *pd);
 
+/* ---- gradient checks (gradcheck.c) ---------------------------------- */
+
+typedef struct {
+  const char *name;        /* the parameter */
+  int rank;
+  int64_t shape[8];
+  int64_t checked;         /* elements compared */
+  double max_rel_err;      /* |compiled - reference| / max(|both|, 1e-2) */
+  double max_abs_err;
+} GradReport;
+
+/* Compiles the gradients of train block `block`'s loss with respect to every
+ * parameter (float32, JIT) and compares up to `per_tensor` elements of each
+ * with central finite differences of the loss in float64 (the reference
+ * evaluator), on one batch of n samples: inputs[i] holds the values of the
+ * batch field names[i] ([n, width]). Fills up to `max` reports; returns their
+ * count, or -1 after reporting an error. */
+int gradcheck_block(Arena *a, Diag *d, const Node *ast, const char *block, const char *const *names,
+                    const float *const *inputs, int ninputs, int64_t n, int per_tensor, GradReport *out, int max);
+
 /* The "opt" stage on the lowered graph: folding, CSE, dead code. */
 void program_simplify(Program *p);
 

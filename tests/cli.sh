@@ -63,7 +63,7 @@ expect ir_fused          2 "stage 'fused' is not built yet" -- ir ok.nn --stage=
 expect ir_asm            2 "stage 'asm' is not built yet"   -- ir ok.nn --stage asm
 expect ir_unknown_stage  2 "did you mean 'grad'"      -- ir ok.nn --stage=gard
 expect stage_not_ir      2 "--stage is an option of 'nnc ir'" -- check ok.nn --stage=ast
-for c in gradcheck bench dot; do
+for c in bench dot; do
   expect "${c}_not_built" 2 "'$c' is not built yet"   -- $c ok.nn
 done
 
