@@ -72,8 +72,8 @@ static const Command commands[] = {
      "  memory   the memory plan (buffer offsets in one arena)\n"
      "  llvm     the LLVM IR\n"
      "  asm      the machine code\n"
-     "Only `ast` is built so far. The spec is also checked, so its errors\n"
-     "are reported (the tree is printed when the spec parses).\n",
+     "Every stage after ast is of a train block's training step (--block NAME,\n"
+     "default the first). The spec is checked first, so its errors are reported.\n",
      1},
     {"train", "SPEC", "compile and train a train block of the spec",
      "Compiles the block's training step and evaluation step (forward,\n"
@@ -275,8 +275,12 @@ static int cmd_ir(Arena *a, Diag *d, const Options *o) {
   }
   bool graph = !strcmp(o->stage, "graph") || !strcmp(o->stage, "grad") || !strcmp(o->stage, "opt");
   if (strcmp(o->stage, "ast") != 0 && !graph) {
-    fprintf(stderr, "nnc: stage '%s' is not built yet (try --stage=ast, graph or grad)\n", o->stage);
-    return EXIT_USAGE;
+    /* fused, memory, llvm, asm: the compiled training step */
+    Source *src = source_load(a, d, o->spec);
+    Node *ast = src ? parse_source(a, d, src) : NULL;
+    if (!ast) return EXIT_USER;
+    return compile_print_stage(stdout, a, d, ast, o->block ? o->block : "", o->stage, o->check_files) ? EXIT_OK
+                                                                                                        : EXIT_USER;
   }
   Node *ast;
   Program *prog;

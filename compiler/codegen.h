@@ -111,6 +111,7 @@ typedef struct {
   StepFn (*jit_compile)(Jit *jit, const Graph *g, const Fusion *f, const char *name, CgText *text, char *err,
                         size_t errlen);
   void (*jit_free)(Jit *jit);
+  void (*text_free)(CgText *t);
 } CgApi;
 
 bool cg_load(CgApi *api, char *err, size_t errlen);

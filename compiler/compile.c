@@ -49,7 +49,8 @@ bool cg_load(CgApi *api, char *err, size_t errlen) {
   *(void **)&api->jit_new = dlsym(handle, "jit_new");
   *(void **)&api->jit_compile = dlsym(handle, "jit_compile");
   *(void **)&api->jit_free = dlsym(handle, "jit_free");
-  if (!api->jit_new || !api->jit_compile || !api->jit_free) {
+  *(void **)&api->text_free = dlsym(handle, "cg_text_free");
+  if (!api->jit_new || !api->jit_compile || !api->jit_free || !api->text_free) {
     snprintf(err, errlen, "the code generator libnnccg.so is incomplete");
     return false;
   }
@@ -319,4 +320,39 @@ Compiled *compile_predict(Arena *a, Diag *d, const Node *ast, const char *block,
 
 void compiled_free(Compiled *c) {
   if (c && c->jit) c->cg.jit_free(c->jit);
+}
+
+bool compile_print_stage(FILE *out, Arena *a, Diag *d, const Node *ast, const char *block, const char *stage,
+                         bool check_files) {
+  Program *p;
+  if (!lower(a, d, ast, block, check_files, true, false, &p)) return false;
+  Graph *g = p->lowered->g;
+  ir_simplify(g);
+  verify(g, "simplify");
+  Fusion *f = fuse_graph(a, g);
+  if (!strcmp(stage, "fused")) {
+    fusion_print(out, g, f);
+    return true;
+  }
+  MemPlan plan;
+  int64_t batch = int_setting(p->lowered, "batch", 32);
+  plan_memory(g, f->materialized, f->runs_at, batch, 0, &plan);
+  if (!strcmp(stage, "memory")) {
+    plan_print(out, g, &plan);
+    return true;
+  }
+  CgApi cg;
+  char err[1024];
+  Jit *jit = NULL;
+  CgText text = {0};
+  if (!cg_load(&cg, err, sizeof err) || !(jit = cg.jit_new(err, sizeof err)) ||
+      !cg.jit_compile(jit, g, f, "train_step", &text, err, sizeof err)) {
+    diag_error(d, (Loc){0}, "code generation failed: %s", err);
+    if (jit) cg.jit_free(jit);
+    return false;
+  }
+  fputs(!strcmp(stage, "asm") ? (text.assembly ? text.assembly : "") : (text.ir_after ? text.ir_after : ""), out);
+  cg.text_free(&text);
+  cg.jit_free(jit);
+  return true;
 }

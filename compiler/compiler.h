@@ -95,6 +95,10 @@ void compiled_free(Compiled *c);
 Compiled *compile_predict(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max, bool check_files,
                           RtProgram *rp, PredictDesc *pd);
 
+/* `nnc ir --stage=fused|memory|llvm|asm` for a train block's training step. */
+bool compile_print_stage(FILE *out, Arena *a, Diag *d, const Node *ast, const char *block, const char *stage,
+                         bool check_files);
+
 /* ---- gradient checks (gradcheck.c) ---------------------------------- */
 
 typedef struct {

@@ -59,8 +59,8 @@ expect color_bad         2 "auto, always or never"    -- check bad.nn --color=so
 expect ir_ast            0 "program"                  -- ir ok.nn --stage=ast
 expect ir_ast_bad        1 "bad.nn:2:11: error"       -- ir bad.nn --stage=ast
 expect ir_no_stage       2 "--stage=NAME"             -- ir ok.nn
-expect ir_fused          2 "stage 'fused' is not built yet" -- ir ok.nn --stage=fused
-expect ir_asm            2 "stage 'asm' is not built yet"   -- ir ok.nn --stage asm
+expect ir_fused_no_train 1 "no train block"          -- ir ok.nn --stage=fused
+expect ir_asm_no_train   1 "no train block"          -- ir ok.nn --stage asm
 expect ir_unknown_stage  2 "did you mean 'grad'"      -- ir ok.nn --stage=gard
 expect stage_not_ir      2 "--stage is an option of 'nnc ir'" -- check ok.nn --stage=ast
 for c in bench dot; do
