@@ -11,7 +11,7 @@
 # an abort, a signal, a sanitizer report (exit 86-88), a timeout (124) — is
 # a failure; the failing inputs are kept and their paths printed.
 #
-# Knobs: ROBUST_SEED (1), ROBUST_TRUNC (20 per file), ROBUST_MUT (32 per
+# Knobs: ROBUST_SEED (1), ROBUST_TRUNC (12 per file), ROBUST_MUT (16 per
 # file), ROBUST_RANDOM (24 files), ROBUST_JOBS (number of CPUs).
 set -u
 if [ $# -ne 2 ]; then
@@ -21,8 +21,8 @@ fi
 case $1 in /*) NNC=$1 ;; *) NNC=$(pwd)/$1 ;; esac
 case $2 in /*) MUTATE=$2 ;; *) MUTATE=$(pwd)/$2 ;; esac
 SEED=${ROBUST_SEED:-1}
-NTRUNC=${ROBUST_TRUNC:-20}
-NMUT=${ROBUST_MUT:-32}
+NTRUNC=${ROBUST_TRUNC:-12}
+NMUT=${ROBUST_MUT:-16}
 NRANDOM=${ROBUST_RANDOM:-24}
 JOBS=${ROBUST_JOBS:-$(nproc 2>/dev/null || echo 2)}
 
