@@ -40,6 +40,8 @@ typedef struct {
   const char *block;   /* --block=NAME: which train block (default: the first) */
   long long epochs, batch, seed;   /* --epochs/--batch/--seed (-1: the spec's) */
   const char *ckpt, *out;          /* predict: --ckpt FILE, --out FILE */
+  const char *init;                /* train: --init FILE */
+  int resume;                      /* train: --resume */
   int max_errors;      /* --max-errors N */
   int color;           /* --color: -1 auto, 0 never, 1 always */
   int check_files;     /* 0 with --no-data-check */
@@ -82,7 +84,10 @@ static const Command commands[] = {
      "stopping, the best checkpoint (safetensors, written atomically), and a\n"
      "log of every epoch next to it (.jsonl).\n"
      "  --block NAME    which train block (default: the first)\n"
-     "  --epochs N, --batch N, --seed N   override the block's settings\n",
+     "  --epochs N, --batch N, --seed N   override the block's settings\n"
+     "  --resume        continue an interrupted run from its last epoch\n"
+     "                  (NAME.state.safetensors next to the checkpoint)\n"
+     "  --init FILE     start from the weights in FILE instead of random ones\n",
      1},
     {"predict", "SPEC", "run a trained model and write the submission file",
      "Compiles the predict block's step, loads the checkpoint it names\n"
@@ -196,6 +201,13 @@ static int parse_options(Options *o, int argc, char **argv) {
       if (!strncmp(arg, "--epochs", 8)) o->epochs = v;
       else if (!strncmp(arg, "--batch", 7)) o->batch = v;
       else o->seed = v;
+    } else if (!strcmp(arg, "--resume")) {
+      o->resume = 1;
+    } else if (!strncmp(arg, "--init", 6)) {
+      size_t klen = strcspn(arg, "=");
+      const char *val = arg[klen] == '=' ? arg + klen + 1 : (i + 1 < argc ? argv[++i] : NULL);
+      if (!val || !*val) return usage_error("%s needs a .safetensors file", arg, NULL);
+      o->init = val;
     } else if (!strncmp(arg, "--ckpt", 6) || !strncmp(arg, "--out", 5)) {
       size_t klen = strcspn(arg, "=");
       const char *val = arg[klen] == '=' ? arg + klen + 1 : (i + 1 < argc ? argv[++i] : NULL);
@@ -209,7 +221,7 @@ static int parse_options(Options *o, int argc, char **argv) {
     } else if (arg[0] == '-' && arg[1] != 0) {
       static const char *const known[] = {"--help", "--no-data-check", "--max-errors", "--color", "--stage",
                                           "--block", "--epochs", "--batch", "--seed", "--ckpt", "--out",
-                                          "--version"};
+                                          "--init", "--resume", "--version"};
       char name[64];
       snprintf(name, sizeof name, "%.*s", (int)strcspn(arg, "="), arg);
       const char *near = closest_name(name, known, (int)(sizeof known / sizeof known[0]));
@@ -465,12 +477,28 @@ static int cmd_train(Arena *a, Diag *d, const Options *o) {
   int64_t params = 0;
   for (int i = 0; i < rp.npersistent; i++)
     if (rp.persistent[i].kind == RT_SLOT_PARAM) params += rt_slot_numel(&rp.persistent[i], 1);
-  char log_path[1024] = "";
+  /* next to the checkpoint: the log of every epoch, and the run's state
+   * after the last epoch (for --resume) */
+  char log_path[1024] = "", state_path[1024] = "";
   if (td.save_best || td.save_last) {
     const char *ck = td.save_best ? td.save_best : td.save_last;
     const char *dot = strrchr(ck, '.');
-    snprintf(log_path, sizeof log_path, "%.*s.log.jsonl", (int)(dot ? dot - ck : (long)strlen(ck)), ck);
+    int stem = (int)(dot ? dot - ck : (long)strlen(ck));
+    snprintf(log_path, sizeof log_path, "%.*s.log.jsonl", stem, ck);
+    snprintf(state_path, sizeof state_path, "%.*s.state.safetensors", stem, ck);
+    if (!o->resume) remove(log_path);
+  }
+  bool resume = o->resume;
+  if (resume && state_path[0] && access(state_path, F_OK) != 0) {
+    printf("no saved state %s yet; starting from the beginning\n", state_path);
+    resume = false;
     remove(log_path);
+  }
+  if (o->resume && !state_path[0]) {
+    fprintf(stderr, "%s: error: --resume needs the block to save a checkpoint (save_best or save_last)\n", o->spec);
+    compiled_free(c);
+    rt_table_free(&table);
+    return EXIT_USER;
   }
   bool tty = isatty(fileno(stdout));
   printf("train%s%s: %lld parameters, %lld samples (%g%% held out), batch %lld, %lld epochs, seed %llu\n",
@@ -486,7 +514,8 @@ static int cmd_train(Arena *a, Diag *d, const Options *o) {
       .valid_fraction = td.valid, .monitor = td.monitor, .save_best = td.save_best, .save_last = td.save_last,
       .log_path = log_path[0] ? log_path : NULL, .schedule = td.schedule, .out = stdout, .tty = tty,
       .print_every = td.epochs > 50 ? td.epochs / 30 : 1, .meta = meta, .nmeta = 3, .extra = extra,
-      .nextra = nextra};
+      .nextra = nextra, .state_path = state_path[0] ? state_path : NULL,
+      .resume_path = resume ? state_path : NULL, .init_path = o->init};
   RtTrainResult res;
   float *final = calloc((size_t)rp.arena_floats, sizeof(float));
   res.arena_out = NULL;

@@ -59,6 +59,8 @@ static void backward(Ad *ad, IrNode *n) {
     return;  /* leaves keep their adjoint */
   case IR_SIGN: case IR_STEP: case IR_GT: case IR_EQ: case IR_ARGMAX: case IR_ONE_HOT: case IR_ASSIGN:
     return;  /* piecewise constant or not differentiable: no gradient flows */
+  case IR_STOP_GRAD:
+    return;  /* what it is for */
   case IR_NEG: acc(ad, a, U(ad, IR_NEG, g, loc), loc); return;
   case IR_RELU: acc(ad, a, B(ad, IR_MUL, g, U(ad, IR_STEP, a, loc), loc), loc); return;
   case IR_SIGMOID:  /* s (1 - s) */

@@ -1248,6 +1248,12 @@ static Value *fn_create(Sema *s, const Builtin *b, Call *c) {
       v->ir = ir_expand(G, ir_const(G, !strcmp(n, "zeros") ? 0 : !strcmp(n, "ones") ? 1 : AF(1), c->loc), &o, c->loc);
     else if (!strcmp(n, "rand"))
       v->ir = lw_rand(s, &o, c->loc);
+    else if (!strcmp(n, "variable")) {
+      /* a trainable tensor: a parameter of its own */
+      const char *init = A(1)->s;
+      v->ir = lw_param(s, &o, !strcmp(init, "ones") ? INIT_ONES : !strcmp(init, "zeros") ? INIT_ZEROS : INIT_UNIFORM,
+                       !strcmp(init, "rand") ? 1.0 : 0.0, c->loc);
+    }
   }
   return v;
 }
@@ -1306,12 +1312,45 @@ static Value *fn_identity(Sema *s, const Builtin *b, Call *c) {
   return A(0);
 }
 
+/* stop_grad(x): x, cut from the gradient. grad_reverse(x, l): x going
+ * forward, -l times the gradient going back, written as
+ * (1 + l) stop_grad(x) - l x (its value is x, its derivative -l). */
+static Value *fn_stop_grad(Sema *s, const Builtin *b, Call *c) {
+  Value *x = A(0);
+  if (x->kind != V_TENSOR) {
+    if (s->lw && x->kind == V_PARAMS) {
+      sema_error(s, c->loc, "%s of params cannot be compiled for training yet", b->name);
+      s->lw->failed = true;
+    }
+    return x;
+  }
+  Value *out = val_tensor(s, x->dtype, &x->shape);
+  out->trainable = false;
+  if (LOWERING(x)) {
+    IrNode *cut = ir_unary(G, IR_STOP_GRAD, x->ir, c->loc);
+    if (!strcmp(b->name, "grad_reverse")) {
+      double l = AF(1);
+      cut = ir_binary(G, IR_SUB, ir_binary(G, IR_MUL, ir_const(G, 1 + l, c->loc), cut, c->loc),
+                      ir_binary(G, IR_MUL, ir_const(G, l, c->loc), x->ir, c->loc), c->loc);
+    }
+    out->ir = cut;
+  }
+  return out;
+}
+
 static Value *fn_params(Sema *s, const Builtin *b, Call *c) {
   (void)b;
   Value *m = A(0);
   if (m->kind != V_MODEL) {
     sema_error(s, c->argloc[0], "params() takes a model, got %s", val_desc(s->arena, m));
     return val_err(s);
+  }
+  if (s->lw) {
+    /* fast weights (MAML) and penalties over parameters are values the
+     * compiler does not lower yet: refuse rather than train something else */
+    sema_error(s, c->loc, "params() as a value cannot be compiled for training yet");
+    sema_hint(s, "nnc check accepts it; the compiler supports it in a later version");
+    s->lw->failed = true;
   }
   Value *p = val_new(s, V_PARAMS);
   p->layer = m->layer;
@@ -2229,8 +2268,8 @@ static const Builtin builtins[] = {
   FN("variable", BK_FUNC, "shape:A, init:s=\"zeros\"", fn_create, "a trainable tensor (an input to optimise)"),
   /* gradients and models */
   FN("grad", BK_FUNC, "y:X, x:A", fn_grad, "dy/dx as a value (x a tensor or params(model))"),
-  FN("stop_grad", BK_FUNC, "x:A", fn_identity, "the same value, with no gradient flowing back"),
-  FN("grad_reverse", BK_FUNC, "x:X, lambda:f=1.0", fn_identity, "identity forward, -lambda·gradient backward"),
+  FN("stop_grad", BK_FUNC, "x:A", fn_stop_grad, "the same value, with no gradient flowing back"),
+  FN("grad_reverse", BK_FUNC, "x:X, lambda:f=1.0", fn_stop_grad, "identity forward, -lambda·gradient backward"),
   FN("snapshot", BK_FUNC, "x:A", fn_identity, "a frozen copy (e.g. parameters after a task)"),
   FN("params", BK_MODELFN, "model:A", fn_params, "a model's trainable parameters"),
   FN("load", BK_MODELFN, "model:M, path:s", fn_load, "load weights from a .safetensors file"),

@@ -345,6 +345,7 @@ static LLVMValueRef emit_elem(Cg *c, const IrNode *x, LLVMValueRef *v) {
   case IR_SIGN:
     return select_f(c, LLVMRealOGT, v[0], zero, one, select_f(c, LLVMRealOLT, v[0], zero, f32c(c, -1), zero));
   case IR_STEP: return select_f(c, LLVMRealOGT, v[0], zero, one, zero);
+  case IR_STOP_GRAD: return v[0];
   case IR_ADD: return contract(LLVMBuildFAdd(c->b, v[0], v[1], ""));
   case IR_SUB: return contract(LLVMBuildFSub(c->b, v[0], v[1], ""));
   case IR_MUL: return contract(LLVMBuildFMul(c->b, v[0], v[1], ""));

@@ -85,7 +85,7 @@ static int kernel_kind(IrOp op) {
   case IR_RESHAPE:
     return -1;
   case IR_NEG: case IR_RELU: case IR_SIGMOID: case IR_TANH: case IR_EXP: case IR_LOG:
-  case IR_SQRT: case IR_ABS: case IR_SIGN: case IR_STEP: case IR_ADD: case IR_SUB:
+  case IR_SQRT: case IR_ABS: case IR_SIGN: case IR_STEP: case IR_STOP_GRAD: case IR_ADD: case IR_SUB:
   case IR_MUL: case IR_DIV: case IR_POW: case IR_MAX2: case IR_MIN2: case IR_GT:
   case IR_EQ: case IR_SELECT: case IR_EXPAND: case IR_ASSIGN:
     return FK_LOOP;

@@ -63,6 +63,7 @@ static double elem(IrOp op, double a, double b, double c) {
   case IR_ABS: return fabs(a);
   case IR_SIGN: return a > 0 ? 1 : a < 0 ? -1 : 0;
   case IR_STEP: return a > 0 ? 1 : 0;
+  case IR_STOP_GRAD: return a;
   case IR_ADD: return a + b;
   case IR_SUB: return a - b;
   case IR_MUL: return a * b;

@@ -296,6 +296,10 @@ Value *binary_op(Sema *s, OpKind op, Value *a, Value *b, Loc loc) {
     Value *r = matmul(s, &ta_, &tb_, loc);
     if (s->lw && r->kind == V_TENSOR && a->ir && b->ir && a->shape.rank == 2 && b->shape.rank == 2)
       r->ir = ir_matmul(s->lw->g, a->ir, b->ir, false, false, loc);
+    else if (s->lw && r->kind == V_TENSOR && (a->ir || b->ir)) {
+      if (!s->lw->failed) sema_error(s, loc, "'@' of tensors that are not matrices cannot be compiled for training yet");
+      s->lw->failed = true;
+    }
     return r;
   }
   Shape o;
@@ -312,7 +316,16 @@ Value *binary_op(Sema *s, OpKind op, Value *a, Value *b, Loc loc) {
   }
   DType dr = (is_cmp(op) || op == OP_AND || op == OP_OR) ? DT_BOOL : (da == DT_FLOAT || db == DT_FLOAT || op == OP_DIV) ? DT_FLOAT : DT_INT;
   Value *r = val_tensor(s, dr, &o);
-  if (s->lw && ((a->kind == V_TENSOR && a->ir) || (b->kind == V_TENSOR && b->ir))) r->ir = lower_binary(s, op, a, b, loc);
+  if (s->lw && ((a->kind == V_TENSOR && a->ir) || (b->kind == V_TENSOR && b->ir))) {
+    r->ir = lower_binary(s, op, a, b, loc);
+    if (!r->ir) {
+      if (!s->lw->failed) {
+        sema_error(s, loc, "'%s' of these values cannot be compiled for training yet", ast_op_text(op));
+        sema_hint(s, "nnc check accepts it; the compiler supports it in a later version");
+      }
+      s->lw->failed = true;
+    }
+  }
   return r;
 }
 
@@ -644,6 +657,7 @@ static Value *instantiate_model(Sema *s, const Node *mdef, const Args *args, Loc
     } else if (v->kind == V_TENSOR && v->trainable) {
       Dim n;
       if (shape_numel(&v->shape, 0, &n) && dim_known(n)) m->params += n.c;
+      if (v->ir && !v->ir->name) v->ir->name = name;
     } else if (!(val_is_number(v) || v->kind == V_STRING || v->kind == V_LIST || v->kind == V_TUPLE)) {
       sema_error(s, mem->a->loc, "a model member is a layer, a sub-model, a variable or a constant; got %s",
                  val_desc(s->arena, v));
@@ -1136,8 +1150,15 @@ static Value *map_data(Sema *s, Dataset *in, const Args *a, Loc loc) {
 static Value *check_lowered(Sema *s, Value *r, const Args *args, Loc loc, const char *what) {
   if (!s->lw || (r->kind != V_TENSOR && r->kind != V_METRIC) || r->ir) return r;
   bool from_lowered = false;
-  for (int i = 0; i < args->npos; i++) from_lowered |= args->pos[i]->kind == V_TENSOR && args->pos[i]->ir;
-  for (int i = 0; i < args->nkw; i++) from_lowered |= args->kw[i]->kind == V_TENSOR && args->kw[i]->ir;
+  for (int i = 0; i < args->npos + args->nkw; i++) {
+    Value *v = i < args->npos ? args->pos[i] : args->kw[i - args->npos];
+    from_lowered |= v->kind == V_TENSOR && v->ir;
+    if (v->kind == V_LIST || v->kind == V_TUPLE)   /* concat([a, b]) */
+      for (int k = 0; k < v->items.len; k++) {
+        Value *e = v->items.items[k];
+        from_lowered |= e->kind == V_TENSOR && e->ir;
+      }
+  }
   if (!from_lowered) return r;
   if (!s->lw->failed) {
     sema_error(s, loc, "%s cannot be compiled for training yet", what);
@@ -2402,6 +2423,15 @@ static void finish_lowering(Sema *s, const Node *blk, Scope *sc, BlockInfo *bi, 
   }
   for (int i = 0; i < bi->models.len; i++)
     lw_name_params(s, bi->models.items[i], bi->models.len == 1 ? "" : arena_printf(s->arena, "%s.", (char *)bi->model_vars.items[i]));
+  /* a variable of the block (an input being optimised) takes its binding's name */
+  for (int k = 0; k < sc->names.len; k++) {
+    Value *v = sc->vals.items[k];
+    if (v->kind == V_TENSOR && v->ir && v->ir->op == IR_PARAM && !v->ir->name) v->ir->name = sc->names.items[k];
+  }
+  for (int k = 0; k < lw->params.len; k++) {
+    IrNode *p = lw->params.items[k];
+    if (!p->name) p->name = arena_printf(s->arena, "param%d", k);
+  }
   int li = scope_find(sc, "loss");
   Value *loss = li >= 0 ? sc->vals.items[li] : NULL;
   if (!loss || !loss->ir) {

@@ -317,6 +317,12 @@ typedef struct {
   int nmeta;
   const RtTensorRef *extra;  /* extra tensors for checkpoints (normalisation statistics) */
   int nextra;
+  /* The state of the run after every epoch (parameters, optimizer state,
+   * the RNG, the epoch, early stopping's count), written atomically, so a
+   * killed run can continue; and the file to continue from (NULL: start). */
+  const char *state_path;
+  const char *resume_path;
+  const char *init_path;     /* start from these weights instead of random ones */
 } RtTrainConfig;
 
 typedef struct {

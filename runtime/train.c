@@ -169,27 +169,70 @@ bool rt_train(const RtProgram *p, const RtTrainConfig *cfg, const RtTable *t, Rt
   RtRng rng;
   rt_rng_seed(&rng, cfg->seed);
   rt_init_params(p, arena, &rng);
+  if (cfg->init_path && !rt_load_program(p, arena, cfg->init_path, true, err)) {
+    free(arena);
+    return false;
+  }
+  /* continuing a run: everything it saved at the end of its last epoch */
+  int64_t first_epoch = 1;
+  double best_resumed = NAN;
+  int64_t since_resumed = 0, t_resumed = 0, best_epoch_resumed = 0;
+  if (cfg->resume_path) {
+    RtCheckpoint ck;
+    if (!rt_load_program(p, arena, cfg->resume_path, false, err) || !rt_load_safetensors(cfg->resume_path, &ck, err)) {
+      free(arena);
+      return false;
+    }
+    const char *e = rt_checkpoint_meta(&ck, "epoch"), *r = rt_checkpoint_meta(&ck, "rng");
+    const char *b = rt_checkpoint_meta(&ck, "best"), *sb = rt_checkpoint_meta(&ck, "since_best");
+    const char *tu = rt_checkpoint_meta(&ck, "updates"), *be = rt_checkpoint_meta(&ck, "best_epoch");
+    if (!e || !r || !b || !sb || !tu || !be || !rt_rng_parse(r, &rng)) {
+      rt_fail(err, "%s is not a training state nnc can resume from (it lacks the epoch or RNG state)", cfg->resume_path);
+      rt_checkpoint_free(&ck);
+      free(arena);
+      return false;
+    }
+    first_epoch = strtoll(e, NULL, 10) + 1;
+    best_resumed = strtod(b, NULL);
+    since_resumed = strtoll(sb, NULL, 10);
+    t_resumed = strtoll(tu, NULL, 10);
+    best_epoch_resumed = strtoll(be, NULL, 10);
+    rt_checkpoint_free(&ck);
+    fprintf(cfg->out, "resuming from %s after epoch %lld\n", cfg->resume_path, (long long)(first_epoch - 1));
+  }
 
   RtSplit split;
   if (!rt_split(t->rows, cfg->valid_fraction, cfg->seed, &split, err)) {
     free(arena);
     return false;
   }
+  int64_t *train_base = malloc(sizeof(int64_t) * (size_t)(split.ntrain ? split.ntrain : 1));
+  if (!train_base) {
+    rt_split_free(&split);
+    free(arena);
+    return rt_fail(err, "out of memory");
+  }
+  memcpy(train_base, split.train, sizeof(int64_t) * (size_t)split.ntrain);
   int64_t batch = cfg->batch > 0 ? cfg->batch : 32;
   if (batch > p->n_max) batch = p->n_max;
   int64_t steps_per_epoch = (split.ntrain + batch - 1) / batch;
   int64_t total = steps_per_epoch * cfg->epochs;
   bool tty = cfg->tty;
-  double best = NAN;
-  int64_t since_best = 0, t_update = 0;
+  double best = best_resumed;
+  int64_t since_best = since_resumed, t_update = t_resumed;
+  res->best_epoch = best_epoch_resumed;
+  res->best = best_resumed;
   bool ok = true;
   int monitor = -1;   /* -1: valid loss; else a metric index */
   for (int m = 0; m < p->eval.nmetrics; m++)
     if (cfg->monitor && !strcmp(cfg->monitor, p->eval.metric_names[m])) monitor = m;
   bool maximize = monitor >= 0;
 
-  for (int64_t epoch = 1; epoch <= cfg->epochs && ok; epoch++) {
+  for (int64_t epoch = first_epoch; epoch <= cfg->epochs && ok; epoch++) {
     double t0 = now_seconds();
+    /* each epoch's order depends on the RNG state alone (not on the order
+     * before it), so a resumed run shuffles exactly as an uninterrupted one */
+    memcpy(split.train, train_base, sizeof(int64_t) * (size_t)split.ntrain);
     rt_shuffle(&rng, split.train, split.ntrain);
     double sum_loss = 0, sum_m[RT_MAX_METRICS] = {0};
     for (int64_t b = 0; b < split.ntrain; b += batch) {
@@ -271,6 +314,28 @@ bool rt_train(const RtProgram *p, const RtTrainConfig *cfg, const RtTable *t, Rt
     }
     res->epochs_run = epoch;
     res->last_train_loss = sum_loss / (double)split.ntrain;
+    if (cfg->state_path) {
+      char e[32], r[65], b[40], sb[32], tu[32], be[32];
+      snprintf(e, sizeof e, "%lld", (long long)epoch);
+      rt_rng_format(&rng, r);
+      snprintf(b, sizeof b, "%.17g", best);
+      snprintf(sb, sizeof sb, "%lld", (long long)since_best);
+      snprintf(tu, sizeof tu, "%lld", (long long)t_update);
+      snprintf(be, sizeof be, "%lld", (long long)res->best_epoch);
+      RtMeta meta[RT_MAX_META];
+      int nmeta = 0;
+      for (int i = 0; i < cfg->nmeta && nmeta < RT_MAX_META - 6; i++) meta[nmeta++] = cfg->meta[i];
+      meta[nmeta++] = (RtMeta){"epoch", e};
+      meta[nmeta++] = (RtMeta){"rng", r};
+      meta[nmeta++] = (RtMeta){"best", b};
+      meta[nmeta++] = (RtMeta){"since_best", sb};
+      meta[nmeta++] = (RtMeta){"updates", tu};
+      meta[nmeta++] = (RtMeta){"best_epoch", be};
+      if (!rt_save_program(p, arena, cfg->state_path, meta, nmeta, cfg->extra, cfg->nextra, err)) {
+        ok = false;
+        break;
+      }
+    }
     if (cfg->early_stop > 0 && since_best >= cfg->early_stop) {
       fprintf(cfg->out, "early stop: %s has not improved for %lld epochs (best %.6g at epoch %lld)\n",
               monitor >= 0 ? cfg->monitor : "valid loss", (long long)since_best, best, (long long)res->best_epoch);
@@ -281,6 +346,7 @@ bool rt_train(const RtProgram *p, const RtTrainConfig *cfg, const RtTable *t, Rt
     if (!rt_save_program(p, arena, cfg->save_last, cfg->meta, cfg->nmeta, cfg->extra, cfg->nextra, err)) ok = false;
   }
   if (res->arena_out) memcpy(res->arena_out, arena, sizeof(float) * (size_t)p->arena_floats);
+  free(train_base);
   rt_split_free(&split);
   free(arena);
   return ok;

@@ -1,0 +1,172 @@
+#!/bin/sh
+# train_e2e.sh NNC — end-to-end training with the real nnc binary on the real
+# HW1 data (data/hw1/covid.train.csv): the compiled training step must learn,
+# be deterministic for a seed, stop on a diverging loss, and name a missing
+# data file. About 10 s in a Debug (ASan) build.
+#
+# Each spec is written into a temporary folder and names the CSV by its
+# absolute path. Prints `[PASS] name` or `[FAIL] name` (with the output that
+# failed) per check, then `N/M passed`; exits 0 only if every check passed,
+# 77 (skipped) without the data.
+#
+# Numbers behind the bound (Debug build, seed 5201314, 500 epochs, Adam 1e-3,
+# normalize(), 20% held out): a correct run reaches a valid MSE of about 1.08
+# (1.14 after 300 epochs, 1.04 after 1000); the untrained model is at ~139,
+# predicting the mean gives ~41 (the variance of the target), a model whose
+# matmul input gradients are negated stays at ~97. So the bound, 1.5, is
+# far from anything untrained or grossly broken. Subtler gradient errors
+# (relu's derivative ignored: 1.22-1.43; the bias gradient's sign flipped:
+# 1.05-1.25) still train with Adam: the finite-difference unit tests
+# (test_autodiff) are what catches those.
+set -u
+
+NNC=${1:?usage: train_e2e.sh NNC}
+case $NNC in /*) ;; *) NNC=$(pwd)/$NNC ;; esac
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CSV=$ROOT/data/hw1/covid.train.csv
+BOUND=1.5
+
+if [ ! -f "$CSV" ]; then
+  echo "skipped: $CSV is missing"
+  exit 77
+fi
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/nnc_e2e.XXXXXX")
+trap 'rm -rf "$TMP"' EXIT INT TERM
+
+pass=0
+total=0
+ok() { pass=$((pass + 1)); total=$((total + 1)); echo "[PASS] $1"; }
+bad() {
+  total=$((total + 1))
+  echo "[FAIL] $1: $2"
+  for f in "$TMP/out" "$TMP/err"; do
+    [ -s "$f" ] && sed 's/^/    | /' "$f" | tail -n 15
+  done
+}
+
+# spec FILE DATA OPTIMIZER EPOCHS SEED [CSV]: the HW1 model and train block
+spec() {
+  cat > "$1" <<EOF
+data covid = csv("${6:-$CSV}", header: true) {
+  x = cols(1..116)
+  y = col(117)
+}
+
+model My_Model(input_dim: int) {
+  layers = seq {
+    Linear(input_dim, 16), ReLU
+    Linear(16, 8), ReLU
+    Linear(8, 1)
+  }
+  forward(x: [B, input_dim]) -> [B] {
+    return squeeze(layers(x), 1)
+  }
+}
+
+train {
+  seed = $5
+  data = $2
+  valid = 0.2
+  batch = 256
+  epochs = $4
+  save_best = "best.safetensors"
+  net = My_Model(116)
+  loss = mse(net(x), y)
+  optimizer = $3
+}
+EOF
+}
+
+# train SPEC [ARGS...]: runs nnc train in the spec's folder; sets $rc
+train() {
+  s=$1
+  shift
+  (cd "$(dirname "$s")" && "$NNC" train "$(basename "$s")" "$@") > "$TMP/out" 2> "$TMP/err"
+  rc=$?
+}
+
+# the X of "best valid_loss X at epoch ..." (empty if absent)
+best() { sed -n 's/^best valid_loss \([^ ]*\) .*/\1/p' "$TMP/out"; }
+
+# the tensor bytes of a safetensors file (after its 8-byte length and header)
+tensors() {
+  n=$(od -An -t u8 -N 8 "$1" | tr -d ' ')
+  tail -c +$((8 + n + 1)) "$1"
+}
+
+# ---- (a) it learns --------------------------------------------------------
+mkdir -p "$TMP/learn" "$TMP/untrained"
+spec "$TMP/learn/hw1.nn" "covid.map(normalize())" "Adam(net, lr: 1e-3)" 500 5201314
+train "$TMP/learn/hw1.nn"
+x=$(best)
+name="hw1_with_normalize_and_adam_reaches_valid_mse_below_$BOUND"
+if [ $rc -ne 0 ]; then bad "$name" "exit $rc"
+elif [ -z "$x" ]; then bad "$name" "no 'best valid_loss' line"
+elif awk -v x="$x" -v b="$BOUND" 'BEGIN { exit !(x < b) }'; then ok "$name (valid MSE $x)"
+else bad "$name" "best valid_loss $x"
+fi
+
+# the same model, barely moving: the bound is out of its reach
+spec "$TMP/untrained/hw1.nn" "covid.map(normalize())" "Adam(net, lr: 1e-9)" 20 5201314
+train "$TMP/untrained/hw1.nn"
+x=$(best)
+name="an_untrained_hw1_model_stays_far_above_the_bound"
+if [ $rc -ne 0 ]; then bad "$name" "exit $rc"
+elif [ -z "$x" ]; then bad "$name" "no 'best valid_loss' line"
+elif awk -v x="$x" -v b="$BOUND" 'BEGIN { exit !(x > 10 * b) }'; then ok "$name (valid MSE $x)"
+else bad "$name" "best valid_loss $x"
+fi
+
+# ---- (b) determinism --------------------------------------------------------
+mkdir -p "$TMP/det1" "$TMP/det2" "$TMP/det3"
+for d in det1 det2 det3; do
+  spec "$TMP/$d/hw1.nn" "covid.map(normalize())" "Adam(net, lr: 1e-3)" 20 7
+done
+train "$TMP/det1/hw1.nn"
+rc1=$rc
+train "$TMP/det2/hw1.nn"
+rc2=$rc
+name="the_same_seed_gives_byte_identical_checkpoints"
+if [ $rc1 -ne 0 ] || [ $rc2 -ne 0 ]; then bad "$name" "exit $rc1 and $rc2"
+elif [ ! -s "$TMP/det1/best.safetensors" ]; then bad "$name" "no checkpoint written"
+elif cmp -s "$TMP/det1/best.safetensors" "$TMP/det2/best.safetensors"; then ok "$name"
+else bad "$name" "$(cmp "$TMP/det1/best.safetensors" "$TMP/det2/best.safetensors" 2>&1)"
+fi
+
+# another seed: other initial weights and another split, so other weights
+# (the tensor bytes are compared: the header records the seed anyway)
+train "$TMP/det3/hw1.nn" --seed 8
+name="another_seed_gives_different_weights"
+if [ $rc -ne 0 ]; then bad "$name" "exit $rc"
+elif [ ! -s "$TMP/det3/best.safetensors" ]; then bad "$name" "no checkpoint written"
+else
+  tensors "$TMP/det1/best.safetensors" > "$TMP/w1"
+  tensors "$TMP/det3/best.safetensors" > "$TMP/w3"
+  if [ -s "$TMP/w1" ] && ! cmp -s "$TMP/w1" "$TMP/w3"; then ok "$name"
+  else bad "$name" "the weights of seeds 7 and 8 are identical"
+  fi
+fi
+
+# ---- (c) a diverging loss ---------------------------------------------------
+mkdir -p "$TMP/nan"
+spec "$TMP/nan/hw1.nn" "covid" "SGD(net, lr: 10, momentum: 0.9)" 5 1
+train "$TMP/nan/hw1.nn"
+name="a_huge_learning_rate_stops_with_a_non_finite_loss_error"
+if [ $rc -ne 1 ]; then bad "$name" "exit $rc, expected 1"
+elif grep -Eq 'error: .*loss became (NaN|infinite)' "$TMP/err"; then ok "$name"
+else bad "$name" "no message about a NaN or infinite loss"
+fi
+
+# ---- (d) a missing data file -----------------------------------------------
+mkdir -p "$TMP/missing"
+spec "$TMP/missing/hw1.nn" "covid" "Adam(net, lr: 1e-3)" 5 1 "$TMP/missing/no_such_covid.csv"
+train "$TMP/missing/hw1.nn"
+name="a_missing_data_file_exits_1_and_names_it"
+if [ $rc -ne 1 ]; then bad "$name" "exit $rc, expected 1"
+elif grep -q "error: .*no_such_covid.csv" "$TMP/err"; then ok "$name"
+else bad "$name" "the message does not name no_such_covid.csv"
+fi
+
+echo "$pass/$total passed"
+[ "$pass" -eq "$total" ]
