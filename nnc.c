@@ -109,10 +109,12 @@ static const Command commands[] = {
      "Times the compiled step of each train block (see bench/ for the\n"
      "comparison with PyTorch).\n",
      0},
-    {"dot", "SPEC", "draw the graph for Graphviz",
-     "Prints the graph of the spec in Graphviz's dot language:\n"
-     "  nnc dot SPEC | dot -Tsvg > graph.svg\n",
-     0},
+    {"dot", "SPEC --stage=graph|grad", "draw a train block's graph for Graphviz",
+     "Prints the forward graph (--stage=graph, the default) or the whole\n"
+     "training step with its backward pass (--stage=grad) of a train block in\n"
+     "Graphviz's dot language: data blue, parameters orange, gradients red.\n"
+     "  nnc dot specs/hw1.nn --stage=grad | dot -Tsvg > hw1.svg\n",
+     1},
     {"help", "[COMMAND]", "show help for nnc or for one command", "", 1},
 };
 enum { NCOMMANDS = sizeof commands / sizeof commands[0] };
@@ -614,6 +616,23 @@ done:
   return rc;
 }
 
+/* ---- nnc dot ---------------------------------------------------------- */
+
+static int cmd_dot(Arena *a, Diag *d, const Options *o) {
+  const char *stage = o->stage ? o->stage : "graph";
+  if (strcmp(stage, "graph") && strcmp(stage, "grad") && strcmp(stage, "opt"))
+    return usage_error("nnc dot draws --stage=graph, grad or opt, not '%s'", stage, NULL);
+  Source *src = source_load(a, d, o->spec);
+  Node *ast = src ? parse_source(a, d, src) : NULL;
+  if (!ast) return EXIT_USER;
+  SemaOptions sopt = {.check_files = o->check_files, .lower_block = o->block ? o->block : "", .lower_training = 1,
+                      .lower_update = strcmp(stage, "graph") != 0};
+  Program *p = sema_check(a, d, ast, &sopt);
+  if (!p || d->nerrors) return EXIT_USER;
+  if (!strcmp(stage, "opt")) program_simplify(p);
+  return program_print_dot(stdout, p) ? EXIT_OK : EXIT_USER;
+}
+
 /* ---- nnc gradcheck ---------------------------------------------------- */
 
 /* nnc gradcheck SPEC: the compiled gradients of a train block against
@@ -725,8 +744,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "nnc: error: '%s' needs a spec file\nUsage: nnc %s %s\n", cmd, cmd, c->usage);
     return EXIT_USAGE;
   }
-  if (o.stage && strcmp(cmd, "ir") != 0)
-    return usage_error("--stage is an option of 'nnc ir', not of '%s'", cmd, NULL);
+  if (o.stage && strcmp(cmd, "ir") != 0 && strcmp(cmd, "dot") != 0)
+    return usage_error("--stage is an option of 'nnc ir' and 'nnc dot', not of '%s'", cmd, NULL);
 
   Arena *a = arena_new();
   Diag d;
@@ -737,6 +756,7 @@ int main(int argc, char **argv) {
        : !strcmp(cmd, "train")   ? cmd_train(a, &d, &o)
        : !strcmp(cmd, "predict") ? cmd_predict(a, &d, &o)
        : !strcmp(cmd, "gradcheck") ? cmd_gradcheck(a, &d, &o)
+       : !strcmp(cmd, "dot")     ? cmd_dot(a, &d, &o)
                                  : cmd_check(a, &d, &o);
 
   if (fflush(stdout) != 0 && rc == EXIT_OK) {

@@ -119,6 +119,9 @@ typedef struct {
 int gradcheck_block(Arena *a, Diag *d, const Node *ast, const char *block, const char *const *names,
                     const float *const *inputs, int ninputs, int64_t n, int per_tensor, GradReport *out, int max);
 
+/* The lowered graph in Graphviz's dot language (`nnc dot`). */
+bool program_print_dot(FILE *out, const Program *p);
+
 /* The "opt" stage on the lowered graph: folding, CSE, dead code. */
 void program_simplify(Program *p);
 

@@ -258,3 +258,35 @@ bool program_print_graph(FILE *out, const Program *p) {
   ir_print(out, p->lowered->g);
   return true;
 }
+
+/* Graphviz: data inputs blue, parameters orange, state grey, the nodes
+ * autodiff built red, the optimizer's writes dashed; outputs double-circled. */
+void ir_dot(FILE *out, const Graph *g) {
+  Arena *a = arena_new();
+  fprintf(out, "digraph step {\n  rankdir=TB;\n  node [shape=box, fontname=\"monospace\", fontsize=10];\n");
+  for (int i = 0; i < g->nodes.len; i++) {
+    const IrNode *n = g->nodes.items[i];
+    char op[32];
+    lower_name(op, sizeof op, n->op);
+    const char *fill = n->op == IR_INPUT ? "lightblue" : n->op == IR_PARAM ? "orange" : n->op == IR_STATE ? "lightgrey"
+                       : n->grad_of ? "mistyrose" : "white";
+    bool out_node = false;
+    for (int o = 0; o < g->outputs.len; o++) out_node |= g->outputs.items[o] == n;
+    fprintf(out, "  n%d [label=\"%%%d %s", n->id, n->id, op);
+    if (n->op == IR_CONST) fprintf(out, " %g", n->f);
+    if (n->name) fprintf(out, "\\n%s", n->name);
+    fprintf(out, "\\n%s\", style=filled, fillcolor=%s%s];\n", ttype_str(a, n->dtype, &n->shape), fill,
+            out_node ? ", peripheries=2" : "");
+    for (int s = 0; s < 3; s++)
+      if (n->src[s])
+        fprintf(out, "  n%d -> n%d%s;\n", n->src[s]->id, n->id, n->op == IR_ASSIGN && s == 0 ? " [style=dashed, dir=back]" : "");
+  }
+  fprintf(out, "}\n");
+  arena_free(a);
+}
+
+bool program_print_dot(FILE *out, const Program *p) {
+  if (!p || !p->lowered) return false;
+  ir_dot(out, p->lowered->g);
+  return true;
+}

@@ -127,6 +127,9 @@ void plan_print(FILE *out, const Graph *g, const MemPlan *p);
  * (`nnc ir --stage=graph|grad`). */
 void ir_print(FILE *out, const Graph *g);
 
+/* The graph in Graphviz's dot language (`nnc dot`). */
+void ir_dot(FILE *out, const Graph *g);
+
 /* Checks every node's inputs come earlier and shapes agree (debug builds
  * run it between passes). Returns false and says why on stderr. */
 bool ir_verify(const Graph *g);
