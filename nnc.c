@@ -42,6 +42,8 @@ typedef struct {
   const char *ckpt, *out;          /* predict: --ckpt FILE, --out FILE */
   const char *init;                /* train: --init FILE */
   int resume;                      /* train: --resume */
+  SemaOptions sem;                 /* --no-data-check and --set NAME=VALUE, for every command */
+  char set_names[16][64];          /* the NAMEs of --set */
   int max_errors;      /* --max-errors N */
   int color;           /* --color: -1 auto, 0 never, 1 always */
   int check_files;     /* 0 with --no-data-check */
@@ -87,7 +89,8 @@ static const Command commands[] = {
      "  --epochs N, --batch N, --seed N   override the block's settings\n"
      "  --resume        continue an interrupted run from its last epoch\n"
      "                  (NAME.state.safetensors next to the checkpoint)\n"
-     "  --init FILE     start from the weights in FILE instead of random ones\n",
+     "  --init FILE     start from the weights in FILE instead of random ones\n"
+     "  --set NAME=VALUE   replace a constant or a block setting (any command)\n",
      1},
     {"predict", "SPEC", "run a trained model and write the submission file",
      "Compiles the predict block's step, loads the checkpoint it names\n"
@@ -203,6 +206,15 @@ static int parse_options(Options *o, int argc, char **argv) {
       if (!strncmp(arg, "--epochs", 8)) o->epochs = v;
       else if (!strncmp(arg, "--batch", 7)) o->batch = v;
       else o->seed = v;
+    } else if (!strncmp(arg, "--set", 5)) {
+      size_t klen = strcspn(arg, "=");
+      const char *val = arg[5] == '=' ? arg + klen + 1 : (i + 1 < argc ? argv[++i] : NULL);
+      const char *eq = val ? strchr(val, '=') : NULL;
+      if (!val || !eq || eq == val) return usage_error("%s expects NAME=VALUE", arg, "for example --set epochs=10");
+      if (o->sem.nset >= 16) return usage_error("at most 16 --set options, got more at '%s'", val, NULL);
+      snprintf(o->set_names[o->sem.nset], sizeof o->set_names[0], "%.*s", (int)(eq - val), val);
+      o->sem.set_names[o->sem.nset] = o->set_names[o->sem.nset];
+      o->sem.set_values[o->sem.nset++] = eq + 1;
     } else if (!strcmp(arg, "--resume")) {
       o->resume = 1;
     } else if (!strncmp(arg, "--init", 6)) {
@@ -223,7 +235,7 @@ static int parse_options(Options *o, int argc, char **argv) {
     } else if (arg[0] == '-' && arg[1] != 0) {
       static const char *const known[] = {"--help", "--no-data-check", "--max-errors", "--color", "--stage",
                                           "--block", "--epochs", "--batch", "--seed", "--ckpt", "--out",
-                                          "--init", "--resume", "--version"};
+                                          "--init", "--resume", "--set", "--version"};
       char name[64];
       snprintf(name, sizeof name, "%.*s", (int)strcspn(arg, "="), arg);
       const char *near = closest_name(name, known, (int)(sizeof known / sizeof known[0]));
@@ -250,7 +262,8 @@ static int front_end(Arena *a, Diag *d, const Options *o, Node **ast, Program **
   if (!src) return EXIT_USER;
   *ast = parse_source(a, d, src);
   if (!*ast) return EXIT_USER;
-  SemaOptions sopt = {.check_files = o->check_files};
+  SemaOptions sopt = o->sem;
+  sopt.check_files = o->check_files;
   /* graph: the forward graph of a train block; grad: with autodiff and the
    * optimizer's update, i.e. one training step */
   if (o->stage && (!strcmp(o->stage, "graph") || !strcmp(o->stage, "grad") || !strcmp(o->stage, "opt"))) {
@@ -293,8 +306,9 @@ static int cmd_ir(Arena *a, Diag *d, const Options *o) {
     Source *src = source_load(a, d, o->spec);
     Node *ast = src ? parse_source(a, d, src) : NULL;
     if (!ast) return EXIT_USER;
-    return compile_print_stage(stdout, a, d, ast, o->block ? o->block : "", o->stage, o->check_files) ? EXIT_OK
-                                                                                                        : EXIT_USER;
+    SemaOptions base = o->sem;
+    base.check_files = o->check_files;
+    return compile_print_stage(stdout, a, d, ast, o->block ? o->block : "", o->stage, &base) ? EXIT_OK : EXIT_USER;
   }
   Node *ast;
   Program *prog;
@@ -447,13 +461,14 @@ static int cmd_train(Arena *a, Diag *d, const Options *o) {
   Node *ast = parse_source(a, d, src);
   if (!ast) return EXIT_USER;
   /* the largest batch the steps are compiled for: the block's, or --batch */
-  SemaOptions peek = {.check_files = o->check_files};
+  SemaOptions peek = o->sem;
+  peek.check_files = o->check_files;
   if (!sema_check(a, d, ast, &peek)) return EXIT_USER;
   int64_t n_max = o->batch > 0 ? o->batch : 4096;
   double t0 = seconds_now();
   RtProgram rp = {0};
   TrainDesc td;
-  Compiled *c = compile_train(a, d, ast, o->block ? o->block : "", n_max, o->check_files, &rp, &td);
+  Compiled *c = compile_train(a, d, ast, o->block ? o->block : "", n_max, &peek, &rp, &td);
   if (!c) return EXIT_USER;
   double compile_ms = (seconds_now() - t0) * 1000;
   if (o->epochs > 0) td.epochs = o->epochs;
@@ -551,7 +566,9 @@ static int cmd_predict(Arena *a, Diag *d, const Options *o) {
   int64_t n_max = o->batch > 0 ? o->batch : 1024;
   RtProgram rp = {0};
   PredictDesc pd;
-  Compiled *c = compile_predict(a, d, ast, o->block ? o->block : "", n_max, o->check_files, &rp, &pd);
+  SemaOptions base = o->sem;
+  base.check_files = o->check_files;
+  Compiled *c = compile_predict(a, d, ast, o->block ? o->block : "", n_max, &base, &rp, &pd);
   if (!c) return EXIT_USER;
   RtError err = {{0}};
   RtTable table = {0};
@@ -625,8 +642,11 @@ static int cmd_dot(Arena *a, Diag *d, const Options *o) {
   Source *src = source_load(a, d, o->spec);
   Node *ast = src ? parse_source(a, d, src) : NULL;
   if (!ast) return EXIT_USER;
-  SemaOptions sopt = {.check_files = o->check_files, .lower_block = o->block ? o->block : "", .lower_training = 1,
-                      .lower_update = strcmp(stage, "graph") != 0};
+  SemaOptions sopt = o->sem;
+  sopt.check_files = o->check_files;
+  sopt.lower_block = o->block ? o->block : "";
+  sopt.lower_training = 1;
+  sopt.lower_update = strcmp(stage, "graph") != 0;
   Program *p = sema_check(a, d, ast, &sopt);
   if (!p || d->nerrors) return EXIT_USER;
   if (!strcmp(stage, "opt")) program_simplify(p);
@@ -645,7 +665,9 @@ static int cmd_gradcheck(Arena *a, Diag *d, const Options *o) {
   /* the data: the block's data set, as training loads it */
   RtProgram rp = {0};
   TrainDesc td;
-  Compiled *c = compile_train(a, d, ast, o->block ? o->block : "", 64, o->check_files, &rp, &td);
+  SemaOptions base = o->sem;
+  base.check_files = o->check_files;
+  Compiled *c = compile_train(a, d, ast, o->block ? o->block : "", 64, &base, &rp, &td);
   if (!c) return EXIT_USER;
   compiled_free(c);
   RtTable table = {0};
@@ -666,7 +688,7 @@ static int cmd_gradcheck(Arena *a, Diag *d, const Options *o) {
   }
   GradReport rep[256];
   int per = 24;
-  int nrep = gradcheck_block(a, d, ast, o->block ? o->block : "", names, inputs, ninputs, n, per, rep, 256);
+  int nrep = gradcheck_block(a, d, ast, o->block ? o->block : "", &base, names, inputs, ninputs, n, per, rep, 256);
   rt_table_free(&table);
   if (nrep < 0) return EXIT_USER;
   printf("gradcheck %s: a batch of %lld samples; up to %d elements of each parameter;\n"

@@ -63,10 +63,13 @@ struct Compiled {
   Program *train, *eval;
 };
 
-static bool lower(Arena *a, Diag *d, const Node *ast, const char *block, bool check_files, bool training,
+static bool lower(Arena *a, Diag *d, const Node *ast, const char *block, const SemaOptions *base, bool training,
                   bool predict, Program **out) {
-  SemaOptions o = {.check_files = check_files, .lower_block = block, .lower_training = training,
-                   .lower_update = training, .lower_predict = predict};
+  SemaOptions o = *base;
+  o.lower_block = block;
+  o.lower_training = training;
+  o.lower_update = training;
+  o.lower_predict = predict;
   Program *p = sema_check(a, d, ast, &o);
   if (!p || d->nerrors) return false;
   if (!p->lowered || p->lowered->failed) {
@@ -212,11 +215,11 @@ static void describe(Arena *a, const Lowering *lw, TrainDesc *td) {
   if (tv && tv->kind == V_DATASET) describe_data(a, lw, tv->ds, &td->test);
 }
 
-Compiled *compile_train(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max, bool check_files,
-                        RtProgram *rp, TrainDesc *td) {
+Compiled *compile_train(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max,
+                        const SemaOptions *base, RtProgram *rp, TrainDesc *td) {
   Compiled *c = arena_alloc(a, sizeof *c);
-  if (!lower(a, d, ast, block, check_files, true, false, &c->train)) return NULL;
-  if (!lower(a, d, ast, block, check_files, false, false, &c->eval)) return NULL;
+  if (!lower(a, d, ast, block, base, true, false, &c->train)) return NULL;
+  if (!lower(a, d, ast, block, base, false, false, &c->eval)) return NULL;
   char err[1024];
   if (!cg_load(&c->cg, err, sizeof err)) {
     diag_error(d, (Loc){0}, "%s", err);
@@ -280,10 +283,10 @@ static void persistent_slots(Arena *a, Graph *g, RtProgram *rp) {
   for (int i = 0; i < pers.len; i++) rp->persistent[i] = *(RtSlot *)pers.items[i];
 }
 
-Compiled *compile_predict(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max, bool check_files,
-                          RtProgram *rp, PredictDesc *pd) {
+Compiled *compile_predict(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max,
+                          const SemaOptions *base, RtProgram *rp, PredictDesc *pd) {
   Compiled *c = arena_alloc(a, sizeof *c);
-  if (!lower(a, d, ast, block, check_files, false, true, &c->eval)) return NULL;
+  if (!lower(a, d, ast, block, base, false, true, &c->eval)) return NULL;
   char err[1024];
   if (!cg_load(&c->cg, err, sizeof err) || !(c->jit = c->cg.jit_new(err, sizeof err))) {
     diag_error(d, (Loc){0}, "%s", err);
@@ -323,9 +326,9 @@ void compiled_free(Compiled *c) {
 }
 
 bool compile_print_stage(FILE *out, Arena *a, Diag *d, const Node *ast, const char *block, const char *stage,
-                         bool check_files) {
+                         const SemaOptions *base) {
   Program *p;
-  if (!lower(a, d, ast, block, check_files, true, false, &p)) return false;
+  if (!lower(a, d, ast, block, base, true, false, &p)) return false;
   Graph *g = p->lowered->g;
   ir_simplify(g);
   verify(g, "simplify");

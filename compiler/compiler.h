@@ -30,6 +30,10 @@ typedef struct {
   int lower_training;  /* lower the training step (else the eval step) */
   int lower_update;    /* and append autodiff and the optimizer's update */
   int lower_predict;   /* lower_block names a predict block instead */
+  /* `--set NAME=VALUE`: replaces a constant, or a binding of a train or
+   * predict block (batch, epochs, lr, ...), wherever it is set */
+  int nset;
+  const char *set_names[16], *set_values[16];
 } SemaOptions;
 
 /* Checks a parsed program. Returns NULL after reporting errors through `d`. */
@@ -86,18 +90,18 @@ typedef struct Compiled Compiled;
 /* Checks and compiles train block `block` ("" for the first) into a
  * training and an evaluation step for batches of up to n_max; fills the
  * runtime's view of them and the block's settings. NULL after reporting. */
-Compiled *compile_train(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max, bool check_files,
-                        RtProgram *rp, TrainDesc *td);
+Compiled *compile_train(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max,
+                        const SemaOptions *base, RtProgram *rp, TrainDesc *td);
 void compiled_free(Compiled *c);
 
 /* The same for a predict block ("" for the first): one step whose outputs
  * are the columns of its `write csv(...)`; rp->train holds it. */
-Compiled *compile_predict(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max, bool check_files,
-                          RtProgram *rp, PredictDesc *pd);
+Compiled *compile_predict(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max,
+                          const SemaOptions *base, RtProgram *rp, PredictDesc *pd);
 
 /* `nnc ir --stage=fused|memory|llvm|asm` for a train block's training step. */
 bool compile_print_stage(FILE *out, Arena *a, Diag *d, const Node *ast, const char *block, const char *stage,
-                         bool check_files);
+                         const SemaOptions *base);
 
 /* ---- gradient checks (gradcheck.c) ---------------------------------- */
 
@@ -116,7 +120,8 @@ typedef struct {
  * evaluator), on one batch of n samples: inputs[i] holds the values of the
  * batch field names[i] ([n, width]). Fills up to `max` reports; returns their
  * count, or -1 after reporting an error. */
-int gradcheck_block(Arena *a, Diag *d, const Node *ast, const char *block, const char *const *names,
+int gradcheck_block(Arena *a, Diag *d, const Node *ast, const char *block, const SemaOptions *base,
+                    const char *const *names,
                     const float *const *inputs, int ninputs, int64_t n, int per_tensor, GradReport *out, int max);
 
 /* The lowered graph in Graphviz's dot language (`nnc dot`). */

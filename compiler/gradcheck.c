@@ -33,9 +33,14 @@ static double loss_at(const Graph *g, double **vals, const IrNode *loss, int64_t
   return r;
 }
 
-int gradcheck_block(Arena *a, Diag *d, const Node *ast, const char *block, const char *const *names,
+int gradcheck_block(Arena *a, Diag *d, const Node *ast, const char *block, const SemaOptions *base,
+                    const char *const *names,
                     const float *const *inputs, int ninputs, int64_t n, int per_tensor, GradReport *out, int max) {
-  SemaOptions o = {.check_files = 0, .lower_block = block, .lower_training = 1};
+  SemaOptions o = *base;
+  o.check_files = 0;
+  o.lower_block = block;
+  o.lower_training = 1;
+  o.lower_update = 0;
   Program *p = sema_check(a, d, ast, &o);
   if (!p || d->nerrors || !p->lowered || p->lowered->failed || !p->lowered->loss) {
     if (!d->nerrors) diag_error(d, (Loc){0}, "the train block could not be compiled");

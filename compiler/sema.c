@@ -17,6 +17,7 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { MAX_DEPTH = 400, MAX_UNROLL = 10000 };
@@ -1701,6 +1702,33 @@ static Value *eval(Sema *s, Scope *sc, const Node *n) {
   return v;
 }
 
+/* ---- --set overrides ------------------------------------------------------ */
+
+static bool set_used[16];
+
+/* The value `--set name=...` gives, or NULL. */
+static Value *override_for(Sema *s, const char *name) {
+  for (int i = 0; i < s->opt->nset; i++) {
+    if (strcmp(s->opt->set_names[i], name)) continue;
+    set_used[i] = true;
+    const char *t = s->opt->set_values[i];
+    char *end;
+    long long iv = strtoll(t, &end, 10);
+    if (*t && !*end) return val_int(s, iv);
+    double fv = strtod(t, &end);
+    if (*t && !*end) return val_float(s, fv);
+    if (!strcmp(t, "true") || !strcmp(t, "false")) {
+      Value *b = val_new(s, V_BOOL);
+      b->i = t[0] == 't';
+      return b;
+    }
+    Value *str = val_new(s, V_STRING);
+    str->s = t;
+    return str;
+  }
+  return NULL;
+}
+
 /* ---- statements ---------------------------------------------------------- */
 
 /* The settings of train and predict blocks: where each may appear. */
@@ -2082,6 +2110,10 @@ static void exec_stmt(Sema *s, Scope *sc, const Node *st, Exec *ex) {
       return;
     }
     Value *v = eval(s, sc, st->a);
+    if (st->list.len == 1 && (ex->ctx == CX_TRAIN || ex->ctx == CX_PREDICT || ex->ctx == CX_STEP)) {
+      Value *o = override_for(s, t0->name);
+      if (o) v = o;
+    }
     if (st->list.len > 1) {
       if (v->kind == V_ERROR) {
         for (int i = 0; i < st->list.len; i++)
@@ -2557,6 +2589,7 @@ Program *sema_check(Arena *a, Diag *d, const Node *ast, const SemaOptions *opt) 
   s->prefix = "";
   boundaries = (Vec){0};
   instance_counter = 0;
+  memset(set_used, 0, sizeof set_used);
   vec_push(a, &boundaries, s->globals);
 
   /* the folder of the spec: data paths are relative to it */
@@ -2592,7 +2625,8 @@ Program *sema_check(Arena *a, Diag *d, const Node *ast, const SemaOptions *opt) 
         continue;
       }
       if (n->kind == N_CONST) {
-        Value *v = eval(s, s->globals, n->a);
+        Value *v = override_for(s, n->name);
+        if (!v) v = eval(s, s->globals, n->a);
         if (v->kind != V_ERROR && !(val_is_number(v) || v->kind == V_STRING || v->kind == V_LIST || v->kind == V_TUPLE ||
                                      v->kind == V_RANGE || v->kind == V_TENSOR)) {
           sema_error(s, n->a->loc, "a const is a number, string, list or tensor, got %s", val_desc(a, v));
@@ -2657,6 +2691,11 @@ Program *sema_check(Arena *a, Diag *d, const Node *ast, const SemaOptions *opt) 
       sema_warn(s, n->loc, "model %s is never built, so its body is not checked", n->name);
     }
   }
+  for (int i = 0; i < s->opt->nset; i++)
+    if (!set_used[i]) {
+      sema_error(s, (Loc){0}, "--set %s: the spec has no constant or block setting called '%s'", s->opt->set_names[i],
+                 s->opt->set_names[i]);
+    }
   if (nblocks == 0 && d->nerrors == errors_before)
     sema_warn(s, ast->loc, "the spec has no train or predict block");
   if (d->nerrors > errors_before) return NULL;
