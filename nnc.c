@@ -253,14 +253,18 @@ static int parse_options(Options *o, int argc, char **argv) {
 
 /* ---- the commands ----------------------------------------------------- */
 
+/* The spec, read and parsed; NULL after reporting. */
+static Node *load_spec(Arena *a, Diag *d, const Options *o) {
+  Source *src = source_load(a, d, o->spec);
+  return src ? parse_source(a, d, src) : NULL;
+}
+
 /* Loads, parses and checks o->spec. Sets *ast and *prog (NULL on failure);
  * returns EXIT_OK or EXIT_USER. */
 static int front_end(Arena *a, Diag *d, const Options *o, Node **ast, Program **prog) {
   *ast = NULL;
   *prog = NULL;
-  Source *src = source_load(a, d, o->spec);
-  if (!src) return EXIT_USER;
-  *ast = parse_source(a, d, src);
+  *ast = load_spec(a, d, o);
   if (!*ast) return EXIT_USER;
   SemaOptions sopt = o->sem;
   sopt.check_files = o->check_files;
@@ -303,8 +307,7 @@ static int cmd_ir(Arena *a, Diag *d, const Options *o) {
   bool graph = !strcmp(o->stage, "graph") || !strcmp(o->stage, "grad") || !strcmp(o->stage, "opt");
   if (strcmp(o->stage, "ast") != 0 && !graph) {
     /* fused, memory, llvm, asm: the compiled training step */
-    Source *src = source_load(a, d, o->spec);
-    Node *ast = src ? parse_source(a, d, src) : NULL;
+    Node *ast = load_spec(a, d, o);
     if (!ast) return EXIT_USER;
     SemaOptions base = o->sem;
     base.check_files = o->check_files;
@@ -456,9 +459,7 @@ static int evaluate_test(Arena *a, const Options *o, const RtProgram *rp, const 
 
 /* nnc train SPEC: compile the block's steps, load its data, train. */
 static int cmd_train(Arena *a, Diag *d, const Options *o) {
-  Source *src = source_load(a, d, o->spec);
-  if (!src) return EXIT_USER;
-  Node *ast = parse_source(a, d, src);
+  Node *ast = load_spec(a, d, o);
   if (!ast) return EXIT_USER;
   /* the largest batch the steps are compiled for: the block's, or --batch */
   SemaOptions peek = o->sem;
@@ -559,9 +560,7 @@ static int cmd_train(Arena *a, Diag *d, const Options *o) {
 /* nnc predict SPEC: load the trained weights, run the predict block's step
  * over its data, write its CSV file (atomically). */
 static int cmd_predict(Arena *a, Diag *d, const Options *o) {
-  Source *src = source_load(a, d, o->spec);
-  if (!src) return EXIT_USER;
-  Node *ast = parse_source(a, d, src);
+  Node *ast = load_spec(a, d, o);
   if (!ast) return EXIT_USER;
   int64_t n_max = o->batch > 0 ? o->batch : 1024;
   RtProgram rp = {0};
@@ -639,8 +638,7 @@ static int cmd_dot(Arena *a, Diag *d, const Options *o) {
   const char *stage = o->stage ? o->stage : "graph";
   if (strcmp(stage, "graph") && strcmp(stage, "grad") && strcmp(stage, "opt"))
     return usage_error("nnc dot draws --stage=graph, grad or opt, not '%s'", stage, NULL);
-  Source *src = source_load(a, d, o->spec);
-  Node *ast = src ? parse_source(a, d, src) : NULL;
+  Node *ast = load_spec(a, d, o);
   if (!ast) return EXIT_USER;
   SemaOptions sopt = o->sem;
   sopt.check_files = o->check_files;
@@ -658,9 +656,7 @@ static int cmd_dot(Arena *a, Diag *d, const Options *o) {
 /* nnc gradcheck SPEC: the compiled gradients of a train block against
  * float64 finite differences, on one small batch of its real data. */
 static int cmd_gradcheck(Arena *a, Diag *d, const Options *o) {
-  Source *src = source_load(a, d, o->spec);
-  if (!src) return EXIT_USER;
-  Node *ast = parse_source(a, d, src);
+  Node *ast = load_spec(a, d, o);
   if (!ast) return EXIT_USER;
   /* the data: the block's data set, as training loads it */
   RtProgram rp = {0};

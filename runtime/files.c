@@ -177,3 +177,17 @@ bool rt_write_csv_atomic(const char *path, const char *const *header,
   }
   return rt_atomic_commit(&af, err);
 }
+
+void rt_json_string(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\')
+      fprintf(f, "\\%c", c);
+    else if (c < 0x20)
+      fprintf(f, "\\u%04x", c);
+    else
+      fputc(c, f);
+  }
+  fputc('"', f);
+}

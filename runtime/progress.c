@@ -65,19 +65,6 @@ static void put_number(FILE *f, double v) {
     fputs("null", f);
 }
 
-static void put_key(FILE *f, const char *s) {
-  fputc('"', f);
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\')
-      fprintf(f, "\\%c", c);
-    else if (c < 0x20)
-      fprintf(f, "\\u%04x", c);
-    else
-      fputc(c, f);
-  }
-  fputs("\":", f);
-}
 
 bool rt_log_jsonl(const char *path, int64_t epoch, const RtMetric *m, int nm,
                   double ms_per_epoch, RtError *err) {
@@ -97,7 +84,8 @@ bool rt_log_jsonl(const char *path, int64_t epoch, const RtMetric *m, int nm,
   fprintf(f, "{\"epoch\":%lld", (long long)epoch);
   for (int i = 0; i < nm; i++) {
     fputc(',', f);
-    put_key(f, m[i].name);
+    rt_json_string(f, m[i].name);
+    fputc(':', f);
     put_number(f, m[i].value);
   }
   fputs(",\"ms\":", f);

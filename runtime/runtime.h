@@ -202,6 +202,8 @@ void rt_checkpoint_free(RtCheckpoint *c);
 
 /* mkdir -p: makes `dir` and its missing parents. */
 bool rt_mkdirs(const char *dir, RtError *err);
+/* `s` as a JSON string, quoted and escaped (checkpoint headers, logs). */
+void rt_json_string(FILE *f, const char *s);
 
 /* A file being written atomically (see rt_save_safetensors). */
 typedef struct {

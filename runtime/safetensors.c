@@ -508,19 +508,6 @@ void rt_checkpoint_free(RtCheckpoint *c) {
 /* ---- the writer ---------------------------------------------------------- */
 
 /* A JSON string: quotes, backslashes and control bytes escaped. */
-static void put_string(FILE *f, const char *s) {
-  fputc('"', f);
-  for (; *s; s++) {
-    unsigned char c = (unsigned char)*s;
-    if (c == '"' || c == '\\')
-      fprintf(f, "\\%c", c);
-    else if (c < 0x20)
-      fprintf(f, "\\u%04x", c);
-    else
-      fputc(c, f);
-  }
-  fputc('"', f);
-}
 
 bool rt_save_safetensors(const char *path, const RtTensorRef *ts, int n, const RtMeta *meta,
                          int nmeta, RtError *err) {
@@ -548,9 +535,9 @@ bool rt_save_safetensors(const char *path, const RtTensorRef *ts, int n, const R
     fputs("\"__metadata__\":{", h);
     for (int i = 0; i < nmeta; i++) {
       if (i) fputc(',', h);
-      put_string(h, meta[i].key);
+      rt_json_string(h, meta[i].key);
       fputc(':', h);
-      put_string(h, meta[i].value);
+      rt_json_string(h, meta[i].value);
     }
     fputc('}', h);
   }
@@ -560,7 +547,7 @@ bool rt_save_safetensors(const char *path, const RtTensorRef *ts, int n, const R
     int64_t bytes = 4;
     for (int d = 0; d < t->rank; d++) bytes *= t->shape[d];
     if (i || nmeta > 0) fputc(',', h);
-    put_string(h, t->name);
+    rt_json_string(h, t->name);
     fputs(":{\"dtype\":\"F32\",\"shape\":[", h);
     for (int d = 0; d < t->rank; d++) fprintf(h, "%s%lld", d ? "," : "", (long long)t->shape[d]);
     fprintf(h, "],\"data_offsets\":[%lld,%lld]}", (long long)offset, (long long)(offset + bytes));
