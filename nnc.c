@@ -42,6 +42,7 @@ typedef struct {
   const char *ckpt, *out;          /* predict: --ckpt FILE, --out FILE */
   const char *init;                /* train: --init FILE */
   int resume;                      /* train: --resume */
+  int check_numerics;              /* train: --check-numerics */
   SemaOptions sem;                 /* --no-data-check and --set NAME=VALUE, for every command */
   char set_names[16][64];          /* the NAMEs of --set */
   int max_errors;      /* --max-errors N */
@@ -90,6 +91,9 @@ static const Command commands[] = {
      "  --resume        continue an interrupted run from its last epoch\n"
      "                  (NAME.state.safetensors next to the checkpoint)\n"
      "  --init FILE     start from the weights in FILE instead of random ones\n"
+     "  --check-numerics  check every intermediate value after every step and\n"
+     "                  report the first NaN or infinity at its spec line (slower;\n"
+     "                  done automatically, from the start, when the loss diverges)\n"
      "  --set NAME=VALUE   replace a constant or a block setting (any command)\n",
      1},
     {"predict", "SPEC", "run a trained model and write the submission file",
@@ -215,6 +219,8 @@ static int parse_options(Options *o, int argc, char **argv) {
       snprintf(o->set_names[o->sem.nset], sizeof o->set_names[0], "%.*s", (int)(eq - val), val);
       o->sem.set_names[o->sem.nset] = o->set_names[o->sem.nset];
       o->sem.set_values[o->sem.nset++] = eq + 1;
+    } else if (!strcmp(arg, "--check-numerics")) {
+      o->check_numerics = 1;
     } else if (!strcmp(arg, "--resume")) {
       o->resume = 1;
     } else if (!strncmp(arg, "--init", 6)) {
@@ -235,7 +241,7 @@ static int parse_options(Options *o, int argc, char **argv) {
     } else if (arg[0] == '-' && arg[1] != 0) {
       static const char *const known[] = {"--help", "--no-data-check", "--max-errors", "--color", "--stage",
                                           "--block", "--epochs", "--batch", "--seed", "--ckpt", "--out",
-                                          "--init", "--resume", "--set", "--version"};
+                                          "--init", "--resume", "--set", "--check-numerics", "--version"};
       char name[64];
       snprintf(name, sizeof name, "%.*s", (int)strcspn(arg, "="), arg);
       const char *near = closest_name(name, known, (int)(sizeof known / sizeof known[0]));
@@ -457,6 +463,21 @@ static int evaluate_test(Arena *a, const Options *o, const RtProgram *rp, const 
   return EXIT_OK;
 }
 
+/* --check-numerics: after every step, the first NaN or infinity. */
+typedef struct {
+  Compiled *c;
+  Diag *d;
+  bool found;
+} NumericsCheck;
+
+static bool numerics_hook(void *ctx, const float *arena, int64_t n, int64_t epoch, int64_t batch) {
+  NumericsCheck *nc = ctx;
+  if (compiled_check_numerics(nc->c, nc->d, arena, n)) return true;
+  fprintf(stderr, "      = note: in epoch %lld, batch %lld\n", (long long)epoch, (long long)batch);
+  nc->found = true;
+  return false;
+}
+
 /* nnc train SPEC: compile the block's steps, load its data, train. */
 static int cmd_train(Arena *a, Diag *d, const Options *o) {
   Node *ast = load_spec(a, d, o);
@@ -469,7 +490,8 @@ static int cmd_train(Arena *a, Diag *d, const Options *o) {
   double t0 = seconds_now();
   RtProgram rp = {0};
   TrainDesc td;
-  Compiled *c = compile_train(a, d, ast, o->block ? o->block : "", n_max, &peek, &rp, &td);
+  Compiled *c = o->check_numerics ? compile_train_checked(a, d, ast, o->block ? o->block : "", n_max, &peek, &rp, &td)
+                                  : compile_train(a, d, ast, o->block ? o->block : "", n_max, &peek, &rp, &td);
   if (!c) return EXIT_USER;
   double compile_ms = (seconds_now() - t0) * 1000;
   if (o->epochs > 0) td.epochs = o->epochs;
@@ -534,14 +556,46 @@ static int cmd_train(Arena *a, Diag *d, const Options *o) {
       .print_every = td.epochs > 50 ? td.epochs / 30 : 1, .meta = meta, .nmeta = 3, .extra = extra,
       .nextra = nextra, .state_path = state_path[0] ? state_path : NULL,
       .resume_path = resume ? state_path : NULL, .init_path = o->init};
+  NumericsCheck nc = {c, d, false};
+  if (o->check_numerics) {
+    cfg.after_step = numerics_hook;
+    cfg.after_step_ctx = &nc;
+  }
   RtTrainResult res;
   float *final = calloc((size_t)rp.arena_floats, sizeof(float));
   res.arena_out = NULL;
   bool ok = final && rt_train(&rp, &cfg, &table, &res, &err);
   int rc = EXIT_OK;
-  if (!ok) {
+  if (!ok && res.stopped) {
+    rc = EXIT_USER;   /* the check said where */
+  } else if (!ok) {
     fprintf(stderr, "%s: error: %s\n", o->spec, final ? err.msg : "out of memory");
     rc = EXIT_USER;
+    if (res.diverged && !o->check_numerics) {
+      /* training is deterministic: run it again, unfused, checking every
+       * value after every step, to name the op where it went wrong */
+      fprintf(stderr, "nnc: running again with every intermediate value checked, to find where it first appears...\n");
+      RtProgram cp = {0};
+      TrainDesc ctd;
+      Compiled *cc = compile_train_checked(a, d, ast, o->block ? o->block : "", n_max, &peek, &cp, &ctd);
+      if (cc) {
+        NumericsCheck cnc = {cc, d, false};
+        RtTrainConfig ccfg = cfg;
+        ccfg.save_best = ccfg.save_last = ccfg.log_path = ccfg.state_path = NULL;
+        ccfg.resume_path = NULL;
+        ccfg.out = fopen("/dev/null", "w");
+        ccfg.after_step = numerics_hook;
+        ccfg.after_step_ctx = &cnc;
+        RtTrainResult cres;
+        RtError cerr = {{0}};
+        rt_train(&cp, &ccfg, &table, &cres, &cerr);
+        if (ccfg.out) fclose(ccfg.out);
+        if (!cnc.found)
+          fprintf(stderr, "nnc: the unfused run stayed finite (rounding differs slightly without fusion); "
+                          "try nnc train --check-numerics\n");
+        compiled_free(cc);
+      }
+    }
   } else {
     printf("best %s %.6g at epoch %lld of %lld", !strcmp(td.monitor, "loss") ? "valid_loss" : td.monitor, res.best,
            (long long)res.best_epoch, (long long)res.epochs_run);

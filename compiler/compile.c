@@ -15,7 +15,9 @@
 #include "compiler/codegen.h"
 #include "runtime/runtime.h"
 
+#include <ctype.h>
 #include <dlfcn.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -104,12 +106,38 @@ static RtSlot slot_of(Arena *a, const IrNode *x) {
   return s;
 }
 
+/* No fusion: every node its own kernel, every value stored (for checking
+ * numerics node by node). */
+static Fusion *unfused(Arena *a, Graph *g) {
+  int n = g->nodes.len;
+  Fusion *f = arena_alloc(a, sizeof *f);
+  f->nnodes = n;
+  f->kernel = arena_alloc(a, sizeof(int) * (size_t)(n + 1));
+  f->materialized = arena_alloc(a, sizeof(bool) * (size_t)(n + 1));
+  f->runs_at = arena_alloc(a, sizeof(int) * (size_t)(n + 1));
+  f->kernels = arena_alloc(a, sizeof(Kernel) * (size_t)(n + 1));
+  for (int i = 0; i < n; i++) {
+    IrNode *x = g->nodes.items[i];
+    OpKindIR k = ir_op_kind(x->op);
+    f->runs_at[i] = i;
+    f->kernel[i] = -1;
+    if (k == OPK_LEAF || k == OPK_VIEW) continue;
+    Kernel *kn = &f->kernels[f->nkernels];
+    kn->kind = k == OPK_REDUCE ? FK_REDUCE : k == OPK_ROW ? FK_ROW : k == OPK_MATMUL ? FK_MATMUL : FK_LOOP;
+    vec_push(a, &kn->nodes, x);
+    f->kernel[i] = f->nkernels++;
+    f->materialized[i] = x->op != IR_ASSIGN;
+    if (x->op != IR_ASSIGN) ir_output(g, x, "checked");   /* kept to the end of the step */
+  }
+  return f;
+}
+
 static bool build_step(Arena *a, const CgApi *cg, Jit *jit, Program *p, int64_t n_max, int64_t floor, const char *name, RtStep *st,
-                       MemPlan *plan, char *err, size_t errlen) {
+                       MemPlan *plan, char *err, size_t errlen, bool checked) {
   Graph *g = p->lowered->g;
   ir_simplify(g);
   verify(g, "simplify");
-  Fusion *f = fuse_graph(a, g);
+  Fusion *f = checked ? unfused(a, g) : fuse_graph(a, g);
   plan_memory(g, f->materialized, f->runs_at, n_max, floor, plan);
   StepFn fn = cg->jit_compile(jit, g, f, name, NULL, err, errlen);
   if (!fn) return false;
@@ -130,6 +158,7 @@ static bool build_step(Arena *a, const CgApi *cg, Jit *jit, Program *p, int64_t 
     IrNode *o = g->outputs.items[i];
     const char *on = g->output_names.items[i];
     if (!strcmp(on, "loss")) st->loss_offset = o->offset;
+    else if (!strcmp(on, "checked")) continue;
     else if (st->nmetrics < RT_MAX_METRICS) {
       st->metric_names[st->nmetrics] = on;
       st->metric_offsets[st->nmetrics++] = o->offset;
@@ -215,8 +244,8 @@ static void describe(Arena *a, const Lowering *lw, TrainDesc *td) {
   if (tv && tv->kind == V_DATASET) describe_data(a, lw, tv->ds, &td->test);
 }
 
-Compiled *compile_train(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max,
-                        const SemaOptions *base, RtProgram *rp, TrainDesc *td) {
+static Compiled *compile_train_mode(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max,
+                                    const SemaOptions *base, RtProgram *rp, TrainDesc *td, bool checked) {
   Compiled *c = arena_alloc(a, sizeof *c);
   if (!lower(a, d, ast, block, base, true, false, &c->train)) return NULL;
   if (!lower(a, d, ast, block, base, false, false, &c->eval)) return NULL;
@@ -231,8 +260,9 @@ Compiled *compile_train(Arena *a, Diag *d, const Node *ast, const char *block, i
     return NULL;
   }
   MemPlan tp, ep;
-  if (!build_step(a, &c->cg, c->jit, c->train, n_max, 0, "train_step", &rp->train, &tp, err, sizeof err) ||
-      !build_step(a, &c->cg, c->jit, c->eval, n_max, tp.persistent, "eval_step", &rp->eval, &ep, err, sizeof err)) {
+  if (!build_step(a, &c->cg, c->jit, c->train, n_max, 0, "train_step", &rp->train, &tp, err, sizeof err, checked) ||
+      !build_step(a, &c->cg, c->jit, c->eval, n_max, tp.persistent, "eval_step", &rp->eval, &ep, err, sizeof err,
+                  false)) {
     diag_error(d, (Loc){0}, "code generation failed: %s", err);
     c->cg.jit_free(c->jit);
     return NULL;
@@ -293,7 +323,7 @@ Compiled *compile_predict(Arena *a, Diag *d, const Node *ast, const char *block,
     return NULL;
   }
   MemPlan plan;
-  if (!build_step(a, &c->cg, c->jit, c->eval, n_max, 0, "predict_step", &rp->train, &plan, err, sizeof err)) {
+  if (!build_step(a, &c->cg, c->jit, c->eval, n_max, 0, "predict_step", &rp->train, &plan, err, sizeof err, false)) {
     diag_error(d, (Loc){0}, "code generation failed: %s", err);
     c->cg.jit_free(c->jit);
     c->jit = NULL;
@@ -319,6 +349,75 @@ Compiled *compile_predict(Arena *a, Diag *d, const Node *ast, const char *block,
     pd->ncols++;
   }
   return c;
+}
+
+Compiled *compile_train(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max,
+                        const SemaOptions *base, RtProgram *rp, TrainDesc *td) {
+  return compile_train_mode(a, d, ast, block, n_max, base, rp, td, false);
+}
+
+Compiled *compile_train_checked(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max,
+                                const SemaOptions *base, RtProgram *rp, TrainDesc *td) {
+  return compile_train_mode(a, d, ast, block, n_max, base, rp, td, true);
+}
+
+/* The smallest and largest finite values of a buffer (for the report). */
+static void value_range(const float *x, int64_t e, double *lo, double *hi) {
+  *lo = INFINITY;
+  *hi = -INFINITY;
+  for (int64_t k = 0; k < e; k++)
+    if (isfinite(x[k])) {
+      if (x[k] < *lo) *lo = x[k];
+      if (x[k] > *hi) *hi = x[k];
+    }
+}
+
+bool compiled_check_numerics(const Compiled *c, Diag *d, const float *arena, int64_t n) {
+  const Graph *g = c->train->lowered->g;
+  /* the values this step computed, in order, first: the leaves already hold
+   * the step's updates, which come from them */
+  for (int pass = 0; pass < 2; pass++)
+  for (int i = 0; i < g->nodes.len; i++) {
+    const IrNode *x = g->nodes.items[i];
+    OpKindIR k = ir_op_kind(x->op);
+    if (k == OPK_VIEW || x->op == IR_CONST || x->op == IR_ASSIGN || x->offset < 0) continue;
+    if ((k == OPK_LEAF) != (pass == 1)) continue;
+    int64_t e = ir_numel(x, n), bad = -1;
+    for (int64_t q = 0; q < e && bad < 0; q++)
+      if (!isfinite(arena[x->offset + q])) bad = q;
+    if (bad < 0) continue;
+    Arena *tmp = arena_new();
+    float v = arena[x->offset + bad];
+    char op[32];
+    size_t ol = 0;
+    for (const char *q = ir_op_name(x->op); *q && ol < sizeof op - 1; q++) op[ol++] = (char)tolower((unsigned char)*q);
+    op[ol] = 0;
+    if (k == OPK_LEAF)
+      diag_error(d, x->loc, "%s '%s' %s holds %s: it came out of the previous update", op, x->name ? x->name : "?",
+                 ttype_str(tmp, x->dtype, &x->shape), isnan(v) ? "NaN" : "an infinity");
+    else
+      diag_error(d, x->loc, "the first %s comes from %%%d = %s %s (element %lld)", isnan(v) ? "NaN" : "infinity",
+                 x->id, op, ttype_str(tmp, x->dtype, &x->shape), (long long)bad);
+    for (int s2 = 0; s2 < 3 && x->src[s2]; s2++) {
+      const IrNode *in = x->src[s2];
+      while (in->op == IR_RESHAPE) in = in->src[0];
+      if (in->op == IR_CONST) {
+        diag_hint(d, "input %d is the constant %g", s2 + 1, in->f);
+        continue;
+      }
+      double lo, hi;
+      value_range(arena + in->offset, ir_numel(in, n), &lo, &hi);
+      diag_hint(d, "input %d (%%%d%s%s) ranges over [%g, %g]", s2 + 1, in->id, in->name ? " " : "",
+                in->name ? in->name : "", lo, hi);
+    }
+    if (x->op == IR_LOG || x->op == IR_DIV || x->op == IR_SQRT || x->op == IR_POW)
+      diag_hint(d, "log, division, sqrt and pow are undefined near 0 or below it: clamp the input (clip, maximum) or add an epsilon");
+    else if (x->op == IR_EXP || x->op == IR_MATMUL || x->op == IR_MUL || x->op == IR_ADD)
+      diag_hint(d, "values grew until float32 overflowed: a smaller learning rate, normalized inputs or gradient clipping (clip_norm) help");
+    arena_free(tmp);
+    return false;
+  }
+  return true;
 }
 
 void compiled_free(Compiled *c) {

@@ -94,6 +94,15 @@ Compiled *compile_train(Arena *a, Diag *d, const Node *ast, const char *block, i
                         const SemaOptions *base, RtProgram *rp, TrainDesc *td);
 void compiled_free(Compiled *c);
 
+/* For --check-numerics: compile_train_checked builds the training step
+ * without fusion, every intermediate kept in the arena; after a step,
+ * compiled_check_numerics looks for the first node (in execution order)
+ * holding a NaN or an infinity and reports it at its spec line: the op, the
+ * shapes, the range of its inputs. True if every value is finite. */
+Compiled *compile_train_checked(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max,
+                                const SemaOptions *base, RtProgram *rp, TrainDesc *td);
+bool compiled_check_numerics(const Compiled *c, Diag *d, const float *arena, int64_t n);
+
 /* The same for a predict block ("" for the first): one step whose outputs
  * are the columns of its `write csv(...)`; rp->train holds it. */
 Compiled *compile_predict(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max,

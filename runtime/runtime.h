@@ -325,6 +325,10 @@ typedef struct {
   const char *state_path;
   const char *resume_path;
   const char *init_path;     /* start from these weights instead of random ones */
+  /* Called after every training step (NULL: none); returning false stops
+   * training (the hook has said why). For --check-numerics. */
+  bool (*after_step)(void *ctx, const float *arena, int64_t n, int64_t epoch, int64_t batch);
+  void *after_step_ctx;
 } RtTrainConfig;
 
 typedef struct {
@@ -332,6 +336,7 @@ typedef struct {
   double best, best_valid_loss, last_train_loss, ms_per_epoch;
   double best_metrics[RT_MAX_METRICS];
   bool diverged;
+  bool stopped;              /* after_step asked to stop */
   float *arena_out;          /* if set (arena_floats floats), the final arena is copied here */
 } RtTrainResult;
 

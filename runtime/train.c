@@ -244,6 +244,11 @@ bool rt_train(const RtProgram *p, const RtTrainConfig *cfg, const RtTable *t, Rt
       }
       p->train.fn(arena, n);
       t_update++;
+      if (cfg->after_step && !cfg->after_step(cfg->after_step_ctx, arena, n, epoch, b / batch + 1)) {
+        res->stopped = true;
+        ok = false;
+        break;
+      }
       double loss = arena[p->train.loss_offset];
       if (!isfinite(loss)) {
         rt_fail(err, "the loss became %s at epoch %lld, batch %lld; the last good checkpoint is kept. "
@@ -341,6 +346,12 @@ bool rt_train(const RtProgram *p, const RtTrainConfig *cfg, const RtTable *t, Rt
               monitor >= 0 ? cfg->monitor : "valid loss", (long long)since_best, best, (long long)res->best_epoch);
       break;
     }
+  }
+  if (res->stopped) {
+    rt_split_free(&split);
+    free(train_base);
+    free(arena);
+    return false;
   }
   if (ok && cfg->save_last) {
     if (!rt_save_program(p, arena, cfg->save_last, cfg->meta, cfg->nmeta, cfg->extra, cfg->nextra, err)) ok = false;

@@ -157,6 +157,11 @@ if [ $rc -ne 1 ]; then bad "$name" "exit $rc, expected 1"
 elif grep -Eq 'error: .*loss became (NaN|infinite)' "$TMP/err"; then ok "$name"
 else bad "$name" "no message about a NaN or infinite loss"
 fi
+# ... and the rerun that checks every value names the op, at a spec line
+name="the_first_non_finite_value_is_reported_at_its_op_and_spec_line"
+if grep -Eq 'hw1.nn:[0-9]+:[0-9]+: error: the first (NaN|infinity) comes from %[0-9]+ = [a-z_]+' "$TMP/err"; then ok "$name"
+else bad "$name" "no report of the op where the NaN or infinity first appeared"
+fi
 
 # ---- (d) a missing data file -----------------------------------------------
 mkdir -p "$TMP/missing"
