@@ -636,7 +636,12 @@ static int cmd_predict(Arena *a, Diag *d, const Options *o) {
             o->spec);
     goto done;
   }
-  if (!rt_load_program(&rp, arena, ckpath, true, &err)) goto fail;
+  if (!rt_load_program(&rp, arena, ckpath, true, &err)) {
+    if (access(ckpath, F_OK) != 0)
+      snprintf(err.msg + strlen(err.msg), sizeof err.msg - strlen(err.msg),
+               "\n      = hint: train it first: nnc train %s", o->spec);
+    goto fail;
+  }
   TrainDesc td = {0};
   RtTensorRef extra[4];
   int nextra = 0;

@@ -1053,6 +1053,38 @@ static void metrics_log_appends_one_json_object_per_epoch(void **state) {
   assert_error_has(err, "cannot write the metrics log '");
 }
 
+/* ---- learning-rate schedules ----------------------------------------------- */
+
+/* Doubles equal to 1e-12 (cmocka's float assertion rounds to float). */
+#define assert_close(a, b) assert_true(fabs((a) - (b)) < 1e-12)
+
+static void lr_schedules_follow_their_formulas(void **state) {
+  (void)state;
+  RtSchedule c = {.kind = RT_SCHED_CONSTANT, .lr = 0.1};
+  assert_close(rt_schedule_lr(&c, 123, 10, 1000), 0.1);
+  /* step_lr: x0.5 every 2 epochs of 10 updates */
+  RtSchedule st = {.kind = RT_SCHED_STEP, .lr = 0.1, .gamma = 0.5, .every = 2};
+  assert_close(rt_schedule_lr(&st, 19, 10, 1000), 0.1);
+  assert_close(rt_schedule_lr(&st, 20, 10, 1000), 0.05);
+  assert_close(rt_schedule_lr(&st, 45, 10, 1000), 0.025);
+  /* cosine with warmup: linear up to lr, then half a cosine down to `to` */
+  RtSchedule co = {.kind = RT_SCHED_COSINE, .lr = 1.0, .to = 0.0, .warmup = 10};
+  assert_close(rt_schedule_lr(&co, 0, 10, 110), 0.1);
+  assert_close(rt_schedule_lr(&co, 9, 10, 110), 1.0);
+  assert_close(rt_schedule_lr(&co, 10, 10, 110), 1.0);
+  assert_close(rt_schedule_lr(&co, 60, 10, 110), 0.5);
+  assert_close(rt_schedule_lr(&co, 110, 10, 110), 0.0);
+  /* linear decay to `to` after the warmup */
+  RtSchedule li = {.kind = RT_SCHED_LINEAR, .lr = 1.0, .to = 0.5, .warmup = 0};
+  assert_close(rt_schedule_lr(&li, 50, 10, 100), 0.75);
+  /* noam: scale d^-0.5 min(t^-0.5, t warmup^-1.5), the peak at t = warmup */
+  RtSchedule no = {.kind = RT_SCHED_NOAM, .gamma = 1.0, .every = 256, .warmup = 4000};
+  double peak = rt_schedule_lr(&no, 3999, 10, 100000);
+  assert_close(peak, pow(256, -0.5) * pow(4000, -0.5));
+  assert_true(rt_schedule_lr(&no, 100, 10, 100000) < peak);
+  assert_true(rt_schedule_lr(&no, 20000, 10, 100000) < peak);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(covid_train_loads_2699_rows_of_116_features_and_a_target),
@@ -1102,6 +1134,7 @@ int main(void) {
       cmocka_unit_test(progress_on_a_terminal_redraws_one_line_with_a_bar),
       cmocka_unit_test(epoch_line_shows_tiny_and_huge_losses_in_scientific_notation),
       cmocka_unit_test(metrics_log_appends_one_json_object_per_epoch),
+      cmocka_unit_test(lr_schedules_follow_their_formulas),
   };
   return cmocka_run_group_tests_name("runtime", tests, setup, teardown);
 }
