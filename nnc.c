@@ -407,6 +407,18 @@ static bool load_data(Arena *a, const TrainDesc *td, const DataDesc *dd, RtTable
     if (!strcmp(n, "normalize")) {
       RtField *f = rt_table_field(t, "x");
       if (!f) return rt_fail(err, "normalize() needs a field 'x'");
+      if (dd->transforms[i].tensor)
+        return rt_fail(err, "normalize(mean, std) with tensor statistics is not supported for training yet; "
+                            "use normalize() (the training split's statistics) or numbers");
+      if (dd->transforms[i].given) {
+        float *mean = arena_alloc(a, sizeof(float) * (size_t)f->width), *sd = arena_alloc(a, sizeof(float) * (size_t)f->width);
+        for (int64_t k = 0; k < f->width; k++) {
+          mean[k] = (float)dd->transforms[i].a;
+          sd[k] = (float)dd->transforms[i].b;
+        }
+        rt_normalize(t, f, mean, sd);
+        continue;
+      }
       if (dd != &td->data) return rt_fail(err, "normalize() on test data is not supported yet: normalize the training data");
       RtSplit sp;
       if (!rt_split(t->rows, td->valid, td->seed, &sp, err)) return false;
@@ -420,6 +432,7 @@ static bool load_data(Arena *a, const TrainDesc *td, const DataDesc *dd, RtTable
     }
     return rt_fail(err, "the transform %s() is not supported for training by this version of nnc yet", n);
   }
+  if (dd->take > 0 && dd->take < t->rows) t->rows = dd->take;   /* take(ds, n) */
   return true;
 }
 
@@ -430,7 +443,8 @@ static double seconds_now(void) {
 }
 
 /* `test = ds`: the best checkpoint (or the final weights) on the test data. */
-static int evaluate_test(Arena *a, const Options *o, const RtProgram *rp, const TrainDesc *td, float *arena) {
+static int evaluate_test(Arena *a, const Options *o, const RtProgram *rp, const TrainDesc *td, float *arena,
+                         const RtTensorRef *train_extra, int ntrain_extra) {
   RtError err = {{0}};
   RtTable test = {0};
   RtTensorRef extra[4];
@@ -443,6 +457,12 @@ static int evaluate_test(Arena *a, const Options *o, const RtProgram *rp, const 
   if (!rt_load_program(rp, arena, ck, false, &err) || !load_data(a, td, &td->test, &test, extra, &nextra, &err)) {
     fprintf(stderr, "%s: error: %s\n", o->spec, err.msg);
     return EXIT_USER;
+  }
+  /* the model saw inputs normalized with the training split's statistics:
+   * the test inputs get the same (as predict does) */
+  if (train_extra && ntrain_extra == 2) {
+    RtField *f = rt_table_field(&test, "x");
+    if (f && f->width == train_extra[0].shape[0]) rt_normalize(&test, f, train_extra[0].data, train_extra[1].data);
   }
   int64_t *idx = malloc(sizeof(int64_t) * (size_t)(test.rows ? test.rows : 1));
   for (int64_t i = 0; i < test.rows; i++) idx[i] = i;
@@ -601,7 +621,7 @@ static int cmd_train(Arena *a, Diag *d, const Options *o) {
            (long long)res.best_epoch, (long long)res.epochs_run);
     if (td.save_best) printf("; saved %s", td.save_best);
     printf("\n");
-    if (td.test.source) rc = evaluate_test(a, o, &rp, &td, final);
+    if (td.test.source) rc = evaluate_test(a, o, &rp, &td, final, extra, nextra);
   }
   free(final);
   rt_table_free(&table);
@@ -746,7 +766,7 @@ static int cmd_gradcheck(Arena *a, Diag *d, const Options *o) {
   int nrep = gradcheck_block(a, d, ast, o->block ? o->block : "", &base, names, inputs, ninputs, n, per, rep, 256);
   rt_table_free(&table);
   if (nrep < 0) return EXIT_USER;
-  printf("gradcheck %s: a batch of %lld samples; up to %d elements of each parameter;\n"
+  printf("gradcheck %s: a batch of %lld samples; about %d elements of each parameter;\n"
          "compiled float32 gradients against float64 central differences of the loss\n\n",
          o->spec, (long long)n, per);
   int w = 9;

@@ -876,6 +876,7 @@ static Value *fn_broadcast(Sema *s, const Builtin *b, Call *c) {
   Value *out = val_tensor(s, A(0)->kind == V_TENSOR ? A(0)->dtype : r->dtype, &r->shape);
   if (s->lw && (LOWERING(A(0)) || (GIVEN(1) && LOWERING(A(1))))) {
     IrNode *x = lw_of(s, A(0), c->loc), *y = GIVEN(1) ? lw_of(s, A(1), c->loc) : NULL;
+    if (!x || (GIVEN(1) && !y)) return out;   /* an unlowered input: reported by the caller */
     if (x && y && !strcmp(b->name, "pow")) out->ir = ir_binary(G, IR_POW, x, y, c->loc);
     else if (x && y && !strcmp(b->name, "maximum")) out->ir = ir_binary(G, IR_MAX2, x, y, c->loc);
     else if (x && y && !strcmp(b->name, "minimum")) out->ir = ir_binary(G, IR_MIN2, x, y, c->loc);
@@ -1248,6 +1249,8 @@ static Value *fn_create(Sema *s, const Builtin *b, Call *c) {
       v->ir = ir_expand(G, ir_const(G, !strcmp(n, "zeros") ? 0 : !strcmp(n, "ones") ? 1 : AF(1), c->loc), &o, c->loc);
     else if (!strcmp(n, "rand"))
       v->ir = lw_rand(s, &o, c->loc);
+    else if (!strcmp(n, "randn") || !strcmp(n, "randint"))
+      lw_unsupported(s, c->loc, n);
     else if (!strcmp(n, "variable")) {
       /* a trainable tensor: a parameter of its own */
       const char *init = A(1)->s;
@@ -1266,7 +1269,7 @@ static Value *fn_like(Sema *s, const Builtin *b, Call *c) {
 }
 
 static Value *fn_arange(Sema *s, const Builtin *b, Call *c) {
-  (void)b;
+  if (s->lw) lw_unsupported(s, c->loc, b->name);
   Shape o = {.rank = 1};
   o.d[0] = dim_int(AI(0));
   return val_tensor(s, DT_INT, &o);
@@ -1424,8 +1427,9 @@ static Value *loss_pair(Sema *s, const Builtin *b, Call *c) {
     return val_err(s);
   }
   Value *out = loss_result(s, &p->shape, none);
-  if (s->lw && (LOWERING(A(0)) || LOWERING(A(1)))) {
-    IrNode *pi = lw_of(s, A(0), c->loc), *ti = lw_of(s, A(1), c->loc), *e = NULL;
+  IrNode *pi = s->lw ? lw_of(s, A(0), c->loc) : NULL, *ti = pi ? lw_of(s, A(1), c->loc) : NULL;
+  if (pi && ti && (LOWERING(A(0)) || LOWERING(A(1)))) {
+    IrNode *e = NULL;
     Loc l = c->loc;
     const char *n = b->name;
     if (!strcmp(n, "mse")) {
@@ -2034,6 +2038,7 @@ static Value *ds_take(Sema *s, const Builtin *b, Call *c) {
     return val_err(s);
   }
   d->rows = AI(1);
+  d->take = AI(1);
   d->desc = arena_printf(s->arena, "first %lld of %s", (long long)AI(1), A(0)->ds->desc);
   return ds_val(s, d);
 }
@@ -2055,6 +2060,16 @@ static Value *mk_transform(Sema *s, const Builtin *b, Call *c) {
       return val_err(s);
     }
     v->i = AI(0);
+  } else if (!strcmp(b->name, "normalize")) {
+    /* numbers are kept for the runtime; without them the training split's
+     * statistics are used. Tensors are only checked for now. */
+    v->i = GIVEN(0) && val_is_number(A(0)) && GIVEN(1) && val_is_number(A(1));
+    if (v->i) {
+      v->f = AF(0);
+      v->f2 = AF(1);
+    } else if (GIVEN(0) || GIVEN(1)) {
+      v->j = 1;   /* tensor statistics: the runtime refuses these for now */
+    }
   } else if (!strcmp(b->name, "flip")) {
     if (AF(0) < 0 || AF(0) > 1) {
       sema_error(s, c->argloc[0], "flip: p is a probability, got %g", AF(0));
@@ -2398,7 +2413,12 @@ Value *layer_apply(Sema *s, Layer *l, const Args *args, Loc loc) {
     Builtin callb = {.name = l->desc, .params = l->bi->call ? l->bi->call : "x:X"};
     Call c;
     if (!builtin_bind(s, &callb, loc, args, &c)) return val_err(s);
-    return l->bi->apply(s, l, &c);
+    Value *r = l->bi->apply(s, l, &c);
+    /* a layer the compiler has no lowering for: named, at its own line */
+    Value *first = r->kind == V_TUPLE && r->items.len ? r->items.items[0] : r;
+    if (s->lw && first->kind == V_TENSOR && !first->ir && c.arg[0] && c.arg[0]->kind == V_TENSOR && c.arg[0]->ir)
+      lw_unsupported(s, l->loc, l->type);
+    return r;
   }
   }
   return val_err(s);

@@ -207,10 +207,17 @@ static void describe_data(Arena *a, const Lowering *lw, const Dataset *ds, DataD
     Value *t = ds->tvals.items[i];
     dd->transforms[dd->ntransforms].name = t->s;
     dd->transforms[dd->ntransforms].k = t->i;
+    if (!strcmp(t->s, "normalize")) {
+      dd->transforms[dd->ntransforms].given = t->i != 0;
+      dd->transforms[dd->ntransforms].tensor = t->j != 0;
+      dd->transforms[dd->ntransforms].a = t->f;
+      dd->transforms[dd->ntransforms].b = t->f2;
+    }
     dd->ntransforms++;
   }
   dd->part = ds->part;
   dd->valid_frac = ds->valid_frac;
+  dd->take = ds->take;
 }
 
 static void describe(Arena *a, const Lowering *lw, TrainDesc *td) {
@@ -295,6 +302,16 @@ static Compiled *compile_train_mode(Arena *a, Diag *d, const Node *ast, const ch
   rp->persistent = arena_alloc(a, sizeof(RtSlot) * (size_t)(pers.len + 1));
   for (int i = 0; i < pers.len; i++) rp->persistent[i] = *(RtSlot *)pers.items[i];
   describe(a, c->train->lowered, td);
+  /* settings the runtime does not honour yet are refused, not ignored */
+  Value *vs = setting(c->train->lowered, "valid");
+  const char *refuse = vs && vs->kind == V_DATASET ? "valid = DATA (a separate data set); use valid = 0.2"
+                       : td->data.part ? "the .train/.valid parts of a data set; use valid = 0.2 in the block"
+                                       : NULL;
+  if (refuse) {
+    diag_error(d, c->train->lowered->scope ? (Loc){0} : (Loc){0}, "%s cannot be used for training yet", refuse);
+    c->cg.jit_free(c->jit);
+    return NULL;
+  }
   return c;
 }
 

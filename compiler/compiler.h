@@ -57,7 +57,10 @@ typedef struct {
   /* csv columns: entries with the same name are one field, concatenated */
   struct { const char *name; int64_t first, last; bool label; } fields[16];
   int ntransforms;
-  struct { const char *name; int64_t k; } transforms[8];
+  /* k: context's k; normalize: given = 1 with mean a and std b as numbers,
+   * tensor = 1 when they were tensors (not supported for training yet) */
+  struct { const char *name; int64_t k; bool given, tensor; double a, b; } transforms[8];
+  int64_t take;            /* > 0: only the first `take` samples */
 } DataDesc;
 
 /* A train block's settings, with their defaults filled in. */

@@ -269,7 +269,7 @@ void ir_dot(FILE *out, const Graph *g) {
     char op[32];
     lower_name(op, sizeof op, n->op);
     const char *fill = n->op == IR_INPUT ? "lightblue" : n->op == IR_PARAM ? "orange" : n->op == IR_STATE ? "lightgrey"
-                       : n->grad_of ? "mistyrose" : "white";
+                       : n->grad_of ? "salmon" : "white";
     bool out_node = false;
     for (int o = 0; o < g->outputs.len; o++) out_node |= g->outputs.items[o] == n;
     fprintf(out, "  n%d [label=\"%%%d %s", n->id, n->id, op);

@@ -92,6 +92,7 @@ bool ad_grad(Graph *g, IrNode *y, IrNode **wrt, int nwrt, IrNode **out);
 
 /* ---- lowering helpers (lower.c), used by the checker's walk ---------- */
 IrNode *lw_of(Sema *s, const Value *v, Loc loc);
+void lw_unsupported(Sema *s, Loc loc, const char *what);
 IrNode *lw_count(Sema *s, const Shape *sh, unsigned axes, Loc loc);
 IrNode *lw_mean(Sema *s, IrNode *x, unsigned axes, bool keepdim, Loc loc);
 IrNode *lw_param(Sema *s, const Shape *sh, int init, double bound, Loc loc);

@@ -15,6 +15,20 @@
 #include <math.h>
 #include <string.h>
 
+/* Something the compiler cannot lower yet: say so once, at its spec line.
+ * In a quiet re-evaluation the loud one that follows says it. */
+void lw_unsupported(Sema *s, Loc loc, const char *what) {
+  if (s->quiet) {
+    s->failed_quiet = 1;
+    return;
+  }
+  if (!s->lw->failed) {
+    sema_error(s, loc, "%s cannot be compiled for training yet", what);
+    sema_hint(s, "nnc check accepts it; the compiler supports it in a later version");
+  }
+  s->lw->failed = true;
+}
+
 IrNode *lw_of(Sema *s, const Value *v, Loc loc) {
   if (!s->lw) return NULL;
   if (v->kind == V_TENSOR) return v->ir;

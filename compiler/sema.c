@@ -297,10 +297,8 @@ Value *binary_op(Sema *s, OpKind op, Value *a, Value *b, Loc loc) {
     Value *r = matmul(s, &ta_, &tb_, loc);
     if (s->lw && r->kind == V_TENSOR && a->ir && b->ir && a->shape.rank == 2 && b->shape.rank == 2)
       r->ir = ir_matmul(s->lw->g, a->ir, b->ir, false, false, loc);
-    else if (s->lw && r->kind == V_TENSOR && (a->ir || b->ir)) {
-      if (!s->lw->failed) sema_error(s, loc, "'@' of tensors that are not matrices cannot be compiled for training yet");
-      s->lw->failed = true;
-    }
+    else if (s->lw && r->kind == V_TENSOR && a->ir && b->ir)
+      lw_unsupported(s, loc, "'@' of tensors that are not matrices");
     return r;
   }
   Shape o;
@@ -318,14 +316,10 @@ Value *binary_op(Sema *s, OpKind op, Value *a, Value *b, Loc loc) {
   DType dr = (is_cmp(op) || op == OP_AND || op == OP_OR) ? DT_BOOL : (da == DT_FLOAT || db == DT_FLOAT || op == OP_DIV) ? DT_FLOAT : DT_INT;
   Value *r = val_tensor(s, dr, &o);
   if (s->lw && ((a->kind == V_TENSOR && a->ir) || (b->kind == V_TENSOR && b->ir))) {
-    r->ir = lower_binary(s, op, a, b, loc);
-    if (!r->ir) {
-      if (!s->lw->failed) {
-        sema_error(s, loc, "'%s' of these values cannot be compiled for training yet", ast_op_text(op));
-        sema_hint(s, "nnc check accepts it; the compiler supports it in a later version");
-      }
-      s->lw->failed = true;
-    }
+    /* both sides lowered (or numbers), or the gap was already reported */
+    bool ready = (a->kind != V_TENSOR || a->ir) && (b->kind != V_TENSOR || b->ir);
+    if (ready) r->ir = lower_binary(s, op, a, b, loc);
+    if (ready && !r->ir) lw_unsupported(s, loc, arena_printf(s->arena, "'%s' of these values", ast_op_text(op)));
   }
   return r;
 }
@@ -1161,11 +1155,7 @@ static Value *check_lowered(Sema *s, Value *r, const Args *args, Loc loc, const 
       }
   }
   if (!from_lowered) return r;
-  if (!s->lw->failed) {
-    sema_error(s, loc, "%s cannot be compiled for training yet", what);
-    sema_hint(s, "nnc check accepts it; the compiler supports it in a later version");
-  }
-  s->lw->failed = true;
+  lw_unsupported(s, loc, what);
   return r;
 }
 
@@ -1293,6 +1283,7 @@ static Value *unknown_name(Sema *s, Scope *sc, const Node *n) {
 static Value *eval_index(Sema *s, Scope *sc, const Node *n) {
   Value *t = eval(s, sc, n->a);
   if (t->kind == V_ERROR) return t;
+  if (s->lw && t->kind == V_TENSOR && t->ir) lw_unsupported(s, n->loc, "indexing and slicing a tensor");
   if (t->kind == V_MODEL) {
     if (n->list.len != 1) {
       sema_error(s, n->loc, "%s[...] takes one params value", t->layer->type);
@@ -2513,9 +2504,29 @@ static void check_block(Sema *s, const Node *blk) {
   vec_push(s->arena, &boundaries, sc);
   scope_define(s, sc, "B", sym_value(s, "B"), blk->loc);
   if (s->lw) {
-    Shape scalar = {0};
-    s->lw->batch_n = lw_input(s, &scalar, DT_FLOAT, "n", blk->loc);
-    if (s->opt->lower_update) s->lw->lr = lw_input(s, &scalar, DT_FLOAT, "lr", blk->loc);
+    /* what training cannot do yet is refused before the walk, by name */
+    for (int i = 0; i < blk->list.len; i++) {
+      const Node *st = blk->list.items[i];
+      const char *what = NULL;
+      if (st->kind == N_STEP) what = "a train block with several steps (step ...)";
+      else if (st->kind == N_AFTER) what = arena_printf(s->arena, "after %s { ... }", st->name);
+      else if (st->kind == N_ASSIGN && st->list.len == 1) {
+        const char *nm = ((Node *)st->list.items[0])->name;
+        if (!strcmp(nm, "iterations") || !strcmp(nm, "accumulate") || !strcmp(nm, "tasks"))
+          what = arena_printf(s->arena, "the setting '%s'", nm);
+      }
+      if (what) {
+        lw_unsupported(s, st->loc, what);
+        break;
+      }
+    }
+    if (s->lw->failed) {
+      s->lw = NULL;   /* check the rest as usual; nothing to lower */
+    } else {
+      Shape scalar = {0};
+      s->lw->batch_n = lw_input(s, &scalar, DT_FLOAT, "n", blk->loc);
+      if (s->opt->lower_update) s->lw->lr = lw_input(s, &scalar, DT_FLOAT, "lr", blk->loc);
+    }
   }
   Exec ex = {.ctx = train ? CX_TRAIN : CX_PREDICT};
   exec_stmts(s, sc, &blk->list, &ex);

@@ -184,6 +184,7 @@ struct Dataset {
   Vec tvals;             /* Value* (V_TRANSFORM): the same, for the runtime */
   bool is_env, is_tasks;
   double valid_frac;     /* > 0: `valid: f` given, .train/.valid split it */
+  int64_t take;          /* > 0: only the first `take` samples */
   const char *part;      /* "train" or "valid" for a part of a split */
 };
 
