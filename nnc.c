@@ -2,11 +2,16 @@
  * nnc.c — the command-line driver.
  *
  *     nnc check SPEC                 parse, check, print the model summary
- *     nnc ir SPEC --stage=ast        print the program at one stage
- *     nnc train|predict|gradcheck|bench|dot ...   (not built yet)
+ *     nnc ir SPEC --stage=NAME       print the program at one stage
+ *     nnc train SPEC                 compile a train block and train it
+ *     nnc predict SPEC               run a predict block, write its CSV
+ *     nnc gradcheck SPEC             compiled gradients against finite differences
+ *     nnc dot SPEC                   the graph for Graphviz
+ *     nnc bench SPEC                 (not built yet)
  *
  * The driver is a flat list: read the options, load the source, parse,
- * check, print. Each command is one short function; everything a
+ * check; then the command's own steps (compile, load data, run the
+ * runtime's loop, write files). Each command is one function; everything a
  * compilation allocates lives in one arena.
  *
  * Exit status: 0 success, 1 a problem with the user's spec or files (already
