@@ -22,6 +22,7 @@
 #include "lang/lang.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -488,6 +489,14 @@ static int evaluate_test(Arena *a, const Options *o, const RtProgram *rp, const 
   return EXIT_OK;
 }
 
+/* Ctrl-C during training: finish the step, keep the last epoch's state. */
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig) {
+  (void)sig;
+  interrupted = 1;
+}
+
 /* --check-numerics: after every step, the first NaN or infinity. */
 typedef struct {
   Compiled *c;
@@ -589,9 +598,20 @@ static int cmd_train(Arena *a, Diag *d, const Options *o) {
   RtTrainResult res;
   float *final = calloc((size_t)rp.arena_floats, sizeof(float));
   res.arena_out = NULL;
+  cfg.interrupted = &interrupted;
+  signal(SIGINT, on_sigint);
   bool ok = final && rt_train(&rp, &cfg, &table, &res, &err);
+  signal(SIGINT, SIG_DFL);
   int rc = EXIT_OK;
-  if (!ok && res.stopped) {
+  if (!ok && res.interrupted) {
+    fprintf(stderr, "\ninterrupted in epoch %lld", (long long)res.epochs_run + 1);
+    if (state_path[0] && res.epochs_run > 0)
+      fprintf(stderr, "; the state after epoch %lld is in %s\ncontinue with: nnc train %s%s%s --resume\n",
+              (long long)res.epochs_run, state_path, o->spec, o->block ? " --block " : "", o->block ? o->block : "");
+    else
+      fprintf(stderr, "; no epoch finished, so there is nothing to resume\n");
+    rc = EXIT_USER;
+  } else if (!ok && res.stopped) {
     rc = EXIT_USER;   /* the check said where */
   } else if (!ok) {
     fprintf(stderr, "%s: error: %s\n", o->spec, final ? err.msg : "out of memory");

@@ -30,6 +30,7 @@
 #ifndef NNC_RUNTIME_H
 #define NNC_RUNTIME_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -329,6 +330,9 @@ typedef struct {
    * training (the hook has said why). For --check-numerics. */
   bool (*after_step)(void *ctx, const float *arena, int64_t n, int64_t epoch, int64_t batch);
   void *after_step_ctx;
+  /* Set by a signal handler (Ctrl-C): training stops after the current
+   * step; the state of the last finished epoch is on disk. */
+  volatile sig_atomic_t *interrupted;
 } RtTrainConfig;
 
 typedef struct {
@@ -337,6 +341,7 @@ typedef struct {
   double best_metrics[RT_MAX_METRICS];
   bool diverged;
   bool stopped;              /* after_step asked to stop */
+  bool interrupted;          /* stopped by *cfg->interrupted, in epoch `epochs_run + 1` */
   float *arena_out;          /* if set (arena_floats floats), the final arena is copied here */
 } RtTrainResult;
 

@@ -249,6 +249,11 @@ bool rt_train(const RtProgram *p, const RtTrainConfig *cfg, const RtTable *t, Rt
         ok = false;
         break;
       }
+      if (cfg->interrupted && *cfg->interrupted) {
+        res->stopped = res->interrupted = true;
+        ok = false;
+        break;
+      }
       double loss = arena[p->train.loss_offset];
       if (!isfinite(loss)) {
         rt_fail(err, "the loss became %s at epoch %lld, batch %lld; the last good checkpoint is kept. "
