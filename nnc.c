@@ -763,13 +763,10 @@ static int cmd_gradcheck(Arena *a, Diag *d, const Options *o) {
   Node *ast = load_spec(a, d, o);
   if (!ast) return EXIT_USER;
   /* the data: the block's data set, as training loads it */
-  RtProgram rp = {0};
   TrainDesc td;
   SemaOptions base = o->sem;
   base.check_files = o->check_files;
-  Compiled *c = compile_train(a, d, ast, o->block ? o->block : "", 64, &base, &rp, &td);
-  if (!c) return EXIT_USER;
-  compiled_free(c);
+  if (!describe_train(a, d, ast, o->block ? o->block : "", &base, &td)) return EXIT_USER;
   RtTable table = {0};
   RtError err = {{0}};
   RtTensorRef extra[4];

@@ -373,6 +373,13 @@ Compiled *compile_train(Arena *a, Diag *d, const Node *ast, const char *block, i
   return compile_train_mode(a, d, ast, block, n_max, base, rp, td, false);
 }
 
+bool describe_train(Arena *a, Diag *d, const Node *ast, const char *block, const SemaOptions *base, TrainDesc *td) {
+  Program *p;
+  if (!lower(a, d, ast, block, base, false, false, &p)) return false;
+  describe(a, p->lowered, td);
+  return true;
+}
+
 Compiled *compile_train_checked(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max,
                                 const SemaOptions *base, RtProgram *rp, TrainDesc *td) {
   return compile_train_mode(a, d, ast, block, n_max, base, rp, td, true);

@@ -97,6 +97,9 @@ Compiled *compile_train(Arena *a, Diag *d, const Node *ast, const char *block, i
                         const SemaOptions *base, RtProgram *rp, TrainDesc *td);
 void compiled_free(Compiled *c);
 
+/* A train block's settings and data, without compiling it. */
+bool describe_train(Arena *a, Diag *d, const Node *ast, const char *block, const SemaOptions *base, TrainDesc *td);
+
 /* For --check-numerics: compile_train_checked builds the training step
  * without fusion, every intermediate kept in the arena; after a step,
  * compiled_check_numerics looks for the first node (in execution order)
