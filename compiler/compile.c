@@ -304,11 +304,11 @@ static Compiled *compile_train_mode(Arena *a, Diag *d, const Node *ast, const ch
   describe(a, c->train->lowered, td);
   /* settings the runtime does not honour yet are refused, not ignored */
   Value *vs = setting(c->train->lowered, "valid");
-  const char *refuse = vs && vs->kind == V_DATASET ? "valid = DATA (a separate data set); use valid = 0.2"
-                       : td->data.part ? "the .train/.valid parts of a data set; use valid = 0.2 in the block"
-                                       : NULL;
+  const char *refuse = vs && vs->kind == V_DATASET ? "a separate validation data set (valid = DATA)"
+                       : td->data.part ? "the .train/.valid parts of a data set" : NULL;
   if (refuse) {
-    diag_error(d, c->train->lowered->scope ? (Loc){0} : (Loc){0}, "%s cannot be used for training yet", refuse);
+    diag_error(d, (Loc){0}, "%s cannot be used for training yet", refuse);
+    diag_hint(d, "hold out a fraction of the data instead: valid = 0.2");
     c->cg.jit_free(c->jit);
     return NULL;
   }
