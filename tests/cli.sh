@@ -63,9 +63,7 @@ expect ir_fused_no_train 1 "no train block"          -- ir ok.nn --stage=fused
 expect ir_asm_no_train   1 "no train block"          -- ir ok.nn --stage asm
 expect ir_unknown_stage  2 "did you mean 'grad'"      -- ir ok.nn --stage=gard
 expect stage_not_ir      2 "--stage is an option of 'nnc ir'" -- check ok.nn --stage=ast
-for c in bench; do
-  expect "${c}_not_built" 2 "'$c' is not built yet"   -- $c ok.nn
-done
+expect bench_no_train_block 1 "no train block"       -- bench ok.nn
 
 # colour: only with --color=always, or auto on a terminal (never here)
 total=$((total + 3))
