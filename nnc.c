@@ -446,6 +446,15 @@ static bool load_data(Arena *a, const TrainDesc *td, const DataDesc *dd, RtTable
   return true;
 }
 
+/* load_data for a command: the error, if any, goes to stderr with the spec's name. */
+static bool load_block_data(Arena *a, const Options *o, const TrainDesc *td, const DataDesc *dd, RtTable *t,
+                            RtTensorRef *extra, int *nextra) {
+  RtError err = {{0}};
+  if (load_data(a, td, dd, t, extra, nextra, &err)) return true;
+  fprintf(stderr, "%s: error: %s\n", o->spec, err.msg);
+  return false;
+}
+
 static double seconds_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -547,8 +556,7 @@ static int cmd_train(Arena *a, Diag *d, const Options *o) {
   RtError err = {{0}};
   RtTensorRef extra[4];
   int nextra = 0;
-  if (!load_data(a, &td, &td.data, &table, extra, &nextra, &err)) {
-    fprintf(stderr, "%s: error: %s\n", o->spec, err.msg);
+  if (!load_block_data(a, o, &td, &td.data, &table, extra, &nextra)) {
     compiled_free(c);
     return EXIT_USER;
   }
@@ -762,15 +770,15 @@ static int cmd_bench(Arena *a, Diag *d, const Options *o) {
   if (!c) return EXIT_USER;
   double compile_ms = (seconds_now() - t0) * 1000;
   RtTable table = {0};
-  RtError err = {{0}};
   RtTensorRef extra[4];
   int nextra = 0;
   int rc = EXIT_USER;
   float *arena = calloc((size_t)rp.arena_floats, sizeof(float));
-  if (!arena || !load_data(a, &td, &td.data, &table, extra, &nextra, &err)) {
-    fprintf(stderr, "%s: error: %s\n", o->spec, arena ? err.msg : "out of memory");
+  if (!arena) {
+    fprintf(stderr, "%s: error: out of memory\n", o->spec);
     goto done;
   }
+  if (!load_block_data(a, o, &td, &td.data, &table, extra, &nextra)) goto done;
   if (table.rows < batch) batch = table.rows;
   {
     RtRng rng;
@@ -852,13 +860,9 @@ static int cmd_gradcheck(Arena *a, Diag *d, const Options *o) {
   base.check_files = o->check_files;
   if (!describe_train(a, d, ast, o->block ? o->block : "", &base, &td)) return EXIT_USER;
   RtTable table = {0};
-  RtError err = {{0}};
   RtTensorRef extra[4];
   int nextra = 0;
-  if (!load_data(a, &td, &td.data, &table, extra, &nextra, &err)) {
-    fprintf(stderr, "%s: error: %s\n", o->spec, err.msg);
-    return EXIT_USER;
-  }
+  if (!load_block_data(a, o, &td, &td.data, &table, extra, &nextra)) return EXIT_USER;
   int64_t n = table.rows < 8 ? table.rows : 8;
   const char *names[16];
   const float *inputs[16];

@@ -251,6 +251,21 @@ static void describe(Arena *a, const Lowering *lw, TrainDesc *td) {
   if (tv && tv->kind == V_DATASET) describe_data(a, lw, tv->ds, &td->test);
 }
 
+/* The persistent slots (parameters, state) of a lowered graph. */
+static void persistent_slots(Arena *a, Graph *g, RtProgram *rp) {
+  Vec pers = {0};
+  for (int i = 0; i < g->nodes.len; i++) {
+    IrNode *x = g->nodes.items[i];
+    if (x->op != IR_PARAM && x->op != IR_STATE) continue;
+    RtSlot *sl = arena_alloc(a, sizeof *sl);
+    *sl = slot_of(a, x);
+    vec_push(a, &pers, sl);
+  }
+  rp->npersistent = pers.len;
+  rp->persistent = arena_alloc(a, sizeof(RtSlot) * (size_t)(pers.len + 1));
+  for (int i = 0; i < pers.len; i++) rp->persistent[i] = *(RtSlot *)pers.items[i];
+}
+
 static Compiled *compile_train_mode(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max,
                                     const SemaOptions *base, RtProgram *rp, TrainDesc *td, bool checked) {
   Compiled *c = arena_alloc(a, sizeof *c);
@@ -278,29 +293,16 @@ static Compiled *compile_train_mode(Arena *a, Diag *d, const Node *ast, const ch
   rp->arena_floats = tp.size > ep.size ? tp.size : ep.size;
   /* persistent buffers, in the train step's order; the eval step's must
    * sit at the same offsets (same forward code, same slots) */
-  Graph *g = c->train->lowered->g;
-  Vec pers = {0};
-  for (int i = 0; i < g->nodes.len; i++) {
-    IrNode *x = g->nodes.items[i];
-    if (x->op != IR_PARAM && x->op != IR_STATE) continue;
-    RtSlot *s = arena_alloc(a, sizeof *s);
-    *s = slot_of(a, x);
-    vec_push(a, &pers, s);
-  }
+  persistent_slots(a, c->train->lowered->g, rp);
   Graph *ge = c->eval->lowered->g;
   for (int i = 0; i < ge->nodes.len; i++) {
     IrNode *x = ge->nodes.items[i];
     if (x->op != IR_PARAM && x->op != IR_STATE) continue;
     bool found = false;
-    for (int k = 0; k < pers.len; k++) {
-      RtSlot *s = pers.items[k];
-      if (!strcmp(s->name, x->name ? x->name : "") && s->offset == x->offset) found = true;
-    }
+    for (int k = 0; k < rp->npersistent; k++)
+      found |= !strcmp(rp->persistent[k].name, x->name ? x->name : "") && rp->persistent[k].offset == x->offset;
     if (!found) nnc_die(__FILE__, __LINE__, "eval step's '%s' is not where the train step has it", x->name);
   }
-  rp->npersistent = pers.len;
-  rp->persistent = arena_alloc(a, sizeof(RtSlot) * (size_t)(pers.len + 1));
-  for (int i = 0; i < pers.len; i++) rp->persistent[i] = *(RtSlot *)pers.items[i];
   describe(a, c->train->lowered, td);
   /* settings the runtime does not honour yet are refused, not ignored */
   Value *vs = setting(c->train->lowered, "valid");
@@ -313,21 +315,6 @@ static Compiled *compile_train_mode(Arena *a, Diag *d, const Node *ast, const ch
     return NULL;
   }
   return c;
-}
-
-/* The persistent slots (parameters, state) of a lowered graph. */
-static void persistent_slots(Arena *a, Graph *g, RtProgram *rp) {
-  Vec pers = {0};
-  for (int i = 0; i < g->nodes.len; i++) {
-    IrNode *x = g->nodes.items[i];
-    if (x->op != IR_PARAM && x->op != IR_STATE) continue;
-    RtSlot *sl = arena_alloc(a, sizeof *sl);
-    *sl = slot_of(a, x);
-    vec_push(a, &pers, sl);
-  }
-  rp->npersistent = pers.len;
-  rp->persistent = arena_alloc(a, sizeof(RtSlot) * (size_t)(pers.len + 1));
-  for (int i = 0; i < pers.len; i++) rp->persistent[i] = *(RtSlot *)pers.items[i];
 }
 
 Compiled *compile_predict(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max,

@@ -2,7 +2,8 @@
 # train_e2e.sh NNC — end-to-end training with the real nnc binary on the real
 # HW1 data (data/hw1/covid.train.csv): the compiled training step must learn,
 # be deterministic for a seed, stop on a diverging loss, and name a missing
-# data file. About 10 s in a Debug (ASan) build.
+# data file; predict, --init, --set, gradcheck and bench work on the model it
+# trained. About 15 s in a Debug (ASan) build.
 #
 # Each spec is written into a temporary folder and names the CSV by its
 # absolute path. Prints `[PASS] name` or `[FAIL] name` (with the output that
@@ -171,6 +172,82 @@ name="a_missing_data_file_exits_1_and_names_it"
 if [ $rc -ne 1 ]; then bad "$name" "exit $rc, expected 1"
 elif grep -q "error: .*no_such_covid.csv" "$TMP/err"; then ok "$name"
 else bad "$name" "the message does not name no_such_covid.csv"
+fi
+
+# ---- (e) the other commands, on the model (a) trained ----------------------
+# predict: the checkpoint, its normalization statistics and the predict step
+# together must give predictions as good as the training said (a wrong
+# normalization or weight layout gives errors in the hundreds)
+cat > "$TMP/learn/pred.nn" <<EOF
+data covid = csv("$CSV", header: true) {
+  id = col(0)
+  x = cols(1..116)
+}
+model My_Model(input_dim: int) {
+  layers = seq {
+    Linear(input_dim, 16), ReLU
+    Linear(16, 8), ReLU
+    Linear(8, 1)
+  }
+  forward(x: [B, input_dim]) -> [B] {
+    return squeeze(layers(x), 1)
+  }
+}
+predict {
+  data = covid.map(normalize())
+  batch = 100
+  net = My_Model(116)
+  load(net, "best.safetensors")
+  write csv("pred.csv") {
+    id = id
+    tested_positive = net(x)
+  }
+}
+EOF
+(cd "$TMP/learn" && "$NNC" predict pred.nn) > "$TMP/out" 2> "$TMP/err"
+rc=$?
+name="predict_writes_the_submission_with_the_trained_weights"
+if [ $rc -ne 0 ]; then bad "$name" "exit $rc"
+elif [ "$(head -n 1 "$TMP/learn/pred.csv")" != "id,tested_positive" ]; then bad "$name" "header: $(head -n 1 "$TMP/learn/pred.csv")"
+elif [ "$(wc -l < "$TMP/learn/pred.csv")" -ne 2700 ]; then bad "$name" "$(wc -l < "$TMP/learn/pred.csv") lines, expected 2700"
+else
+  mse=$(awk -F, 'NR == FNR { if (FNR > 1) y[FNR] = $NF; next } FNR > 1 { d = $2 - y[FNR]; s += d * d; n++ } END { printf "%.4f", s / n }' \
+        "$CSV" "$TMP/learn/pred.csv")
+  if awk -v m="$mse" -v b="$BOUND" 'BEGIN { exit !(m < b) }'; then ok "$name (MSE $mse over all rows)"
+  else bad "$name" "the predictions' MSE is $mse, not below $BOUND"
+  fi
+fi
+
+# --init: starting from the trained weights, one epoch at a negligible
+# learning rate is already as good (from random weights it would be ~139)
+spec "$TMP/learn/init.nn" "covid.map(normalize())" "Adam(net, lr: 1e-9)" 1 5201314
+train "$TMP/learn/init.nn" --init best.safetensors
+name="init_starts_from_the_weights_of_a_checkpoint"
+v=$(best)
+if [ $rc -ne 0 ] || [ -z "$v" ]; then bad "$name" "exit $rc"
+elif awk -v v="$v" -v b="$BOUND" 'BEGIN { exit !(v < b) }'; then ok "$name"
+else bad "$name" "valid loss $v after one epoch from the trained weights"
+fi
+
+# --set replaces a block setting
+train "$TMP/learn/hw1.nn" --set epochs=3
+name="set_replaces_a_block_setting"
+if [ $rc -eq 0 ] && grep -q " 3 epochs," "$TMP/out" && grep -q "at epoch [0-9]* of 3;" "$TMP/out"; then ok "$name"
+else bad "$name" "exit $rc, or not 3 epochs"
+fi
+
+# gradcheck and bench on the same block
+(cd "$TMP/learn" && "$NNC" gradcheck hw1.nn) > "$TMP/out" 2> "$TMP/err"
+rc=$?
+name="gradcheck_finds_the_compiled_gradients_right"
+if [ $rc -eq 0 ] && grep -q "^ok: worst relative error" "$TMP/out" && grep -q "layers.0.weight" "$TMP/out"; then ok "$name"
+else bad "$name" "exit $rc"
+fi
+(cd "$TMP/learn" && "$NNC" bench hw1.nn) > "$TMP/out" 2> "$TMP/err"
+rc=$?
+name="bench_times_the_training_step"
+if [ $rc -eq 0 ] && grep -Eq "step +median [0-9.]+ ms, range" "$TMP/out"; then ok "$name"
+else bad "$name" "exit $rc"
 fi
 
 echo "$pass/$total passed"
