@@ -37,6 +37,11 @@ static IrNode *C(Ad *ad, double f, Loc loc) { return ir_const(ad->g, f, loc); }
 static IrNode *B(Ad *ad, IrOp op, IrNode *a, IrNode *b, Loc loc) { return ir_binary(ad->g, op, a, b, loc); }
 static IrNode *U(Ad *ad, IrOp op, IrNode *a, Loc loc) { return ir_unary(ad->g, op, a, loc); }
 
+/* A window op of the same geometry as n. */
+static IrNode *W(Ad *ad, IrOp op, IrNode *a, IrNode *b, const Shape *out, const IrNode *n) {
+  return ir_window(ad->g, op, a, b, out, &n->win, n->loc);
+}
+
 /* The adjoint of a reduction's output, broadcast back over the reduced axes. */
 static IrNode *unreduce(Ad *ad, IrNode *g, IrNode *n, Loc loc) {
   IrNode *x = n->src[0];
@@ -125,6 +130,28 @@ static void backward(Ad *ad, IrNode *n) {
     acc(ad, a, B(ad, IR_MUL, n, B(ad, IR_SUB, g, dot, loc), loc), loc);
     return;
   }
+  /* A convolution is bilinear in its two inputs, and its two adjoints are
+   * convolutions of the same geometry with the roles swapped, so the three
+   * ops differentiate into each other (to any order). */
+  case IR_CONV2D:           /* y = conv(x a, w b) */
+    acc(ad, a, W(ad, IR_CONV2D_BWD_X, g, b, &a->shape, n), loc);
+    acc(ad, b, W(ad, IR_CONV2D_BWD_W, a, g, &b->shape, n), loc);
+    return;
+  case IR_CONV2D_BWD_X:     /* dx = conv_bwd_x(dy a, w b) */
+    acc(ad, a, W(ad, IR_CONV2D, g, b, &a->shape, n), loc);
+    acc(ad, b, W(ad, IR_CONV2D_BWD_W, g, a, &b->shape, n), loc);
+    return;
+  case IR_CONV2D_BWD_W:     /* dw = conv_bwd_w(x a, dy b) */
+    acc(ad, a, W(ad, IR_CONV2D_BWD_X, b, g, &a->shape, n), loc);
+    acc(ad, b, W(ad, IR_CONV2D, a, g, &b->shape, n), loc);
+    return;
+  /* Max pooling routes each gradient to its window's maximum; which element
+   * that is does not change under small changes of x (no gradient in x). */
+  case IR_MAXPOOL2D: acc(ad, a, W(ad, IR_MAXPOOL2D_BWD, a, g, &a->shape, n), loc); return;
+  case IR_MAXPOOL2D_BWD: acc(ad, b, W(ad, IR_MAXPOOL2D_PICK, a, g, &b->shape, n), loc); return;
+  case IR_MAXPOOL2D_PICK: acc(ad, b, W(ad, IR_MAXPOOL2D_BWD, a, g, &b->shape, n), loc); return;
+  case IR_AVGPOOL2D: acc(ad, a, W(ad, IR_AVGPOOL2D_BWD, g, NULL, &a->shape, n), loc); return;
+  case IR_AVGPOOL2D_BWD: acc(ad, a, W(ad, IR_AVGPOOL2D, g, NULL, &a->shape, n), loc); return;
   case IR_OP_COUNT:
     break;
   }

@@ -466,7 +466,6 @@ static Value *mk_conv(Sema *s, const Builtin *b, Call *c) {
     if (!positive(s, c, i, i == 0 ? "in_channels" : i == 1 ? "out_channels" : "kernel")) return val_err(s);
   int64_t cin = AI(0), cout = AI(1), k = AI(2);
   bool transposed = strcmp(b->name, "ConvTranspose2d") == 0;
-  (void)transposed;
   int gi = 6;   /* `groups` of both */
   int64_t g = GIVEN(gi) ? AI(gi) : 1;
   if (g <= 0 || cin % g != 0 || cout % g != 0) {
@@ -478,6 +477,18 @@ static Value *mk_conv(Sema *s, const Builtin *b, Call *c) {
   int64_t params = cout * (cin / g) * k * k + (AB(7) ? cout : 0);
   Layer *l = layer_new(s, b, c, params);
   l->arg[6] = g;
+  if (s->lw) {
+    /* PyTorch's layouts: [out, in/groups, k, k], transposed [in, out/groups, k, k];
+     * uniform ±1/sqrt(fan_in) with fan_in = dim 1 · k · k, as its defaults */
+    Shape w = {.rank = 4}, bs = {.rank = 1};
+    w.d[0] = dim_int(transposed ? cin : cout);
+    w.d[1] = dim_int(transposed ? cout / g : cin / g);
+    w.d[2] = w.d[3] = dim_int(k);
+    bs.d[0] = dim_int(cout);
+    double bound = 1.0 / sqrt((double)(w.d[1].c * k * k));
+    l->pw[0] = lw_param(s, &w, INIT_UNIFORM, bound, c->loc);
+    if (AB(7)) l->pw[1] = lw_param(s, &bs, INIT_UNIFORM, bound, c->loc);
+  }
   return layer_val(s, l);
 }
 
@@ -524,6 +535,19 @@ static Value *ap_conv(Sema *s, Layer *l, Call *c) {
   Value *out = val_tensor(s, DT_FLOAT, &o);
   int64_t hw = tr ? x->shape.d[2].c * x->shape.d[3].c : o.d[2].c * o.d[3].c;
   trace_layer(s, l, out, dim_int(2 * (cin / g) * k * k * cout * hw));
+  if (LOWERING(x) && l->pw[0]) {
+    /* a transposed convolution is the adjoint of the convolution that maps
+     * its output back to its input, so it runs as that one's CONV2D_BWD_X */
+    IrWindow w = {.kh = k, .kw = k, .sh = st, .sw = st, .ph = pad, .pw = pad, .dh = dil, .dw = dil, .groups = g};
+    IrNode *y = ir_window(G, tr ? IR_CONV2D_BWD_X : IR_CONV2D, x->ir, l->pw[0], &o, &w, l->loc);
+    if (l->pw[1]) {
+      Shape bs = {.rank = 3};
+      bs.d[0] = dim_int(cout);
+      bs.d[1] = bs.d[2] = dim_int(1);
+      y = ir_binary(G, IR_ADD, y, ir_reshape(G, l->pw[1], &bs, l->loc), l->loc);
+    }
+    out->ir = y;
+  }
   return out;
 }
 
@@ -544,6 +568,12 @@ static Value *ap_pool(Sema *s, Layer *l, Call *c) {
       return val_err(s);
   Value *out = val_tensor(s, DT_FLOAT, &o);
   trace_layer(s, l, out, dscale(per_sample(out), l->arg[0] * l->arg[0]));
+  if (LOWERING(x)) {
+    int64_t k = l->arg[0], st = l->arg[1] > 0 ? l->arg[1] : k, pad = l->arg[2];
+    IrWindow w = {.kh = k, .kw = k, .sh = st, .sw = st, .ph = pad, .pw = pad, .dh = 1, .dw = 1, .groups = 1};
+    bool max = strcmp(l->type, "MaxPool2d") == 0;
+    out->ir = ir_window(G, max ? IR_MAXPOOL2D : IR_AVGPOOL2D, x->ir, NULL, &o, &w, l->loc);
+  }
   return out;
 }
 
@@ -556,6 +586,14 @@ static Value *ap_adaptive(Sema *s, Layer *l, Call *c) {
   o.d[2] = o.d[3] = dim_int(l->arg[0]);
   Value *out = val_tensor(s, DT_FLOAT, &o);
   trace_layer(s, l, out, per_sample(x));
+  if (LOWERING(x)) {
+    if (!dim_known(x->shape.d[2]) || !dim_known(x->shape.d[3])) {
+      lw_unsupported(s, c->loc, "adaptive pooling of an image of unknown size");
+      return out;
+    }
+    IrWindow w = {.dh = 1, .dw = 1, .groups = 1, .adaptive = true};
+    out->ir = ir_window(G, IR_AVGPOOL2D, x->ir, NULL, &o, &w, l->loc);
+  }
   return out;
 }
 

@@ -34,6 +34,7 @@
 #include <llvm-c/DebugInfo.h>
 #include <llvm-c/TargetMachine.h>
 #include <math.h>
+#include <ctype.h>
 #include <string.h>
 
 typedef struct {
@@ -361,6 +362,8 @@ static LLVMValueRef emit_elem(Cg *c, const IrNode *x, LLVMValueRef *v) {
   case IR_INPUT: case IR_PARAM: case IR_STATE: case IR_RAND: case IR_CONST:
   case IR_SUM: case IR_MAXR: case IR_ARGMAX: case IR_RESHAPE: case IR_MATMUL:
   case IR_LOG_SOFTMAX: case IR_SOFTMAX: case IR_ONE_HOT: case IR_OP_COUNT:
+  case IR_CONV2D: case IR_CONV2D_BWD_X: case IR_CONV2D_BWD_W: case IR_MAXPOOL2D: case IR_MAXPOOL2D_BWD:
+  case IR_MAXPOOL2D_PICK: case IR_AVGPOOL2D: case IR_AVGPOOL2D_BWD:
     break;
   }
   nnc_die(__FILE__, __LINE__, "codegen: %s is not elementwise", ir_op_name(x->op));
@@ -598,6 +601,40 @@ static void gen_matmul(Cg *c, LLVMValueRef arena, const IrNode *y) {
   LLVMBuildCall2(c->b, ty, fn, args, 14, "");
 }
 
+/* A convolution or pooling: a call to its runtime kernel (runtime/kernels.h)
+ *     nnc_conv2d(x, w, y, scratch, images, geom)
+ * with the geometry as a constant array in the module. */
+static void gen_call(Cg *c, LLVMValueRef arena, const IrNode *y) {
+  int64_t geom[RT_GEOM_COUNT];
+  int lead = ir_window_geom(y, geom);
+  const Shape *xs, *ys;
+  ir_window_sides(y, &xs, &ys);
+  LLVMValueRef count = i64c(c, 1);
+  for (int i = 0; i < lead; i++) count = LLVMBuildNSWMul(c->b, count, dim_value(c, xs->d[i]), "");
+  LLVMValueRef vals[RT_GEOM_COUNT];
+  for (int i = 0; i < RT_GEOM_COUNT; i++) vals[i] = i64c(c, geom[i]);
+  LLVMValueRef gv = LLVMAddGlobal(c->mod, LLVMArrayType2(c->i64, RT_GEOM_COUNT), "geom");
+  LLVMSetInitializer(gv, LLVMConstArray2(c->i64, vals, RT_GEOM_COUNT));
+  LLVMSetGlobalConstant(gv, 1);
+  LLVMSetLinkage(gv, LLVMPrivateLinkage);
+  LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
+  LLVMValueRef ptrs[4];
+  const IrNode *ops[3] = {y->src[0], y->src[1], y};
+  for (int i = 0; i < 3; i++) {
+    LLVMValueRef off = i64c(c, ops[i] ? storage(ops[i])->offset : 0);
+    ptrs[i] = ops[i] ? LLVMBuildInBoundsGEP2(c->b, c->f32, arena, &off, 1, "") : LLVMConstPointerNull(c->ptr);
+  }
+  LLVMValueRef soff = i64c(c, c->g->scratch);
+  ptrs[3] = c->g->scratch >= 0 ? LLVMBuildInBoundsGEP2(c->b, c->f32, arena, &soff, 1, "") : LLVMConstPointerNull(c->ptr);
+  char fname[48] = "nnc_";
+  const char *op = ir_op_name(y->op);
+  for (size_t i = 0; op[i] && i + 5 < sizeof fname; i++) fname[4 + i] = (char)tolower((unsigned char)op[i]), fname[5 + i] = 0;
+  LLVMTypeRef pt[6] = {c->ptr, c->ptr, c->ptr, c->ptr, c->i64, c->ptr};
+  LLVMTypeRef ty = LLVMFunctionType(c->voidt, pt, 6, 0);
+  LLVMValueRef args[6] = {ptrs[0], ptrs[1], ptrs[2], ptrs[3], count, gv};
+  LLVMBuildCall2(c->b, ty, declare(c, fname, ty), args, 6, "");
+}
+
 /* The shapes may only use the batch symbol, and everything read or written
  * needs an offset from the memory plan. */
 static bool check_graph(Cg *c) {
@@ -662,7 +699,7 @@ void *cg_build_module(void *llvm_context, void *target_machine, const Graph *g, 
     case FK_LOOP: gen_loop(c, k, kn); break;
     case FK_REDUCE: gen_reduce(c, k, kn->nodes.items[0]); break;
     case FK_ROW: gen_row(c, k, kn->nodes.items[0]); break;
-    case FK_MATMUL: continue;
+    case FK_MATMUL: case FK_CALL: continue;
     }
     kfn[k] = c->fn;
     knbuf[k] = c->nbuf;
@@ -684,6 +721,10 @@ void *cg_build_module(void *llvm_context, void *target_machine, const Graph *g, 
   for (int k = 0; k < f->nkernels; k++) {
     if (f->kernels[k].kind == FK_MATMUL) {
       gen_matmul(c, arena, f->kernels[k].nodes.items[0]);
+      continue;
+    }
+    if (f->kernels[k].kind == FK_CALL) {
+      gen_call(c, arena, f->kernels[k].nodes.items[0]);
       continue;
     }
     LLVMValueRef *args = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(knbuf[k] + 1));

@@ -39,6 +39,7 @@ typedef enum {
   FK_REDUCE,  /* one SUM or MAXR */
   FK_ROW,     /* one LOG_SOFTMAX, SOFTMAX, ARGMAX or ONE_HOT */
   FK_MATMUL,  /* one MATMUL: a cblas_sgemm call */
+  FK_CALL,    /* one convolution or pooling: a call to a runtime kernel */
 } FuseKind;
 
 typedef struct {

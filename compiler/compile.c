@@ -123,7 +123,7 @@ static Fusion *unfused(Arena *a, Graph *g) {
     f->kernel[i] = -1;
     if (k == OPK_LEAF || k == OPK_VIEW) continue;
     Kernel *kn = &f->kernels[f->nkernels];
-    kn->kind = k == OPK_REDUCE ? FK_REDUCE : k == OPK_ROW ? FK_ROW : k == OPK_MATMUL ? FK_MATMUL : FK_LOOP;
+    kn->kind = k == OPK_REDUCE ? FK_REDUCE : k == OPK_ROW ? FK_ROW : k == OPK_MATMUL ? FK_MATMUL : k == OPK_CALL ? FK_CALL : FK_LOOP;
     vec_push(a, &kn->nodes, x);
     f->kernel[i] = f->nkernels++;
     f->materialized[i] = x->op != IR_ASSIGN;

@@ -7,7 +7,8 @@
  * equals its own once size-1 dims are dropped, so that one loop nest runs
  * over every node of the kernel and every node in it is read at the loop's
  * own index; if several inputs qualify, their kernels are merged. Every
- * other node (SUM, MAXR, the row ops, MATMUL) is a kernel of its own.
+ * other node (SUM, MAXR, the row ops, MATMUL, the convolution and pooling
+ * calls) is a kernel of its own.
  *
  * A kernel is *sealed* once a node outside it reads one of its nodes: from
  * then on nothing joins it. This keeps the kernels in a valid order: each
@@ -95,6 +96,9 @@ static int kernel_kind(IrOp op) {
     return FK_ROW;
   case IR_MATMUL:
     return FK_MATMUL;
+  case IR_CONV2D: case IR_CONV2D_BWD_X: case IR_CONV2D_BWD_W: case IR_MAXPOOL2D: case IR_MAXPOOL2D_BWD:
+  case IR_MAXPOOL2D_PICK: case IR_AVGPOOL2D: case IR_AVGPOOL2D_BWD:
+    return FK_CALL;
   case IR_OP_COUNT:
     break;
   }
@@ -216,6 +220,7 @@ static const char *kind_name(FuseKind k) {
   case FK_REDUCE: return "reduce";
   case FK_ROW: return "rows";
   case FK_MATMUL: return "cblas_sgemm";
+  case FK_CALL: return "call";
   }
   return "?";
 }
@@ -255,7 +260,16 @@ void fusion_print(FILE *out, const Graph *g, const Fusion *f) {
     const IrNode *lastn = kn->nodes.items[kn->nodes.len - 1];
     const Shape *sh = &lastn->shape;
     if (kn->kind == FK_REDUCE || kn->kind == FK_ROW) sh = &lastn->src[0]->shape;
-    fprintf(out, "kernel %d: %s over %s\n", k, kind_name(kn->kind), shape_str(a, sh));
+    if (kn->kind == FK_CALL) {
+      bool conv = lastn->op == IR_CONV2D || lastn->op == IR_CONV2D_BWD_X || lastn->op == IR_CONV2D_BWD_W;
+      char fn[40];
+      lower(fn, sizeof fn, ir_op_name(lastn->op));
+      fprintf(out, "kernel %d: call nnc_%s over %s", k, fn, shape_str(a, sh));
+      if (conv) fprintf(out, " (%s)", ir_conv_method(lastn));
+      fputc('\n', out);
+    } else {
+      fprintf(out, "kernel %d: %s over %s\n", k, kind_name(kn->kind), shape_str(a, sh));
+    }
     Vec reads = {0}, writes = {0};
     for (int i = 0; i < kn->nodes.len; i++) {
       const IrNode *x = kn->nodes.items[i];

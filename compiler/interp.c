@@ -79,6 +79,8 @@ static double elem(IrOp op, double a, double b, double c) {
   case IR_INPUT: case IR_PARAM: case IR_STATE: case IR_RAND: case IR_CONST:
   case IR_SUM: case IR_MAXR: case IR_ARGMAX: case IR_RESHAPE: case IR_MATMUL:
   case IR_LOG_SOFTMAX: case IR_SOFTMAX: case IR_ONE_HOT: case IR_OP_COUNT:
+  case IR_CONV2D: case IR_CONV2D_BWD_X: case IR_CONV2D_BWD_W: case IR_MAXPOOL2D: case IR_MAXPOOL2D_BWD:
+  case IR_MAXPOOL2D_PICK: case IR_AVGPOOL2D: case IR_AVGPOOL2D_BWD:
     break;
   }
   nnc_die(__FILE__, __LINE__, "interp: %s is not elementwise", ir_op_name(op));
@@ -173,6 +175,89 @@ static void run_row(const IrNode *y, double *values[], int64_t n) {
   }
 }
 
+/* ---- convolution and pooling, straight from their definitions ---------- */
+
+/* Calls f for every tap of a convolution: output (i, o, oy, ox) reads input
+ * (i, c, iy, ix) through filter element (o, c - first channel of the group,
+ * ky, kx); taps on the padding are skipped. The linear indices are passed. */
+typedef void TapFn(double *out, const double *a, const double *b, int64_t xi, int64_t wi, int64_t yi);
+
+static void conv_taps(const int64_t *g, int64_t count, TapFn *f, double *out, const double *a, const double *b) {
+  int64_t C = g[RT_GEOM_C], H = g[RT_GEOM_H], W = g[RT_GEOM_W], O = g[RT_GEOM_O], OH = g[RT_GEOM_OH],
+          OW = g[RT_GEOM_OW], KH = g[RT_GEOM_KH], KW = g[RT_GEOM_KW], G = g[RT_GEOM_GROUPS];
+  int64_t cg = C / G, og = O / G;
+  for (int64_t i = 0; i < count; i++)
+    for (int64_t o = 0; o < O; o++)
+      for (int64_t oy = 0; oy < OH; oy++)
+        for (int64_t ox = 0; ox < OW; ox++)
+          for (int64_t c = 0; c < cg; c++)
+            for (int64_t ky = 0; ky < KH; ky++)
+              for (int64_t kx = 0; kx < KW; kx++) {
+                int64_t iy = oy * g[RT_GEOM_SH] - g[RT_GEOM_PH] + ky * g[RT_GEOM_DH];
+                int64_t ix = ox * g[RT_GEOM_SW] - g[RT_GEOM_PW] + kx * g[RT_GEOM_DW];
+                if (iy < 0 || iy >= H || ix < 0 || ix >= W) continue;
+                int64_t ch = (o / og) * cg + c;
+                f(out, a, b, ((i * C + ch) * H + iy) * W + ix, ((o * cg + c) * KH + ky) * KW + kx,
+                  ((i * O + o) * OH + oy) * OW + ox);
+              }
+}
+
+static void tap_y(double *y, const double *x, const double *w, int64_t xi, int64_t wi, int64_t yi) { y[yi] += x[xi] * w[wi]; }
+static void tap_dx(double *dx, const double *dy, const double *w, int64_t xi, int64_t wi, int64_t yi) { dx[xi] += dy[yi] * w[wi]; }
+static void tap_dw(double *dw, const double *x, const double *dy, int64_t xi, int64_t wi, int64_t yi) { dw[wi] += x[xi] * dy[yi]; }
+
+/* The window of a pooling's output pixel, clipped to the image; returns
+ * PyTorch's divisor (padding included; adaptive windows: their size). */
+static int64_t pool_window(const int64_t *g, int64_t oy, int64_t ox, int64_t r[4]) {
+  int64_t H = g[RT_GEOM_H], W = g[RT_GEOM_W], OH = g[RT_GEOM_OH], OW = g[RT_GEOM_OW];
+  if (g[RT_GEOM_METHOD] == RT_POOL_ADAPTIVE) {
+    r[0] = (oy * H) / OH, r[1] = ((oy + 1) * H + OH - 1) / OH;
+    r[2] = (ox * W) / OW, r[3] = ((ox + 1) * W + OW - 1) / OW;
+    return (r[1] - r[0]) * (r[3] - r[2]);
+  }
+  int64_t y0 = oy * g[RT_GEOM_SH] - g[RT_GEOM_PH], x0 = ox * g[RT_GEOM_SW] - g[RT_GEOM_PW];
+  int64_t y1 = y0 + g[RT_GEOM_KH], x1 = x0 + g[RT_GEOM_KW];
+  int64_t div = ((y1 < H + g[RT_GEOM_PH] ? y1 : H + g[RT_GEOM_PH]) - y0) *
+                ((x1 < W + g[RT_GEOM_PW] ? x1 : W + g[RT_GEOM_PW]) - x0);
+  r[0] = y0 < 0 ? 0 : y0, r[1] = y1 > H ? H : y1, r[2] = x0 < 0 ? 0 : x0, r[3] = x1 > W ? W : x1;
+  return div;
+}
+
+static void run_window(const IrNode *y, double *values[], int64_t n) {
+  int64_t g[RT_GEOM_COUNT];
+  int lead = ir_window_geom(y, g);
+  const Shape *xs, *ys;
+  ir_window_sides(y, &xs, &ys);
+  int64_t count = 1, d[MAX_RANK];
+  dims_of(xs, n, d);
+  for (int i = 0; i < lead; i++) count *= d[i];
+  const double *a = values[y->src[0]->id], *b = y->src[1] ? values[y->src[1]->id] : NULL;
+  double *out = values[y->id] = alloc_values(cg_numel(&y->shape, n));
+  TapFn *tap = y->op == IR_CONV2D ? tap_y : y->op == IR_CONV2D_BWD_X ? tap_dx : y->op == IR_CONV2D_BWD_W ? tap_dw : NULL;
+  if (tap) {
+    conv_taps(g, count, tap, out, a, b);
+    return;
+  }
+  int64_t H = g[RT_GEOM_H], W = g[RT_GEOM_W], OH = g[RT_GEOM_OH], OW = g[RT_GEOM_OW];
+  for (int64_t p = 0; p < count; p++)
+    for (int64_t oy = 0; oy < OH; oy++)
+      for (int64_t ox = 0; ox < OW; ox++) {
+        int64_t r[4], div = pool_window(g, oy, ox, r), yi = (p * OH + oy) * OW + ox, best = -1;
+        double s = 0, m = -INFINITY;
+        for (int64_t iy = r[0]; iy < r[1]; iy++)
+          for (int64_t ix = r[2]; ix < r[3]; ix++) {
+            int64_t xi = (p * H + iy) * W + ix;
+            if (y->op == IR_AVGPOOL2D) s += a[xi];
+            else if (y->op == IR_AVGPOOL2D_BWD) out[xi] += a[yi] / (double)div;
+            else if (best < 0 || a[xi] > m) m = a[xi], best = xi;
+          }
+        if (y->op == IR_AVGPOOL2D) out[yi] = div > 0 ? s / (double)div : 0;
+        else if (y->op == IR_MAXPOOL2D) out[yi] = best >= 0 ? m : -INFINITY;
+        else if (y->op == IR_MAXPOOL2D_BWD && best >= 0) out[best] += b[yi];
+        else if (y->op == IR_MAXPOOL2D_PICK && best >= 0) out[yi] = b[best];
+      }
+}
+
 void interp_run(const Graph *g, double *values[], int64_t n) {
   for (int i = 0; i < g->nodes.len; i++) {
     const IrNode *x = g->nodes.items[i];
@@ -189,6 +274,7 @@ void interp_run(const Graph *g, double *values[], int64_t n) {
     case OPK_REDUCE: run_reduce(x, values, n); break;
     case OPK_MATMUL: run_matmul(x, values, n); break;
     case OPK_ROW: run_row(x, values, n); break;
+    case OPK_CALL: run_window(x, values, n); break;
     case OPK_VIEW: {
       int64_t count = cg_numel(&x->shape, n);
       values[i] = alloc_values(count);

@@ -29,6 +29,7 @@ int ir_op_arity(IrOp op) { return op_info[op].arity; }
 Graph *ir_new(Arena *a) {
   Graph *g = arena_alloc(a, sizeof *g);
   g->arena = a;
+  g->scratch = -1;
   return g;
 }
 
@@ -159,6 +160,77 @@ IrNode *ir_assign(Graph *g, IrNode *dst, IrNode *src, Loc loc) {
   return n;
 }
 
+IrNode *ir_window(Graph *g, IrOp op, IrNode *a, IrNode *b, const Shape *out, const IrWindow *w, Loc loc) {
+  NNC_ASSERT(op_info[op].kind == OPK_CALL && (op_info[op].arity == 2) == (b != NULL));
+  NNC_ASSERT(a->shape.rank >= 3 && out->rank >= 3 && w->groups >= 1);
+  IrNode *n = node_new(g, op, DT_FLOAT, out, loc);
+  n->src[0] = a;
+  n->src[1] = b;
+  n->win = *w;
+  const Shape *xs, *ys;
+  ir_window_sides(n, &xs, &ys);
+  NNC_ASSERT(xs->rank == ys->rank);
+  return n;
+}
+
+void ir_window_sides(const IrNode *n, const Shape **x, const Shape **y) {
+  IrOp op = n->op;
+  if (op == IR_CONV2D || op == IR_MAXPOOL2D || op == IR_AVGPOOL2D || op == IR_MAXPOOL2D_PICK)
+    *x = &n->src[0]->shape, *y = &n->shape;
+  else if (op == IR_CONV2D_BWD_X || op == IR_AVGPOOL2D_BWD)
+    *x = &n->shape, *y = &n->src[0]->shape;
+  else if (op == IR_CONV2D_BWD_W || op == IR_MAXPOOL2D_BWD)
+    *x = &n->src[0]->shape, *y = &n->src[1]->shape;
+  else
+    NNC_ASSERT(!"not a window op");
+}
+
+/* The last three dims of a shape (channels, height, width), known ints. */
+static void chw(const Shape *s, int64_t *c, int64_t *h, int64_t *w) {
+  *c = s->d[s->rank - 3].c, *h = s->d[s->rank - 2].c, *w = s->d[s->rank - 1].c;
+}
+
+const char *ir_conv_method(const IrNode *n) {
+  const Shape *xs, *ys;
+  ir_window_sides(n, &xs, &ys);
+  int64_t c, h, w;
+  chw(xs, &c, &h, &w);
+  const IrWindow *k = &n->win;
+  if (k->groups > 1 && c / k->groups == 1) return "direct";   /* depthwise: a GEMM of one row per group */
+  if (k->kh == 1 && k->kw == 1 && k->sh == 1 && k->sw == 1 && k->ph == 0 && k->pw == 0) return "sgemm";
+  return "im2col + sgemm";
+}
+
+int ir_window_geom(const IrNode *n, int64_t g[RT_GEOM_COUNT]) {
+  const Shape *xs, *ys;
+  ir_window_sides(n, &xs, &ys);
+  const IrWindow *k = &n->win;
+  bool conv = n->op == IR_CONV2D || n->op == IR_CONV2D_BWD_X || n->op == IR_CONV2D_BWD_W;
+  chw(xs, &g[RT_GEOM_C], &g[RT_GEOM_H], &g[RT_GEOM_W]);
+  chw(ys, &g[RT_GEOM_O], &g[RT_GEOM_OH], &g[RT_GEOM_OW]);
+  if (!conv) g[RT_GEOM_C] = g[RT_GEOM_O] = 1;
+  g[RT_GEOM_KH] = k->kh, g[RT_GEOM_KW] = k->kw, g[RT_GEOM_SH] = k->sh, g[RT_GEOM_SW] = k->sw;
+  g[RT_GEOM_PH] = k->ph, g[RT_GEOM_PW] = k->pw, g[RT_GEOM_DH] = k->dh, g[RT_GEOM_DW] = k->dw;
+  g[RT_GEOM_GROUPS] = k->groups;
+  if (!conv) g[RT_GEOM_METHOD] = k->adaptive ? RT_POOL_ADAPTIVE : RT_POOL_WINDOW;
+  else {
+    const char *m = ir_conv_method(n);
+    g[RT_GEOM_METHOD] = !strcmp(m, "direct") ? RT_CONV_DIRECT : !strcmp(m, "sgemm") ? RT_CONV_GEMM : RT_CONV_IM2COL;
+  }
+  return xs->rank - (conv ? 3 : 2);
+}
+
+int64_t ir_scratch(const IrNode *n) {
+  if (n->op != IR_CONV2D && n->op != IR_CONV2D_BWD_X && n->op != IR_CONV2D_BWD_W) return 0;
+  if (strcmp(ir_conv_method(n), "im2col + sgemm") != 0) return 0;
+  const Shape *xs, *ys;
+  ir_window_sides(n, &xs, &ys);
+  int64_t c, h, w, o, oh, ow;
+  chw(xs, &c, &h, &w);
+  chw(ys, &o, &oh, &ow);
+  return c / n->win.groups * n->win.kh * n->win.kw * oh * ow;   /* one image's columns of one group */
+}
+
 void ir_output(Graph *g, IrNode *n, const char *name) {
   vec_push(g->arena, &g->outputs, n);
   vec_push(g->arena, &g->output_names, (void *)name);
@@ -189,6 +261,22 @@ static void lower_name(char *buf, size_t n, IrOp op) {
   buf[i] = 0;
 }
 
+/* " k 3x3 s 1 p 1", with " d 2" and " g 32" when they are not 1. */
+size_t ir_window_str(char *buf, size_t len, const IrWindow *w) {
+  int k;
+  if (w->adaptive) k = snprintf(buf, len, " adaptive");
+  else if (w->kh == w->kw && w->sh == w->sw && w->ph == w->pw)
+    k = snprintf(buf, len, " k %lldx%lld s %lld p %lld", (long long)w->kh, (long long)w->kw, (long long)w->sh, (long long)w->ph);
+  else
+    k = snprintf(buf, len, " k %lldx%lld s %lld,%lld p %lld,%lld", (long long)w->kh, (long long)w->kw, (long long)w->sh,
+                 (long long)w->sw, (long long)w->ph, (long long)w->pw);
+  if (k < 0 || (size_t)k >= len) return len ? len - 1 : 0;
+  size_t n = (size_t)k;
+  if (!w->adaptive && (w->dh != 1 || w->dw != 1)) n += (size_t)snprintf(buf + n, len - n, " d %lld", (long long)w->dh);
+  if (n < len && w->groups != 1) n += (size_t)snprintf(buf + n, len - n, " g %lld", (long long)w->groups);
+  return n < len ? n : len - 1;
+}
+
 void ir_print(FILE *out, const Graph *g) {
   Arena *a = arena_new();
   for (int i = 0; i < g->nodes.len; i++) {
@@ -214,6 +302,7 @@ void ir_print(FILE *out, const Graph *g) {
       if (n->keepdim) k += (size_t)snprintf(line + k, sizeof line - k, " keepdim");
     }
     if (n->op == IR_ONE_HOT) k += (size_t)snprintf(line + k, sizeof line - k, " n %lld", (long long)n->n);
+    if (ir_op_kind(n->op) == OPK_CALL) k += ir_window_str(line + k, sizeof line - k, &n->win);
     k += (size_t)snprintf(line + k, sizeof line - k, " : %s", ttype_str(a, n->dtype, &n->shape));
     fputs(line, out);
     /* comments: where it came from, and for adjoints, of what */

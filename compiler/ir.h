@@ -18,6 +18,7 @@
 #define NNC_IR_H
 
 #include "compiler/sema_int.h"
+#include "runtime/kernels.h"
 
 typedef enum {
 #define OP(name, arity, kind, doc) IR_##name,
@@ -28,7 +29,16 @@ typedef enum {
 
 enum { INIT_UNIFORM, INIT_ONES, INIT_ZEROS };
 
-typedef enum { OPK_LEAF, OPK_ELEM, OPK_REDUCE, OPK_MATMUL, OPK_VIEW, OPK_ROW, OPK_ASSIGN } OpKindIR;
+typedef enum { OPK_LEAF, OPK_ELEM, OPK_REDUCE, OPK_MATMUL, OPK_VIEW, OPK_ROW, OPK_ASSIGN, OPK_CALL } OpKindIR;
+
+/* The geometry of a convolution or pooling window (the CALL ops): kernel
+ * size, stride, padding and dilation per image axis, and groups. A pooling
+ * with `adaptive` set has windows that tile the input evenly (PyTorch's
+ * adaptive pooling) and ignores k, stride and padding. */
+typedef struct {
+  int64_t kh, kw, sh, sw, ph, pw, dh, dw, groups;
+  bool adaptive;
+} IrWindow;
 
 typedef struct IrNode IrNode;
 struct IrNode {
@@ -47,6 +57,7 @@ struct IrNode {
   bool keepdim;
   bool trans_a, trans_b;  /* MATMUL */
   int64_t n;              /* ONE_HOT: classes */
+  IrWindow win;           /* CALL ops: the forward op's window */
   IrNode *grad_of;        /* autodiff: the forward node whose adjoint this is */
   /* filled by later passes */
   int kernel;             /* fusion: the kernel it belongs to (-1: none) */
@@ -59,6 +70,7 @@ struct Graph {
   Vec nodes;              /* IrNode*, topological order */
   Vec outputs;            /* IrNode*: loss, metrics, predictions (kept alive) */
   Vec output_names;       /* const char* */
+  int64_t scratch;        /* memory plan: offset of the scratch space the CALL ops share (-1: none) */
 };
 
 Graph *ir_new(Arena *a);
@@ -80,6 +92,23 @@ IrNode *ir_reshape(Graph *g, IrNode *x, const Shape *sh, Loc loc);
 IrNode *ir_expand(Graph *g, IrNode *x, const Shape *sh, Loc loc);
 IrNode *ir_row(Graph *g, IrOp op, IrNode *x, int64_t n, Loc loc);
 IrNode *ir_assign(Graph *g, IrNode *dst, IrNode *src, Loc loc);
+/* A CALL op (convolution, pooling) with inputs a (and b), the shape of its
+ * result and the forward op's window. */
+IrNode *ir_window(Graph *g, IrOp op, IrNode *a, IrNode *b, const Shape *out, const IrWindow *w, Loc loc);
+/* The shapes of the forward op's input x and output y that a CALL node
+ * belongs to (one of them may be the node itself). */
+void ir_window_sides(const IrNode *n, const Shape **x, const Shape **y);
+/* Floats of scratch space a CALL node needs (im2col's columns), or 0. */
+int64_t ir_scratch(const IrNode *n);
+/* How a convolution runs: "im2col + sgemm", "sgemm" (1x1, no im2col) or
+ * "direct" (depthwise); the runtime kernel makes the same choice. */
+const char *ir_conv_method(const IrNode *n);
+/* The runtime kernel's geometry (runtime/kernels.h) for a CALL node, and
+ * how many leading dims of x the kernel's count n runs over (images for a
+ * convolution, image planes for a pooling). */
+int ir_window_geom(const IrNode *n, int64_t geom[RT_GEOM_COUNT]);
+/* The window as printed after the op: " k 3x3 s 1 p 1"; returns its length. */
+size_t ir_window_str(char *buf, size_t len, const IrWindow *w);
 void ir_output(Graph *g, IrNode *n, const char *name);
 
 /* `x` summed down to `shape` (the one place where broadcasting's gradient
@@ -110,6 +139,7 @@ typedef struct {
   int64_t n_max;        /* the batch the sizes are for */
   int64_t persistent;   /* floats of parameters and state, at offset 0 */
   int64_t inputs_end;   /* inputs and noise end here; temporaries follow */
+  int64_t scratch;      /* floats of scratch for the convolutions (at Graph.scratch) */
   int64_t size;         /* floats in all */
 } MemPlan;
 

@@ -149,7 +149,16 @@ bool plan_memory(Graph *g, const bool *materialized, const int *runs_at, int64_t
     if (x->last_use == -1) x->last_use = last[i];
     if (x->op == IR_RESHAPE) x->offset = x->src[0]->offset;  /* views share their source's buffer */
   }
-  out->size = top;
+  /* the convolutions' im2col columns: one region, since kernels run one
+   * at a time */
+  int64_t scratch = 0;
+  for (int i = 0; i < nn; i++) {
+    int64_t need = ir_scratch(g->nodes.items[i]);
+    if (need > scratch) scratch = need;
+  }
+  g->scratch = scratch ? top : -1;
+  out->scratch = scratch;
+  out->size = top + align16(scratch);
   free(when);
   free(last);
   free(free_list);
@@ -162,6 +171,9 @@ void plan_print(FILE *outf, const Graph *g, const MemPlan *p) {
   fprintf(outf, "arena: %lld floats for a batch of %lld (%.1f KiB); persistent %lld, inputs to %lld\n",
           (long long)p->size, (long long)p->n_max, (double)p->size * 4 / 1024, (long long)p->persistent,
           (long long)p->inputs_end);
+  if (p->scratch)
+    fprintf(outf, "  scratch      @%-10lld %-10lld im2col columns, shared by the convolutions\n",
+            (long long)g->scratch, (long long)p->scratch);
   for (int i = 0; i < g->nodes.len; i++) {
     const IrNode *x = g->nodes.items[i];
     if (x->offset < 0 || x->op == IR_RESHAPE) continue;

@@ -42,8 +42,12 @@ static bool same_node(const IrNode *a, const IrNode *b) {
   if (a->op != b->op || a->dtype != b->dtype || !same_shape(a, b)) return false;
   for (int i = 0; i < 3; i++)
     if (a->src[i] != b->src[i]) return false;
+  const IrWindow *u = &a->win, *v = &b->win;
+  bool same_win = u->kh == v->kh && u->kw == v->kw && u->sh == v->sh && u->sw == v->sw && u->ph == v->ph &&
+                  u->pw == v->pw && u->dh == v->dh && u->dw == v->dw && u->groups == v->groups &&
+                  u->adaptive == v->adaptive;
   return a->f == b->f && a->axes == b->axes && a->keepdim == b->keepdim && a->trans_a == b->trans_a &&
-         a->trans_b == b->trans_b && a->n == b->n;
+         a->trans_b == b->trans_b && a->n == b->n && same_win;
 }
 
 /* Replacement for n given its (already simplified) inputs, or n itself. */

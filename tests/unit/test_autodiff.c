@@ -40,13 +40,15 @@ static const Loc L0;
 /* ---- the spec template -------------------------------------------------- */
 
 /* Every case shares the data: x [B, 3], t [B] (regression targets), p [B]
- * (probabilities for bce), y int[B] (class ids 0..3). */
+ * (probabilities for bce), y int[B] (class ids 0..3), im [B, 2, 6, 6]
+ * (images). */
 static const char DATA[] =
     "data d = generate(n: 8) {\n"
     "  x = randn([3])\n"
     "  t = randn([])\n"
     "  p = rand([])\n"
     "  y = randint([], 0, 4)\n"
+    "  im = randn([2, 6, 6])\n"
     "}\n";
 
 /* The default model: h = net(x) is [B, 4], all parameters in one Linear. */
@@ -69,6 +71,7 @@ typedef struct {
   const char *model;  /* NULL: LINEAR_NET */
   const char *body;   /* lines of the train block after `net = Net()`; sets loss */
   const char *opt;    /* NULL: SGD(net, lr: 0.1) */
+  const char *input;  /* what h is computed from; NULL: x */
 } GradCase;
 
 static char *spec_of(const GradCase *gc) {
@@ -77,8 +80,8 @@ static char *spec_of(const GradCase *gc) {
   FILE *f = open_memstream(&s, &len);
   assert_non_null(f);
   fprintf(f, "%s%s", DATA, gc->model ? gc->model : LINEAR_NET);
-  fprintf(f, "train {\n  data = d\n  epochs = 1\n  net = Net()\n  h = net(x)\n%s\n  optimizer = %s\n}\n",
-          gc->body, gc->opt ? gc->opt : "SGD(net, lr: 0.1)");
+  fprintf(f, "train {\n  data = d\n  epochs = 1\n  net = Net()\n  h = net(%s)\n%s\n  optimizer = %s\n}\n",
+          gc->input ? gc->input : "x", gc->body, gc->opt ? gc->opt : "SGD(net, lr: 0.1)");
   fclose(f);
   return s;
 }
@@ -363,6 +366,31 @@ static const char MLP_NET[] =
     "  forward(x: [B, 3]) -> [B] { return squeeze(layers(x), 1) }\n"
     "}\n";
 
+/* Every convolution and pooling layer: [B, 2, 6, 6] -> conv -> strided
+ * grouped conv [B, 4, 3, 3] -> depthwise -> pointwise [B, 3, 3, 3] ->
+ * transposed conv [B, 2, 6, 6] -> max pool [B, 2, 3, 3] -> avg pool
+ * [B, 2, 2, 2], plus adaptive pooling of the transposed conv's output,
+ * with BatchNorm2d, tanh between (smooth: no kinks) and a Linear head. */
+static const char CONV_NET[] =
+    "model Net {\n"
+    "  c1 = Conv2d(2, 4, 3, padding: 1)\n"
+    "  bn = BatchNorm2d(4)\n"
+    "  c2 = Conv2d(4, 4, 3, stride: 2, padding: 1, groups: 2)\n"
+    "  dw = Conv2d(4, 4, 3, padding: 1, groups: 4, bias: false)\n"
+    "  pw = Conv2d(4, 3, 1)\n"
+    "  up = ConvTranspose2d(3, 2, 3, stride: 2, padding: 1, output_padding: 1)\n"
+    "  mp = MaxPool2d(2)\n"
+    "  ap = AvgPool2d(3, stride: 2, padding: 1)\n"
+    "  ad = AdaptiveAvgPool2d(2)\n"
+    "  fc = Linear(8, 4)\n"
+    "  forward(x: [B, 2, 6, 6]) -> [B, 4] {\n"
+    "    h = tanh(bn(c1(x)))\n"
+    "    h = tanh(pw(tanh(dw(tanh(c2(h))))))\n"
+    "    u = tanh(up(h))\n"
+    "    return fc(flatten(ap(mp(u)) + ad(u)))\n"
+    "  }\n"
+    "}\n";
+
 static const char BATCHNORM_NET[] =
     "model Net {\n"
     "  fc = Linear(3, 4)\n"
@@ -467,6 +495,13 @@ static const GradCase cases[] = {
     {"gradient_of_a_penalty_on_the_input_gradient_of_softmax_matches_finite_differences", NULL,
      "  gp = sum(square(grad(sum(square(softmax(net(x), -1))), x)))\n"
      "  loss = mean(square(h)) + gp", NULL},
+    /* images: every convolution and pooling layer, then a penalty on the
+     * input gradient, whose gradient differentiates the adjoints again */
+    {"gradient_of_a_cnn_with_every_convolution_and_pooling_matches_finite_differences", CONV_NET,
+     "  loss = cross_entropy(h, y)", NULL, "im"},
+    {"gradient_of_an_input_gradient_penalty_through_a_cnn_matches_finite_differences", CONV_NET,
+     "  gp = sum(square(grad(sum(square(net(im))), im)))\n"
+     "  loss = cross_entropy(h, y) + 0.01 * gp", NULL, "im"},
 };
 enum { NCASES = sizeof cases / sizeof cases[0] };
 
@@ -483,7 +518,13 @@ static bool has_gradient_rule(IrOp op) {
   case IR_NEG: case IR_RELU: case IR_SIGMOID: case IR_TANH: case IR_EXP: case IR_LOG: case IR_SQRT: case IR_ABS:
   case IR_ADD: case IR_SUB: case IR_MUL: case IR_DIV: case IR_POW: case IR_MAX2: case IR_MIN2: case IR_SELECT:
   case IR_SUM: case IR_MAXR: case IR_RESHAPE: case IR_EXPAND: case IR_MATMUL: case IR_LOG_SOFTMAX: case IR_SOFTMAX:
+  case IR_CONV2D: case IR_CONV2D_BWD_X: case IR_MAXPOOL2D: case IR_MAXPOOL2D_BWD: case IR_AVGPOOL2D: case IR_AVGPOOL2D_BWD:
     return true;
+  /* in a spec's forward graph only through third-order gradients: covered
+   * by convolution_gradients_match_for_every_geometry and
+   * pooling_gradients_match_for_every_kind */
+  case IR_CONV2D_BWD_W: case IR_MAXPOOL2D_PICK:
+    return false;
   }
   return true;
 }
@@ -553,6 +594,114 @@ static void matmul_gradients_match_for_every_transpose_pattern(void **state) {
       snprintf(what, sizeof what, "order %d, trans_a %d, trans_b %d", order, ta, tb);
       IrNode *params[2] = {A, Bm};
       check_built(g, loss, params, 2, what);
+      arena_free(a);
+    }
+}
+
+/* ---- convolutions and poolings, built directly ------------------------------ */
+
+static Shape S4(int64_t a, int64_t b, int64_t c, int64_t d) {
+  Shape s = {.rank = 4};
+  s.d[0] = dim_int(a), s.d[1] = dim_int(b), s.d[2] = dim_int(c), s.d[3] = dim_int(d);
+  return s;
+}
+
+/* The output size of a window along one axis (PyTorch's formula). */
+static int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d) { return (in + 2 * p - d * (k - 1) - 1) / s + 1; }
+
+typedef struct {
+  const char *what;
+  int64_t c, h, w, o, k, s, p, d, groups;
+} ConvGeom;
+
+/* Strides, padding, dilation, groups, depthwise and pointwise, non-square
+ * images: each as y = conv(x, w) with loss Σ tanh(y)·r, for x and w both
+ * parameters; then (order 2) Σ (d loss / d x)² + Σ (d loss / d w)²,
+ * whose gradient differentiates CONV2D_BWD_X and CONV2D_BWD_W. And the
+ * same geometry as a transposed convolution (CONV2D_BWD_X forward). */
+static void convolution_gradients_match_for_every_geometry(void **state) {
+  (void)state;
+  static const ConvGeom geoms[] = {
+      {"3x3 pad 1", 2, 5, 5, 3, 3, 1, 1, 1, 1},
+      {"3x3 stride 2 pad 1, 6x5 image", 2, 6, 5, 3, 3, 2, 1, 1, 1},
+      {"3x3 dilation 2 pad 2", 2, 6, 6, 2, 3, 1, 2, 2, 1},
+      {"2x2 stride 2, no padding", 3, 4, 4, 2, 2, 2, 0, 1, 1},
+      {"groups 2", 4, 5, 5, 6, 3, 1, 1, 1, 2},
+      {"depthwise, 2 filters per channel", 3, 5, 5, 6, 3, 1, 1, 1, 3},
+      {"pointwise 1x1", 3, 4, 4, 5, 1, 1, 0, 1, 1},
+  };
+  for (size_t i = 0; i < sizeof geoms / sizeof geoms[0]; i++)
+    for (int transposed = 0; transposed < 2; transposed++)
+      for (int order = 1; order <= 2; order++) {
+        const ConvGeom *q = &geoms[i];
+        Arena *a = arena_new();
+        Graph *g = ir_new(a);
+        int64_t oh = out_size(q->h, q->k, q->s, q->p, q->d), ow = out_size(q->w, q->k, q->s, q->p, q->d);
+        Shape xs = S4(2, q->c, q->h, q->w), ys = S4(2, q->o, oh, ow), ws = S4(q->o, q->c / q->groups, q->k, q->k);
+        IrWindow win = {.kh = q->k, .kw = q->k, .sh = q->s, .sw = q->s, .ph = q->p, .pw = q->p, .dh = q->d, .dw = q->d,
+                        .groups = q->groups};
+        /* forward: x -> y; transposed: y-shaped input -> x-shaped output */
+        IrNode *X = ir_leaf(g, IR_PARAM, DT_FLOAT, transposed ? &ys : &xs, "x", L0);
+        IrNode *Wt = ir_leaf(g, IR_PARAM, DT_FLOAT, &ws, "w", L0);
+        IrNode *R = ir_leaf(g, IR_INPUT, DT_FLOAT, transposed ? &xs : &ys, "r", L0);
+        IrNode *y = ir_window(g, transposed ? IR_CONV2D_BWD_X : IR_CONV2D, X, Wt, transposed ? &xs : &ys, &win, L0);
+        IrNode *loss = ir_reduce(g, IR_SUM, ir_binary(g, IR_MUL, ir_unary(g, IR_TANH, y, L0), R, L0), 15u, false, L0);
+        IrNode *params[2] = {X, Wt};
+        if (order == 2) {
+          IrNode *gr[2] = {NULL, NULL};
+          ad_grad(g, loss, params, 2, gr);
+          assert_true(gr[0] && gr[1]);
+          loss = ir_binary(g, IR_ADD, ir_reduce(g, IR_SUM, ir_binary(g, IR_MUL, gr[0], gr[0], L0), 15u, false, L0),
+                           ir_reduce(g, IR_SUM, ir_binary(g, IR_MUL, gr[1], gr[1], L0), 15u, false, L0), L0);
+        }
+        char what[128];
+        snprintf(what, sizeof what, "%s%s, order %d", transposed ? "transposed " : "", q->what, order);
+        check_built(g, loss, params, 2, what);
+        arena_free(a);
+      }
+}
+
+/* Max pooling (with padding and overlapping windows), average pooling
+ * (padding counted, as PyTorch's default) and adaptive average pooling to
+ * sizes that do not divide the image: loss Σ tanh(pool(x))·r, then the
+ * second order through MAXPOOL2D_BWD (MAXPOOL2D_PICK) and AVGPOOL2D_BWD. */
+static void pooling_gradients_match_for_every_kind(void **state) {
+  (void)state;
+  static const struct {
+    const char *what;
+    IrOp op;
+    int64_t k, s, p;
+    bool adaptive;
+    int64_t out;
+  } pools[] = {
+      {"max 2x2", IR_MAXPOOL2D, 2, 2, 0, false, 0},
+      {"max 3x3 stride 2 pad 1", IR_MAXPOOL2D, 3, 2, 1, false, 0},
+      {"avg 2x2", IR_AVGPOOL2D, 2, 2, 0, false, 0},
+      {"avg 3x3 stride 2 pad 1", IR_AVGPOOL2D, 3, 2, 1, false, 0},
+      {"adaptive avg 5 -> 3", IR_AVGPOOL2D, 0, 0, 0, true, 3},
+  };
+  for (size_t i = 0; i < sizeof pools / sizeof pools[0]; i++)
+    for (int order = 1; order <= 2; order++) {
+      Arena *a = arena_new();
+      Graph *g = ir_new(a);
+      int64_t H = 5, out = pools[i].adaptive ? pools[i].out : out_size(H, pools[i].k, pools[i].s, pools[i].p, 1);
+      Shape xs = S4(2, 3, H, H), ys = S4(2, 3, out, out);
+      IrWindow win = {.kh = pools[i].k, .kw = pools[i].k, .sh = pools[i].s, .sw = pools[i].s, .ph = pools[i].p,
+                      .pw = pools[i].p, .dh = 1, .dw = 1, .groups = 1, .adaptive = pools[i].adaptive};
+      IrNode *X = ir_leaf(g, IR_PARAM, DT_FLOAT, &xs, "x", L0);
+      IrNode *R = ir_leaf(g, IR_INPUT, DT_FLOAT, &ys, "r", L0);
+      /* tanh before the pooling too, so that the second order has a curvature */
+      IrNode *y = ir_window(g, pools[i].op, ir_unary(g, IR_TANH, X, L0), NULL, &ys, &win, L0);
+      IrNode *loss = ir_reduce(g, IR_SUM, ir_binary(g, IR_MUL, ir_unary(g, IR_TANH, y, L0), R, L0), 15u, false, L0);
+      if (order == 2) {
+        IrNode *gx = NULL;
+        ad_grad(g, loss, &X, 1, &gx);
+        assert_non_null(gx);
+        loss = ir_reduce(g, IR_SUM, ir_binary(g, IR_MUL, gx, gx, L0), 15u, false, L0);
+      }
+      char what[96];
+      snprintf(what, sizeof what, "%s, order %d", pools[i].what, order);
+      check_built(g, loss, &X, 1, what);
       arena_free(a);
     }
 }
@@ -742,6 +891,8 @@ int main(void) {
   const struct CMUnitTest more[] = {
       cmocka_unit_test(the_cases_differentiate_every_op_that_has_a_gradient),
       cmocka_unit_test(matmul_gradients_match_for_every_transpose_pattern),
+      cmocka_unit_test(convolution_gradients_match_for_every_geometry),
+      cmocka_unit_test(pooling_gradients_match_for_every_kind),
       cmocka_unit_test(expand_gradient_sums_over_the_broadcast_axes),
       cmocka_unit_test(gradient_of_linear_mse_equals_the_formula),
       cmocka_unit_test(one_sgd_step_moves_each_parameter_by_lr_times_its_gradient),

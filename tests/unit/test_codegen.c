@@ -74,7 +74,11 @@ static int64_t plan(const Graph *g, const Fusion *f) {
       next += cg_numel(&x->shape, NMAX);
     }
   }
-  return next;
+  int64_t scratch = 0;   /* the convolutions' columns, after everything */
+  for (int i = 0; i < g->nodes.len; i++)
+    if (ir_scratch(g->nodes.items[i]) > scratch) scratch = ir_scratch(g->nodes.items[i]);
+  ((Graph *)g)->scratch = scratch ? next : -1;
+  return next + scratch;
 }
 
 static uint64_t rng = 88172645463325252ull;
@@ -337,6 +341,73 @@ static void matmul_all_transposes_with_batch_rows(void **state) {
     }
 }
 
+/* ---- convolution and pooling: the runtime's float kernels ------------- */
+
+/* "C,H,W" of x, O, k, stride, padding, dilation, groups: y = conv(x, w),
+ * and both adjoints from an independent dy, in one step; the method the
+ * compiler picks (im2col + sgemm, sgemm for 1x1, direct for depthwise) is
+ * checked too. */
+static void convolutions_and_both_adjoints_match(void **state) {
+  (void)state;
+  static const struct {
+    const char *x, *w, *y, *method;
+    int64_t k, s, p, d, groups;
+  } cases[] = {
+      {"B,2,7,7", "4,2,3,3", "B,4,7,7", "im2col + sgemm", 3, 1, 1, 1, 1},
+      {"B,3,8,6", "5,3,3,3", "B,5,4,3", "im2col + sgemm", 3, 2, 1, 1, 1},
+      {"B,2,7,7", "3,2,3,3", "B,3,5,5", "im2col + sgemm", 3, 1, 1, 2, 1},
+      {"B,4,6,6", "6,2,3,3", "B,6,6,6", "im2col + sgemm", 3, 1, 1, 1, 2},
+      {"B,4,6,6", "8,1,3,3", "B,8,3,3", "direct", 3, 2, 1, 1, 4},
+      {"B,6,5,5", "4,6,1,1", "B,4,5,5", "sgemm", 1, 1, 0, 1, 1},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    Arena *a = arena_new();
+    Graph *g = ir_new(a);
+    IrWindow win = {.kh = cases[i].k, .kw = cases[i].k, .sh = cases[i].s, .sw = cases[i].s, .ph = cases[i].p,
+                    .pw = cases[i].p, .dh = cases[i].d, .dw = cases[i].d, .groups = cases[i].groups};
+    IrNode *x = input(g, "x", cases[i].x), *w = leaf(g, IR_PARAM, "w", cases[i].w), *dy = input(g, "dy", cases[i].y);
+    Shape ys = S(cases[i].y);
+    IrNode *y = ir_window(g, IR_CONV2D, x, w, &ys, &win, L0);
+    assert_string_equal(ir_conv_method(y), cases[i].method);
+    ir_output(g, y, "y");
+    ir_output(g, ir_window(g, IR_CONV2D_BWD_X, dy, w, &x->shape, &win, L0), "dx");
+    ir_output(g, ir_window(g, IR_CONV2D_BWD_W, x, dy, &w->shape, &win, L0), "dw");
+    check_graph(a, g);
+    arena_free(a);
+  }
+}
+
+/* Max and average pooling with overlapping, padded windows, adaptive
+ * pooling to a size that does not divide the image, and their adjoints;
+ * on relu'd input, so that windows hold ties at 0 (the first maximum wins,
+ * in both). */
+static void poolings_and_their_adjoints_match(void **state) {
+  (void)state;
+  static const struct {
+    int64_t k, s, p;
+    bool adaptive;
+    const char *y;
+  } cases[] = {{2, 2, 0, false, "B,3,3,3"}, {3, 2, 1, false, "B,3,4,4"}, {0, 0, 0, true, "B,3,4,4"}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    Arena *a = arena_new();
+    Graph *g = ir_new(a);
+    IrWindow win = {.kh = cases[i].k, .kw = cases[i].k, .sh = cases[i].s, .sw = cases[i].s, .ph = cases[i].p,
+                    .pw = cases[i].p, .dh = 1, .dw = 1, .groups = 1, .adaptive = cases[i].adaptive};
+    IrNode *x = ir_unary(g, IR_RELU, input(g, "x", "B,3,7,7"), L0), *dy = input(g, "dy", cases[i].y);
+    IrNode *h = input(g, "h", "B,3,7,7");
+    Shape ys = S(cases[i].y);
+    if (!cases[i].adaptive) {
+      ir_output(g, ir_window(g, IR_MAXPOOL2D, x, NULL, &ys, &win, L0), "max");
+      ir_output(g, ir_window(g, IR_MAXPOOL2D_BWD, x, dy, &x->shape, &win, L0), "dmax");
+      ir_output(g, ir_window(g, IR_MAXPOOL2D_PICK, x, h, &ys, &win, L0), "pick");
+    }
+    ir_output(g, ir_window(g, IR_AVGPOOL2D, x, NULL, &ys, &win, L0), "avg");
+    ir_output(g, ir_window(g, IR_AVGPOOL2D_BWD, dy, NULL, &x->shape, &win, L0), "davg");
+    check_graph(a, g);
+    arena_free(a);
+  }
+}
+
 static void matmul_with_batch_as_inner_dimension(void **state) {
   (void)state;
   Arena *a = arena_new();
@@ -474,6 +545,8 @@ int main(void) {
       cmocka_unit_test(sum_of_fused_chain),
       cmocka_unit_test(matmul_all_transposes_with_batch_rows),
       cmocka_unit_test(matmul_with_batch_as_inner_dimension),
+      cmocka_unit_test(convolutions_and_both_adjoints_match),
+      cmocka_unit_test(poolings_and_their_adjoints_match),
       cmocka_unit_test(log_softmax_softmax_argmax_one_hot),
       cmocka_unit_test(sgd_with_momentum_updates_in_place),
       cmocka_unit_test(assign_copies_a_matmul_result),

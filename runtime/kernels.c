@@ -1,0 +1,275 @@
+/*
+ * kernels.c — convolution and pooling for compiled steps (see kernels.h).
+ *
+ * A convolution of one image and one group is a matrix product once the
+ * input is unrolled into columns (im2col): column p of `col` holds the
+ * C/groups·KH·KW input values under output pixel p, so
+ *
+ *     y[O/groups, OH·OW] = w[O/groups, C/groups·KH·KW] @ col[.., OH·OW]
+ *
+ * and the two adjoints are the other two products of the same matrices:
+ * dcol = wᵀ @ dy folded back into the image (col2im), dw += dy @ colᵀ.
+ * A 1×1 convolution with stride 1 and no padding needs no columns: the
+ * image is already the matrix. A depthwise convolution (one input channel
+ * per group) would be a product of one row; it runs as a direct loop.
+ */
+#include "runtime/kernels.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdbool.h>
+#include <string.h>
+
+typedef struct {
+  int64_t c, h, w, o, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, groups, method;
+} Geom;
+
+static Geom geom(const int64_t *g) {
+  return (Geom){g[RT_GEOM_C], g[RT_GEOM_H], g[RT_GEOM_W], g[RT_GEOM_O], g[RT_GEOM_OH], g[RT_GEOM_OW],
+                g[RT_GEOM_KH], g[RT_GEOM_KW], g[RT_GEOM_SH], g[RT_GEOM_SW], g[RT_GEOM_PH], g[RT_GEOM_PW],
+                g[RT_GEOM_DH], g[RT_GEOM_DW], g[RT_GEOM_GROUPS], g[RT_GEOM_METHOD]};
+}
+
+/* Columns of one group of one image: x [cg, H, W] -> col [cg·KH·KW, OH·OW]. */
+static void im2col(const Geom *k, int64_t cg, const float *x, float *col) {
+  int64_t P = k->oh * k->ow;
+  for (int64_t c = 0; c < cg; c++)
+    for (int64_t ky = 0; ky < k->kh; ky++)
+      for (int64_t kx = 0; kx < k->kw; kx++) {
+        float *row = col + ((c * k->kh + ky) * k->kw + kx) * P;
+        const float *plane = x + c * k->h * k->w;
+        for (int64_t oy = 0; oy < k->oh; oy++) {
+          int64_t iy = oy * k->sh - k->ph + ky * k->dh;
+          float *dst = row + oy * k->ow;
+          if (iy < 0 || iy >= k->h) {
+            memset(dst, 0, sizeof(float) * (size_t)k->ow);
+            continue;
+          }
+          const float *src = plane + iy * k->w;
+          for (int64_t ox = 0; ox < k->ow; ox++) {
+            int64_t ix = ox * k->sw - k->pw + kx * k->dw;
+            dst[ox] = ix >= 0 && ix < k->w ? src[ix] : 0.0f;
+          }
+        }
+      }
+}
+
+/* The adjoint of im2col: x [cg, H, W] += the columns folded back. */
+static void col2im(const Geom *k, int64_t cg, const float *col, float *x) {
+  int64_t P = k->oh * k->ow;
+  for (int64_t c = 0; c < cg; c++)
+    for (int64_t ky = 0; ky < k->kh; ky++)
+      for (int64_t kx = 0; kx < k->kw; kx++) {
+        const float *row = col + ((c * k->kh + ky) * k->kw + kx) * P;
+        float *plane = x + c * k->h * k->w;
+        for (int64_t oy = 0; oy < k->oh; oy++) {
+          int64_t iy = oy * k->sh - k->ph + ky * k->dh;
+          if (iy < 0 || iy >= k->h) continue;
+          const float *src = row + oy * k->ow;
+          float *dst = plane + iy * k->w;
+          for (int64_t ox = 0; ox < k->ow; ox++) {
+            int64_t ix = ox * k->sw - k->pw + kx * k->dw;
+            if (ix >= 0 && ix < k->w) dst[ix] += src[ox];
+          }
+        }
+      }
+}
+
+static void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+                  int64_t ldb, float beta, float *C, int64_t ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K,
+              1.0f, A, (int)(lda > 0 ? lda : 1), B, (int)(ldb > 0 ? ldb : 1), beta, C, (int)(ldc > 0 ? ldc : 1));
+}
+
+/* The three directions of a depthwise convolution (C/groups = 1), as direct
+ * loops: 0 forward, 1 adjoint in x, 2 adjoint in w. */
+static void depthwise(int dir, const Geom *k, const float *x, const float *w, float *y, int64_t n) {
+  int64_t per = k->o / k->groups;   /* output channels per input channel */
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t o = 0; o < k->o; o++) {
+      int64_t c = o / per;
+      const float *xp = x + (i * k->c + c) * k->h * k->w;
+      float *xg = (float *)xp;   /* the adjoint in x writes here */
+      const float *wo = w + o * k->kh * k->kw;
+      float *wg = (float *)wo;   /* the adjoint in w writes here */
+      float *yp = y + (i * k->o + o) * k->oh * k->ow;
+      for (int64_t oy = 0; oy < k->oh; oy++)
+        for (int64_t ox = 0; ox < k->ow; ox++) {
+          float acc = 0, g = dir ? yp[oy * k->ow + ox] : 0.0f;
+          for (int64_t ky = 0; ky < k->kh; ky++) {
+            int64_t iy = oy * k->sh - k->ph + ky * k->dh;
+            if (iy < 0 || iy >= k->h) continue;
+            for (int64_t kx = 0; kx < k->kw; kx++) {
+              int64_t ix = ox * k->sw - k->pw + kx * k->dw;
+              if (ix < 0 || ix >= k->w) continue;
+              int64_t xi = iy * k->w + ix, wi = ky * k->kw + kx;
+              if (dir == 0) acc += xp[xi] * wo[wi];
+              else if (dir == 1) xg[xi] += g * wo[wi];
+              else wg[wi] += g * xp[xi];
+            }
+          }
+          if (dir == 0) yp[oy * k->ow + ox] = acc;
+        }
+    }
+}
+
+void nnc_conv2d(const float *x, const float *w, float *y, float *scratch, int64_t n, const int64_t *gp) {
+  Geom k = geom(gp);
+  if (k.method == RT_CONV_DIRECT) {
+    depthwise(0, &k, x, w, y, n);
+    return;
+  }
+  int64_t cg = k.c / k.groups, og = k.o / k.groups, K = cg * k.kh * k.kw, P = k.oh * k.ow;
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t g = 0; g < k.groups; g++) {
+      const float *xg = x + (i * k.c + g * cg) * k.h * k.w;
+      const float *col = xg;
+      if (k.method == RT_CONV_IM2COL) {
+        im2col(&k, cg, xg, scratch);
+        col = scratch;
+      }
+      sgemm(false, false, og, P, K, w + g * og * K, K, col, P, 0.0f, y + (i * k.o + g * og) * P, P);
+    }
+}
+
+void nnc_conv2d_bwd_x(const float *dy, const float *w, float *dx, float *scratch, int64_t n, const int64_t *gp) {
+  Geom k = geom(gp);
+  memset(dx, 0, sizeof(float) * (size_t)(n * k.c * k.h * k.w));
+  if (k.method == RT_CONV_DIRECT) {
+    depthwise(1, &k, dx, w, (float *)dy, n);
+    return;
+  }
+  int64_t cg = k.c / k.groups, og = k.o / k.groups, K = cg * k.kh * k.kw, P = k.oh * k.ow;
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t g = 0; g < k.groups; g++) {
+      float *dxg = dx + (i * k.c + g * cg) * k.h * k.w;
+      const float *dyg = dy + (i * k.o + g * og) * P;
+      if (k.method == RT_CONV_GEMM) {   /* the columns are the image */
+        sgemm(true, false, K, P, og, w + g * og * K, K, dyg, P, 0.0f, dxg, P);
+        continue;
+      }
+      sgemm(true, false, K, P, og, w + g * og * K, K, dyg, P, 0.0f, scratch, P);
+      col2im(&k, cg, scratch, dxg);
+    }
+}
+
+void nnc_conv2d_bwd_w(const float *x, const float *dy, float *dw, float *scratch, int64_t n, const int64_t *gp) {
+  Geom k = geom(gp);
+  int64_t cg = k.c / k.groups, og = k.o / k.groups, K = cg * k.kh * k.kw, P = k.oh * k.ow;
+  memset(dw, 0, sizeof(float) * (size_t)(k.o * K));
+  if (k.method == RT_CONV_DIRECT) {
+    depthwise(2, &k, x, dw, (float *)dy, n);
+    return;
+  }
+  for (int64_t i = 0; i < n; i++)
+    for (int64_t g = 0; g < k.groups; g++) {
+      const float *xg = x + (i * k.c + g * cg) * k.h * k.w;
+      const float *col = xg;
+      if (k.method == RT_CONV_IM2COL) {
+        im2col(&k, cg, xg, scratch);
+        col = scratch;
+      }
+      sgemm(false, true, og, K, P, dy + (i * k.o + g * og) * P, P, col, P, 1.0f, dw + g * og * K, K);
+    }
+}
+
+/* ---- pooling ------------------------------------------------------------ */
+
+/* The window of output pixel (oy, ox), clipped to the image: rows
+ * [*y0, *y1), columns [*x0, *x1); returns the count PyTorch divides by. */
+static int64_t window(const Geom *k, int64_t oy, int64_t ox, int64_t *y0, int64_t *y1, int64_t *x0, int64_t *x1) {
+  if (k->method == RT_POOL_ADAPTIVE) {
+    *y0 = oy * k->h / k->oh, *y1 = ((oy + 1) * k->h + k->oh - 1) / k->oh;
+    *x0 = ox * k->w / k->ow, *x1 = ((ox + 1) * k->w + k->ow - 1) / k->ow;
+    return (*y1 - *y0) * (*x1 - *x0);
+  }
+  int64_t ya = oy * k->sh - k->ph, xa = ox * k->sw - k->pw;
+  int64_t yb = ya + k->kh, xb = xa + k->kw;
+  int64_t count = (yb < k->h + k->ph ? yb : k->h + k->ph) - ya;   /* padding counts, the image's far edge pad too */
+  count *= (xb < k->w + k->pw ? xb : k->w + k->pw) - xa;
+  *y0 = ya < 0 ? 0 : ya, *y1 = yb > k->h ? k->h : yb;
+  *x0 = xa < 0 ? 0 : xa, *x1 = xb > k->w ? k->w : xb;
+  return count;
+}
+
+/* The index (in the plane) of the first maximum of a window, or -1. */
+static int64_t argmax_window(const Geom *k, const float *plane, int64_t oy, int64_t ox) {
+  int64_t y0, y1, x0, x1, best = -1;
+  window(k, oy, ox, &y0, &y1, &x0, &x1);
+  float m = -INFINITY;
+  for (int64_t iy = y0; iy < y1; iy++)
+    for (int64_t ix = x0; ix < x1; ix++) {
+      float v = plane[iy * k->w + ix];
+      if (best < 0 || v > m || (v != v && m == m)) m = v, best = iy * k->w + ix;   /* NaN wins, as in PyTorch */
+    }
+  return best;
+}
+
+void nnc_maxpool2d(const float *x, const float *unused, float *y, float *scratch, int64_t n, const int64_t *gp) {
+  (void)unused, (void)scratch;
+  Geom k = geom(gp);
+  for (int64_t p = 0; p < n; p++) {
+    const float *plane = x + p * k.h * k.w;
+    for (int64_t oy = 0; oy < k.oh; oy++)
+      for (int64_t ox = 0; ox < k.ow; ox++) {
+        int64_t a = argmax_window(&k, plane, oy, ox);
+        y[(p * k.oh + oy) * k.ow + ox] = a >= 0 ? plane[a] : -INFINITY;
+      }
+  }
+}
+
+void nnc_maxpool2d_bwd(const float *x, const float *dy, float *dx, float *scratch, int64_t n, const int64_t *gp) {
+  (void)scratch;
+  Geom k = geom(gp);
+  memset(dx, 0, sizeof(float) * (size_t)(n * k.h * k.w));
+  for (int64_t p = 0; p < n; p++)
+    for (int64_t oy = 0; oy < k.oh; oy++)
+      for (int64_t ox = 0; ox < k.ow; ox++) {
+        int64_t a = argmax_window(&k, x + p * k.h * k.w, oy, ox);
+        if (a >= 0) dx[p * k.h * k.w + a] += dy[(p * k.oh + oy) * k.ow + ox];
+      }
+}
+
+void nnc_maxpool2d_pick(const float *x, const float *h, float *y, float *scratch, int64_t n, const int64_t *gp) {
+  (void)scratch;
+  Geom k = geom(gp);
+  for (int64_t p = 0; p < n; p++)
+    for (int64_t oy = 0; oy < k.oh; oy++)
+      for (int64_t ox = 0; ox < k.ow; ox++) {
+        int64_t a = argmax_window(&k, x + p * k.h * k.w, oy, ox);
+        y[(p * k.oh + oy) * k.ow + ox] = a >= 0 ? h[p * k.h * k.w + a] : 0.0f;
+      }
+}
+
+void nnc_avgpool2d(const float *x, const float *unused, float *y, float *scratch, int64_t n, const int64_t *gp) {
+  (void)unused, (void)scratch;
+  Geom k = geom(gp);
+  for (int64_t p = 0; p < n; p++) {
+    const float *plane = x + p * k.h * k.w;
+    for (int64_t oy = 0; oy < k.oh; oy++)
+      for (int64_t ox = 0; ox < k.ow; ox++) {
+        int64_t y0, y1, x0, x1, count = window(&k, oy, ox, &y0, &y1, &x0, &x1);
+        float s = 0;
+        for (int64_t iy = y0; iy < y1; iy++)
+          for (int64_t ix = x0; ix < x1; ix++) s += plane[iy * k.w + ix];
+        y[(p * k.oh + oy) * k.ow + ox] = count > 0 ? s / (float)count : 0.0f;
+      }
+  }
+}
+
+void nnc_avgpool2d_bwd(const float *dy, const float *unused, float *dx, float *scratch, int64_t n, const int64_t *gp) {
+  (void)unused, (void)scratch;
+  Geom k = geom(gp);
+  memset(dx, 0, sizeof(float) * (size_t)(n * k.h * k.w));
+  for (int64_t p = 0; p < n; p++) {
+    float *plane = dx + p * k.h * k.w;
+    for (int64_t oy = 0; oy < k.oh; oy++)
+      for (int64_t ox = 0; ox < k.ow; ox++) {
+        int64_t y0, y1, x0, x1, count = window(&k, oy, ox, &y0, &y1, &x0, &x1);
+        if (count <= 0) continue;
+        float share = dy[(p * k.oh + oy) * k.ow + ox] / (float)count;
+        for (int64_t iy = y0; iy < y1; iy++)
+          for (int64_t ix = x0; ix < x1; ix++) plane[iy * k.w + ix] += share;
+      }
+  }
+}
