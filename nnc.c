@@ -816,6 +816,7 @@ static int cmd_bench(Arena *a, Diag *d, const Options *o) {
     printf("bench %s%s%s: %lld parameters, batch %lld\n", o->spec, o->block ? " --block " : "", o->block ? o->block : "",
            (long long)params, (long long)batch);
     printf("  compile   %.0f ms (check, lower twice, optimize, fuse, plan, LLVM O3, JIT)\n", compile_ms);
+    printf("  blas      %s\n", cg_blas_info());
     printf("  step      median %.4f ms, range %.4f .. %.4f ms (%d runs of %lld steps)\n", ms[REPEATS / 2], ms[0],
            ms[REPEATS - 1], REPEATS, (long long)inner);
     printf("  rate      %.0f samples/s, %.0f steps/s\n", (double)batch * 1000 / ms[REPEATS / 2], 1000 / ms[REPEATS / 2]);

@@ -26,9 +26,38 @@
  * executable, loaded only when something is compiled: libLLVM takes about
  * a tenth of a second to load (relocations and static constructors), which
  * `nnc check` should not pay. */
+/* OpenBLAS picks its kernels from the CPU's model number, and a CPU it does
+ * not know (a virtual machine's "Intel Xeon Processor", say) gets its
+ * oldest SSE3 kernels, several times slower than the machine allows. So,
+ * unless the user chose (OPENBLAS_CORETYPE), nnc names the kernels by the
+ * CPU's features before OpenBLAS is loaded. */
+static void choose_blas_kernels(void) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (getenv("OPENBLAS_CORETYPE")) return;
+  __builtin_cpu_init();
+  const char *core = NULL;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    core = __builtin_cpu_is("amd") ? "Zen" : __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+                                                    ? "SkylakeX" : "Haswell";
+  if (core) setenv("OPENBLAS_CORETYPE", core, 0);
+#endif
+}
+
+const char *cg_blas_info(void) {
+  static char info[96];
+  char *(*corename)(void) = NULL;
+  int (*threads)(void) = NULL;
+  *(void **)&corename = dlsym(RTLD_DEFAULT, "openblas_get_corename");
+  *(void **)&threads = dlsym(RTLD_DEFAULT, "openblas_get_num_threads");
+  if (!corename || !threads) return "BLAS: not OpenBLAS";
+  snprintf(info, sizeof info, "OpenBLAS, %s kernels, %d thread%s", corename(), threads(), threads() == 1 ? "" : "s");
+  return info;
+}
+
 bool cg_load(CgApi *api, char *err, size_t errlen) {
   static void *handle;
   if (!handle) {
+    choose_blas_kernels();
     char exe[4096];
     ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (k <= 0) {

@@ -118,6 +118,10 @@ Compiled *compile_predict(Arena *a, Diag *d, const Node *ast, const char *block,
 bool compile_print_stage(FILE *out, Arena *a, Diag *d, const Node *ast, const char *block, const char *stage,
                          const SemaOptions *base);
 
+/* Which BLAS compiled steps call, once a step was compiled:
+ * "OpenBLAS, SkylakeX kernels, 2 threads". */
+const char *cg_blas_info(void);
+
 /* ---- gradient checks (gradcheck.c) ---------------------------------- */
 
 typedef struct {

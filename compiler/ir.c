@@ -201,6 +201,24 @@ const char *ir_conv_method(const IrNode *n) {
   return "im2col + sgemm";
 }
 
+/* Floats of scratch per image for im2col: its columns and its result, of
+ * one group. */
+static int64_t conv_per_image(const IrNode *n) {
+  const Shape *xs, *ys;
+  ir_window_sides(n, &xs, &ys);
+  int64_t c, h, w, o, oh, ow;
+  chw(xs, &c, &h, &w);
+  chw(ys, &o, &oh, &ow);
+  return (c / n->win.groups * n->win.kh * n->win.kw + o / n->win.groups) * oh * ow;
+}
+
+/* Images per GEMM: as many as fit in 2 Mi floats (8 MiB) of scratch. */
+static int64_t conv_chunk(const IrNode *n) {
+  int64_t per = conv_per_image(n);
+  int64_t chunk = per > 0 ? ((int64_t)2 << 20) / per : 1;
+  return chunk < 1 ? 1 : chunk;
+}
+
 int ir_window_geom(const IrNode *n, int64_t g[RT_GEOM_COUNT]) {
   const Shape *xs, *ys;
   ir_window_sides(n, &xs, &ys);
@@ -212,6 +230,7 @@ int ir_window_geom(const IrNode *n, int64_t g[RT_GEOM_COUNT]) {
   g[RT_GEOM_KH] = k->kh, g[RT_GEOM_KW] = k->kw, g[RT_GEOM_SH] = k->sh, g[RT_GEOM_SW] = k->sw;
   g[RT_GEOM_PH] = k->ph, g[RT_GEOM_PW] = k->pw, g[RT_GEOM_DH] = k->dh, g[RT_GEOM_DW] = k->dw;
   g[RT_GEOM_GROUPS] = k->groups;
+  g[RT_GEOM_CHUNK] = conv ? conv_chunk(n) : 1;
   if (!conv) g[RT_GEOM_METHOD] = k->adaptive ? RT_POOL_ADAPTIVE : RT_POOL_WINDOW;
   else {
     const char *m = ir_conv_method(n);
@@ -220,15 +239,11 @@ int ir_window_geom(const IrNode *n, int64_t g[RT_GEOM_COUNT]) {
   return xs->rank - (conv ? 3 : 2);
 }
 
-int64_t ir_scratch(const IrNode *n) {
+int64_t ir_scratch(const IrNode *n, int64_t n_max) {
   if (n->op != IR_CONV2D && n->op != IR_CONV2D_BWD_X && n->op != IR_CONV2D_BWD_W) return 0;
   if (strcmp(ir_conv_method(n), "im2col + sgemm") != 0) return 0;
-  const Shape *xs, *ys;
-  ir_window_sides(n, &xs, &ys);
-  int64_t c, h, w, o, oh, ow;
-  chw(xs, &c, &h, &w);
-  chw(ys, &o, &oh, &ow);
-  return c / n->win.groups * n->win.kh * n->win.kw * oh * ow;   /* one image's columns of one group */
+  int64_t chunk = conv_chunk(n);
+  return conv_per_image(n) * (chunk < n_max ? chunk : n_max);
 }
 
 void ir_output(Graph *g, IrNode *n, const char *name) {

@@ -98,8 +98,9 @@ IrNode *ir_window(Graph *g, IrOp op, IrNode *a, IrNode *b, const Shape *out, con
 /* The shapes of the forward op's input x and output y that a CALL node
  * belongs to (one of them may be the node itself). */
 void ir_window_sides(const IrNode *n, const Shape **x, const Shape **y);
-/* Floats of scratch space a CALL node needs (im2col's columns), or 0. */
-int64_t ir_scratch(const IrNode *n);
+/* Floats of scratch space a CALL node needs for batches of up to n_max
+ * (im2col's columns), or 0. */
+int64_t ir_scratch(const IrNode *n, int64_t n_max);
 /* How a convolution runs: "im2col + sgemm", "sgemm" (1x1, no im2col) or
  * "direct" (depthwise); the runtime kernel makes the same choice. */
 const char *ir_conv_method(const IrNode *n);

@@ -153,7 +153,7 @@ bool plan_memory(Graph *g, const bool *materialized, const int *runs_at, int64_t
    * at a time */
   int64_t scratch = 0;
   for (int i = 0; i < nn; i++) {
-    int64_t need = ir_scratch(g->nodes.items[i]);
+    int64_t need = ir_scratch(g->nodes.items[i], n_max);
     if (need > scratch) scratch = need;
   }
   g->scratch = scratch ? top : -1;

@@ -1,14 +1,18 @@
 /*
  * kernels.c — convolution and pooling for compiled steps (see kernels.h).
  *
- * A convolution of one image and one group is a matrix product once the
- * input is unrolled into columns (im2col): column p of `col` holds the
- * C/groups·KH·KW input values under output pixel p, so
+ * A convolution of one group is a matrix product once the input is
+ * unrolled into columns (im2col): column p of `col` holds the
+ * C/groups·KH·KW input values under output pixel p, and the columns of
+ * CHUNK images sit side by side, so that
  *
- *     y[O/groups, OH·OW] = w[O/groups, C/groups·KH·KW] @ col[.., OH·OW]
+ *     y[O/groups, CHUNK·OH·OW] = w[O/groups, C/groups·KH·KW] @ col[.., CHUNK·OH·OW]
  *
- * and the two adjoints are the other two products of the same matrices:
- * dcol = wᵀ @ dy folded back into the image (col2im), dw += dy @ colᵀ.
+ * is one GEMM large enough for the BLAS's threads (one per image would be
+ * too small for them on a 28×28 image); its result is then put in place
+ * image by image. The two adjoints are the other two products of the same
+ * matrices: dcol = wᵀ @ dy folded back into the images (col2im), and
+ * dw += dy @ colᵀ.
  * A 1×1 convolution with stride 1 and no padding needs no columns: the
  * image is already the matrix. A depthwise convolution (one input channel
  * per group) would be a product of one row; it runs as a direct loop.
@@ -21,23 +25,37 @@
 #include <string.h>
 
 typedef struct {
-  int64_t c, h, w, o, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, groups, method;
+  int64_t c, h, w, o, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, groups, method, chunk;
 } Geom;
 
 static Geom geom(const int64_t *g) {
   return (Geom){g[RT_GEOM_C], g[RT_GEOM_H], g[RT_GEOM_W], g[RT_GEOM_O], g[RT_GEOM_OH], g[RT_GEOM_OW],
                 g[RT_GEOM_KH], g[RT_GEOM_KW], g[RT_GEOM_SH], g[RT_GEOM_SW], g[RT_GEOM_PH], g[RT_GEOM_PW],
-                g[RT_GEOM_DH], g[RT_GEOM_DW], g[RT_GEOM_GROUPS], g[RT_GEOM_METHOD]};
+                g[RT_GEOM_DH], g[RT_GEOM_DW], g[RT_GEOM_GROUPS], g[RT_GEOM_METHOD],
+                g[RT_GEOM_CHUNK] > 0 ? g[RT_GEOM_CHUNK] : 1};
 }
 
-/* Columns of one group of one image: x [cg, H, W] -> col [cg·KH·KW, OH·OW]. */
-static void im2col(const Geom *k, int64_t cg, const float *x, float *col) {
-  int64_t P = k->oh * k->ow;
+/* The output columns ox in [*lo, *hi) whose input column
+ * ox·sw - pw + kx·dw falls inside the image (the rest read padding). */
+static void valid_range(int64_t out, int64_t in, int64_t s, int64_t p, int64_t shift, int64_t *lo, int64_t *hi) {
+  /* ox·s - p + shift >= 0  and  < in */
+  int64_t a = p - shift, l = a <= 0 ? 0 : (a + s - 1) / s;
+  int64_t b = in + p - shift, h = b <= 0 ? 0 : (b + s - 1) / s;
+  *lo = l < out ? l : out;
+  *hi = h < out ? h : out;
+  if (*hi < *lo) *hi = *lo;
+}
+
+/* Columns of one group of one image: x [cg, H, W] -> col [cg·KH·KW, OH·OW]
+ * with rows `ld` floats apart. */
+static void im2col(const Geom *k, int64_t cg, const float *x, float *col, int64_t ld) {
   for (int64_t c = 0; c < cg; c++)
     for (int64_t ky = 0; ky < k->kh; ky++)
       for (int64_t kx = 0; kx < k->kw; kx++) {
-        float *row = col + ((c * k->kh + ky) * k->kw + kx) * P;
+        float *row = col + ((c * k->kh + ky) * k->kw + kx) * ld;
         const float *plane = x + c * k->h * k->w;
+        int64_t lo, hi, shift = kx * k->dw - k->pw;
+        valid_range(k->ow, k->w, k->sw, k->pw, kx * k->dw, &lo, &hi);
         for (int64_t oy = 0; oy < k->oh; oy++) {
           int64_t iy = oy * k->sh - k->ph + ky * k->dh;
           float *dst = row + oy * k->ow;
@@ -45,32 +63,31 @@ static void im2col(const Geom *k, int64_t cg, const float *x, float *col) {
             memset(dst, 0, sizeof(float) * (size_t)k->ow);
             continue;
           }
-          const float *src = plane + iy * k->w;
-          for (int64_t ox = 0; ox < k->ow; ox++) {
-            int64_t ix = ox * k->sw - k->pw + kx * k->dw;
-            dst[ox] = ix >= 0 && ix < k->w ? src[ix] : 0.0f;
-          }
+          const float *src = plane + iy * k->w;   /* output column ox reads src[ox·sw + shift] */
+          for (int64_t ox = 0; ox < lo; ox++) dst[ox] = 0.0f;
+          if (k->sw == 1 && hi > lo) memcpy(dst + lo, src + lo + shift, sizeof(float) * (size_t)(hi - lo));
+          else
+            for (int64_t ox = lo; ox < hi; ox++) dst[ox] = src[ox * k->sw + shift];
+          for (int64_t ox = hi; ox < k->ow; ox++) dst[ox] = 0.0f;
         }
       }
 }
 
 /* The adjoint of im2col: x [cg, H, W] += the columns folded back. */
-static void col2im(const Geom *k, int64_t cg, const float *col, float *x) {
-  int64_t P = k->oh * k->ow;
+static void col2im(const Geom *k, int64_t cg, const float *col, int64_t ld, float *x) {
   for (int64_t c = 0; c < cg; c++)
     for (int64_t ky = 0; ky < k->kh; ky++)
       for (int64_t kx = 0; kx < k->kw; kx++) {
-        const float *row = col + ((c * k->kh + ky) * k->kw + kx) * P;
+        const float *row = col + ((c * k->kh + ky) * k->kw + kx) * ld;
         float *plane = x + c * k->h * k->w;
+        int64_t lo, hi, shift = kx * k->dw - k->pw;
+        valid_range(k->ow, k->w, k->sw, k->pw, kx * k->dw, &lo, &hi);
         for (int64_t oy = 0; oy < k->oh; oy++) {
           int64_t iy = oy * k->sh - k->ph + ky * k->dh;
           if (iy < 0 || iy >= k->h) continue;
           const float *src = row + oy * k->ow;
           float *dst = plane + iy * k->w;
-          for (int64_t ox = 0; ox < k->ow; ox++) {
-            int64_t ix = ox * k->sw - k->pw + kx * k->dw;
-            if (ix >= 0 && ix < k->w) dst[ix] += src[ox];
-          }
+          for (int64_t ox = lo; ox < hi; ox++) dst[ox * k->sw + shift] += src[ox];
         }
       }
 }
@@ -113,6 +130,26 @@ static void depthwise(int dir, const Geom *k, const float *x, const float *w, fl
     }
 }
 
+/* Copies between an image-major tensor t [n, C, P] (the images i0 ..
+ * i0+m of channels g·og .. g·og+og) and a channel-major block b [og, m·P]. */
+static void to_block(const float *t, float *b, int64_t i0, int64_t m, int64_t g, int64_t og, int64_t C, int64_t P) {
+  for (int64_t o = 0; o < og; o++)
+    for (int64_t j = 0; j < m; j++)
+      memcpy(b + (o * m + j) * P, t + ((i0 + j) * C + g * og + o) * P, sizeof(float) * (size_t)P);
+}
+
+static void from_block(const float *b, float *t, int64_t i0, int64_t m, int64_t g, int64_t og, int64_t C, int64_t P) {
+  for (int64_t o = 0; o < og; o++)
+    for (int64_t j = 0; j < m; j++)
+      memcpy(t + ((i0 + j) * C + g * og + o) * P, b + (o * m + j) * P, sizeof(float) * (size_t)P);
+}
+
+/* The columns of images i0 .. i0+m of group g, side by side: [K, m·P]. */
+static void columns(const Geom *k, const float *x, int64_t i0, int64_t m, int64_t g, float *col) {
+  int64_t cg = k->c / k->groups, P = k->oh * k->ow;
+  for (int64_t j = 0; j < m; j++) im2col(k, cg, x + ((i0 + j) * k->c + g * cg) * k->h * k->w, col + j * P, m * P);
+}
+
 void nnc_conv2d(const float *x, const float *w, float *y, float *scratch, int64_t n, const int64_t *gp) {
   Geom k = geom(gp);
   if (k.method == RT_CONV_DIRECT) {
@@ -120,16 +157,22 @@ void nnc_conv2d(const float *x, const float *w, float *y, float *scratch, int64_
     return;
   }
   int64_t cg = k.c / k.groups, og = k.o / k.groups, K = cg * k.kh * k.kw, P = k.oh * k.ow;
-  for (int64_t i = 0; i < n; i++)
+  if (k.method == RT_CONV_GEMM) {   /* 1×1: the image is its own columns */
+    for (int64_t i = 0; i < n; i++)
+      for (int64_t g = 0; g < k.groups; g++)
+        sgemm(false, false, og, P, K, w + g * og * K, K, x + (i * k.c + g * cg) * P, P, 0.0f,
+              y + (i * k.o + g * og) * P, P);
+    return;
+  }
+  for (int64_t i0 = 0; i0 < n; i0 += k.chunk) {
+    int64_t m = n - i0 < k.chunk ? n - i0 : k.chunk;
+    float *col = scratch, *blk = scratch + K * m * P;
     for (int64_t g = 0; g < k.groups; g++) {
-      const float *xg = x + (i * k.c + g * cg) * k.h * k.w;
-      const float *col = xg;
-      if (k.method == RT_CONV_IM2COL) {
-        im2col(&k, cg, xg, scratch);
-        col = scratch;
-      }
-      sgemm(false, false, og, P, K, w + g * og * K, K, col, P, 0.0f, y + (i * k.o + g * og) * P, P);
+      columns(&k, x, i0, m, g, col);
+      sgemm(false, false, og, m * P, K, w + g * og * K, K, col, m * P, 0.0f, blk, m * P);
+      from_block(blk, y, i0, m, g, og, k.o, P);
     }
+  }
 }
 
 void nnc_conv2d_bwd_x(const float *dy, const float *w, float *dx, float *scratch, int64_t n, const int64_t *gp) {
@@ -140,17 +183,23 @@ void nnc_conv2d_bwd_x(const float *dy, const float *w, float *dx, float *scratch
     return;
   }
   int64_t cg = k.c / k.groups, og = k.o / k.groups, K = cg * k.kh * k.kw, P = k.oh * k.ow;
-  for (int64_t i = 0; i < n; i++)
+  if (k.method == RT_CONV_GEMM) {
+    for (int64_t i = 0; i < n; i++)
+      for (int64_t g = 0; g < k.groups; g++)
+        sgemm(true, false, K, P, og, w + g * og * K, K, dy + (i * k.o + g * og) * P, P, 0.0f,
+              dx + (i * k.c + g * cg) * P, P);
+    return;
+  }
+  for (int64_t i0 = 0; i0 < n; i0 += k.chunk) {
+    int64_t m = n - i0 < k.chunk ? n - i0 : k.chunk;
+    float *col = scratch, *blk = scratch + K * m * P;
     for (int64_t g = 0; g < k.groups; g++) {
-      float *dxg = dx + (i * k.c + g * cg) * k.h * k.w;
-      const float *dyg = dy + (i * k.o + g * og) * P;
-      if (k.method == RT_CONV_GEMM) {   /* the columns are the image */
-        sgemm(true, false, K, P, og, w + g * og * K, K, dyg, P, 0.0f, dxg, P);
-        continue;
-      }
-      sgemm(true, false, K, P, og, w + g * og * K, K, dyg, P, 0.0f, scratch, P);
-      col2im(&k, cg, scratch, dxg);
+      to_block(dy, blk, i0, m, g, og, k.o, P);
+      sgemm(true, false, K, m * P, og, w + g * og * K, K, blk, m * P, 0.0f, col, m * P);
+      for (int64_t j = 0; j < m; j++)
+        col2im(&k, cg, col + j * P, m * P, dx + ((i0 + j) * k.c + g * cg) * k.h * k.w);
     }
+  }
 }
 
 void nnc_conv2d_bwd_w(const float *x, const float *dy, float *dw, float *scratch, int64_t n, const int64_t *gp) {
@@ -161,16 +210,22 @@ void nnc_conv2d_bwd_w(const float *x, const float *dy, float *dw, float *scratch
     depthwise(2, &k, x, dw, (float *)dy, n);
     return;
   }
-  for (int64_t i = 0; i < n; i++)
+  if (k.method == RT_CONV_GEMM) {
+    for (int64_t i = 0; i < n; i++)
+      for (int64_t g = 0; g < k.groups; g++)
+        sgemm(false, true, og, K, P, dy + (i * k.o + g * og) * P, P, x + (i * k.c + g * cg) * P, P, 1.0f,
+              dw + g * og * K, K);
+    return;
+  }
+  for (int64_t i0 = 0; i0 < n; i0 += k.chunk) {
+    int64_t m = n - i0 < k.chunk ? n - i0 : k.chunk;
+    float *col = scratch, *blk = scratch + K * m * P;
     for (int64_t g = 0; g < k.groups; g++) {
-      const float *xg = x + (i * k.c + g * cg) * k.h * k.w;
-      const float *col = xg;
-      if (k.method == RT_CONV_IM2COL) {
-        im2col(&k, cg, xg, scratch);
-        col = scratch;
-      }
-      sgemm(false, true, og, K, P, dy + (i * k.o + g * og) * P, P, col, P, 1.0f, dw + g * og * K, K);
+      columns(&k, x, i0, m, g, col);
+      to_block(dy, blk, i0, m, g, og, k.o, P);
+      sgemm(false, true, og, K, m * P, blk, m * P, col, m * P, 1.0f, dw + g * og * K, K);
     }
+  }
 }
 
 /* ---- pooling ------------------------------------------------------------ */
@@ -192,8 +247,24 @@ static int64_t window(const Geom *k, int64_t oy, int64_t ox, int64_t *y0, int64_
   return count;
 }
 
+/* Whether the windows are 2×2 with stride 2 and no padding: the usual
+ * pooling, with a loop of its own (every window lies inside the image). */
+static bool two_by_two(const Geom *k) {
+  return k->method == RT_POOL_WINDOW && k->kh == 2 && k->kw == 2 && k->sh == 2 && k->sw == 2 && k->ph == 0 &&
+         k->pw == 0;
+}
+
 /* The index (in the plane) of the first maximum of a window, or -1. */
 static int64_t argmax_window(const Geom *k, const float *plane, int64_t oy, int64_t ox) {
+  if (two_by_two(k)) {
+    int64_t i = 2 * oy * k->w + 2 * ox, best = i;
+    int64_t cand[3] = {i + 1, i + k->w, i + k->w + 1};
+    for (int j = 0; j < 3; j++) {
+      float v = plane[cand[j]], m = plane[best];
+      if (v > m || (v != v && m == m)) best = cand[j];
+    }
+    return best;
+  }
   int64_t y0, y1, x0, x1, best = -1;
   window(k, oy, ox, &y0, &y1, &x0, &x1);
   float m = -INFINITY;

@@ -17,9 +17,11 @@
  * `geom` holds RT_GEOM_COUNT values indexed by the enum below, for the
  * forward op: x [n, C, H, W] -> y [n, O, OH, OW] with filters
  * [O, C/groups, KH, KW]. The kernels overwrite `out` (they never
- * accumulate into it). `scratch` holds at least (C/groups)·KH·KW·OH·OW
- * floats for the im2col method and may be NULL otherwise. Pooling kernels
- * take C = O = 1 and n = the number of image planes.
+ * accumulate into it). For the im2col method, `scratch` holds at least
+ * min(CHUNK, n)·(C/groups·KH·KW + O/groups)·OH·OW floats: the columns of
+ * CHUNK images side by side, so that one GEMM covers them all, and their
+ * results before they are put in place; it may be NULL otherwise. Pooling
+ * kernels take C = O = 1 and n = the number of image planes.
  *
  * Built into libnnccg.so, next to the BLAS it calls (the runtime library
  * proper stays free of OpenBLAS, so `nnc check` does not load it).
@@ -38,6 +40,7 @@ enum {
   RT_GEOM_DH, RT_GEOM_DW,                /* dilation */
   RT_GEOM_GROUPS,
   RT_GEOM_METHOD,                        /* RT_CONV_* or RT_POOL_* */
+  RT_GEOM_CHUNK,                         /* im2col: images unrolled per GEMM */
   RT_GEOM_COUNT
 };
 
