@@ -382,6 +382,35 @@ static bool join_parts(const RtTable *in, RtTable *out, RtError *err) {
   return true;
 }
 
+/* Transforms applied batch by batch, as images (the runtime's pipeline). */
+static bool is_image_transform(const char *name) {
+  return !strcmp(name, "crop") || !strcmp(name, "flip") || !strcmp(name, "rotate") || !strcmp(name, "resize");
+}
+
+/* The image pipeline of a data description for field "x" of table t
+ * (pl->n = 0 when it has no image transforms). */
+static bool pipeline_of(const DataDesc *dd, const RtTable *t, RtPipeline *pl, RtError *err) {
+  memset(pl, 0, sizeof *pl);
+  pl->field = "x";
+  for (int i = 0; i < dd->ntransforms && pl->n < 8; i++) {
+    const char *n = dd->transforms[i].name;
+    if (!is_image_transform(n)) continue;
+    RtTransform *tf = &pl->t[pl->n++];
+    tf->kind = !strcmp(n, "crop") ? RT_TF_CROP : !strcmp(n, "flip") ? RT_TF_FLIP : !strcmp(n, "rotate") ? RT_TF_ROTATE : RT_TF_RESIZE;
+    tf->size = (int)dd->transforms[i].k;
+    tf->padding = (int)dd->transforms[i].b;
+    tf->p = tf->degrees = dd->transforms[i].a;
+  }
+  if (!pl->n) return true;
+  const RtField *f = rt_table_field(t, "x");
+  if (!f) return rt_fail(err, "image transforms need a field 'x' of images");
+  if (f->rank == 3) pl->c = (int)f->shape[0], pl->h = (int)f->shape[1], pl->w = (int)f->shape[2];
+  else if (f->rank == 2) pl->c = 1, pl->h = (int)f->shape[0], pl->w = (int)f->shape[1];
+  else return rt_fail(err, "image transforms need images [C, H, W] in field 'x', which has %lld values a sample",
+                      (long long)f->width);
+  return true;
+}
+
 /* Loads a block's data set as the runtime's table, applying the transforms
  * the runtime does before batching (normalization statistics come from the
  * training split and are kept in the checkpoint). */
@@ -414,6 +443,7 @@ static bool load_data(Arena *a, const TrainDesc *td, const DataDesc *dd, RtTable
     const char *n = dd->transforms[i].name;
     if (!strcmp(n, "flatten_image") || !strcmp(n, "rows_as_sequence") || (!strcmp(n, "context") && dd->transforms[i].k == 0))
       continue;   /* the table is flat already */
+    if (is_image_transform(n)) continue;   /* batch by batch: pipeline_of() */
     if (!strcmp(n, "normalize")) {
       RtField *f = rt_table_field(t, "x");
       if (!f) return rt_fail(err, "normalize() needs a field 'x'");
@@ -488,7 +518,9 @@ static int evaluate_test(Arena *a, const Options *o, const RtProgram *rp, const 
   RtRng rng;
   rt_rng_seed(&rng, td->seed);
   double loss, m[RT_MAX_METRICS];
-  bool ok = rt_evaluate(rp, arena, &test, idx, test.rows, td->batch, &rng, &loss, m, &err);
+  RtPipeline pl;
+  bool ok = pipeline_of(&td->test, &test, &pl, &err) &&
+            rt_evaluate(rp, arena, &test, idx, test.rows, td->batch, &pl, &rng, &loss, m, &err);
   free(idx);
   if (!ok) {
     fprintf(stderr, "%s: error: %s\n", o->spec, err.msg);
@@ -560,6 +592,17 @@ static int cmd_train(Arena *a, Diag *d, const Options *o) {
     compiled_free(c);
     return EXIT_USER;
   }
+  /* images: the training batches' random transforms; the held-out ones
+   * get valid = ds.valid.map(...)'s, or the training ones' deterministic
+   * versions */
+  RtPipeline train_pl, valid_pl;
+  if (!pipeline_of(&td.data, &table, &train_pl, &err) ||
+      !pipeline_of(td.valid_data.source ? &td.valid_data : &td.data, &table, &valid_pl, &err)) {
+    fprintf(stderr, "%s: error: %s\n", o->spec, err.msg);
+    rt_table_free(&table);
+    compiled_free(c);
+    return EXIT_USER;
+  }
   int64_t params = 0;
   for (int i = 0; i < rp.npersistent; i++)
     if (rp.persistent[i].kind == RT_SLOT_PARAM) params += rt_slot_numel(&rp.persistent[i], 1);
@@ -602,6 +645,8 @@ static int cmd_train(Arena *a, Diag *d, const Options *o) {
       .print_every = td.epochs > 50 ? td.epochs / 30 : 1, .meta = meta, .nmeta = 3, .extra = extra,
       .nextra = nextra, .state_path = state_path[0] ? state_path : NULL,
       .resume_path = resume ? state_path : NULL, .init_path = o->init};
+  cfg.train_pipeline = &train_pl;
+  cfg.valid_pipeline = &valid_pl;
   NumericsCheck nc = {c, d, false};
   if (o->check_numerics) {
     cfg.after_step = numerics_hook;
@@ -729,7 +774,9 @@ static int cmd_predict(Arena *a, Diag *d, const Options *o) {
       goto fail;
     }
   }
-  if (!rt_predict(&rp, arena, &table, pd.batch, pd.ncols, pd.col_offset, cols, &err)) goto fail;
+  RtPipeline pl;
+  if (!pipeline_of(&pd.data, &table, &pl, &err)) goto fail;
+  if (!rt_predict(&rp, arena, &table, pd.batch, &pl, pd.ncols, pd.col_offset, cols, &err)) goto fail;
   const char *out = o->out ? o->out : pd.write_path;
   if (!rt_write_csv_atomic(out, pd.col_names, (const float *const *)cols, fmt, pd.ncols, table.rows, &err)) goto fail;
   printf("wrote %s: %lld rows (%s", out, (long long)table.rows, pd.col_names[0]);

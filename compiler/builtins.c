@@ -2098,6 +2098,15 @@ static Value *mk_transform(Sema *s, const Builtin *b, Call *c) {
       return val_err(s);
     }
     v->i = AI(0);
+    if (!strcmp(b->name, "crop")) {
+      if (AI(1) < 0) {
+        sema_error(s, c->argloc[1], "crop: padding cannot be negative, got %lld", (long long)AI(1));
+        return val_err(s);
+      }
+      v->j = AI(1);
+    }
+  } else if (!strcmp(b->name, "rotate")) {
+    v->f = AF(0);
   } else if (!strcmp(b->name, "normalize")) {
     /* numbers are kept for the runtime; without them the training split's
      * statistics are used. Tensors are only checked for now. */
@@ -2113,6 +2122,7 @@ static Value *mk_transform(Sema *s, const Builtin *b, Call *c) {
       sema_error(s, c->argloc[0], "flip: p is a probability, got %g", AF(0));
       return val_err(s);
     }
+    v->f = AF(0);
   }
   v->str2 = call_desc(s->arena, b, c);
   return v;

@@ -236,6 +236,8 @@ static void describe_data(Arena *a, const Lowering *lw, const Dataset *ds, DataD
     Value *t = ds->tvals.items[i];
     dd->transforms[dd->ntransforms].name = t->s;
     dd->transforms[dd->ntransforms].k = t->i;
+    if (!strcmp(t->s, "crop")) dd->transforms[dd->ntransforms].b = (double)t->j;
+    if (!strcmp(t->s, "flip") || !strcmp(t->s, "rotate")) dd->transforms[dd->ntransforms].a = t->f;
     if (!strcmp(t->s, "normalize")) {
       dd->transforms[dd->ntransforms].given = t->i != 0;
       dd->transforms[dd->ntransforms].tensor = t->j != 0;
@@ -278,6 +280,10 @@ static void describe(Arena *a, const Lowering *lw, TrainDesc *td) {
   Value *dv = lw->data, *tv = setting(lw, "test");
   if (dv && dv->kind == V_DATASET) describe_data(a, lw, dv->ds, &td->data);
   if (tv && tv->kind == V_DATASET) describe_data(a, lw, tv->ds, &td->test);
+  Value *vv = setting(lw, "valid");
+  if (vv && vv->kind == V_DATASET) describe_data(a, lw, vv->ds, &td->valid_data);
+  /* data = ds.train: the source's own split holds out its valid part */
+  if (td->data.part && !strcmp(td->data.part, "train") && td->valid == 0) td->valid = td->data.valid_frac;
 }
 
 /* The persistent slots (parameters, state) of a lowered graph. */
@@ -335,11 +341,20 @@ static Compiled *compile_train_mode(Arena *a, Diag *d, const Node *ast, const ch
   describe(a, c->train->lowered, td);
   /* settings the runtime does not honour yet are refused, not ignored */
   Value *vs = setting(c->train->lowered, "valid");
-  const char *refuse = vs && vs->kind == V_DATASET ? "a separate validation data set (valid = DATA)"
-                       : td->data.part ? "the .train/.valid parts of a data set" : NULL;
+  const char *refuse = NULL;
+  if (td->data.part && (strcmp(td->data.part, "train") != 0 || (vs && val_is_number(vs))))
+    refuse = "this use of a data set's .train/.valid parts (train on ds.train, validate on ds.valid)";
+  if (vs && vs->kind == V_DATASET) {
+    /* valid = ds.valid(.map(...)): the part data = ds.train holds out, with its own transforms */
+    const DataDesc *v = &td->valid_data;
+    bool same = td->data.part && v->part && !strcmp(v->part, "valid") && v->source && td->data.source &&
+                !strcmp(v->source, td->data.source) && (v->path == td->data.path ||
+                (v->path && td->data.path && !strcmp(v->path, td->data.path))) && v->valid_frac == td->data.valid_frac;
+    if (!same) refuse = "a validation data set other than the .valid part of the training data";
+  }
   if (refuse) {
     diag_error(d, (Loc){0}, "%s cannot be used for training yet", refuse);
-    diag_hint(d, "hold out a fraction of the data instead: valid = 0.2");
+    diag_hint(d, "train on ds.train of a source declared with valid: f (and validate on ds.valid), or hold out a fraction: valid = 0.2");
     c->cg.jit_free(c->jit);
     return NULL;
   }

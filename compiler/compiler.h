@@ -57,8 +57,10 @@ typedef struct {
   /* csv columns: entries with the same name are one field, concatenated */
   struct { const char *name; int64_t first, last; bool label; } fields[16];
   int ntransforms;
-  /* k: context's k; normalize: given = 1 with mean a and std b as numbers,
-   * tensor = 1 when they were tensors (not supported for training yet) */
+  /* k: context's k, crop's and resize's size; normalize: given = 1 with
+   * mean a and std b as numbers, tensor = 1 when they were tensors (not
+   * supported for training yet); crop: b = padding; flip: a = p; rotate:
+   * a = degrees */
   struct { const char *name; int64_t k; bool given, tensor; double a, b; } transforms[8];
   int64_t take;            /* > 0: only the first `take` samples */
 } DataDesc;
@@ -73,6 +75,8 @@ typedef struct {
   RtSchedule schedule;
   DataDesc data;
   DataDesc test;           /* `test = ds`: evaluated after training (source NULL: none) */
+  DataDesc valid_data;     /* `valid = ds.valid.map(...)`: the held-out part's own transforms
+                            * (source NULL: none; the part is data's `valid` fraction) */
 } TrainDesc;
 
 /* A predict block: what to load, what to run it on, what to write. */

@@ -70,9 +70,25 @@ double rt_schedule_lr(const RtSchedule *sc, int64_t t, int64_t steps_per_epoch, 
   return lr;
 }
 
+/* Field f of the samples idx[0..n) through the image pipeline into dst. */
+static bool transformed(const RtPipeline *pl, bool random, RtRng *rng, const RtTable *t, const RtField *f,
+                        const int64_t *idx, int64_t n, int64_t want, float *dst, RtError *err) {
+  int c, h, w;
+  rt_pipeline_out(pl, &c, &h, &w);
+  if (f->width != (int64_t)pl->c * pl->h * pl->w || want != (int64_t)c * h * w)
+    return rt_fail(err, "field '%s': the transforms make [%d, %d, %d] images of its %lld values per sample, the "
+                        "compiled step expects %lld", f->name, c, h, w, (long long)f->width, (long long)want);
+  float *raw = malloc(sizeof(float) * (size_t)(n * f->width + 1));
+  if (!raw) return rt_fail(err, "out of memory");
+  rt_gather(t, f, idx, n, raw);
+  bool ok = rt_pipeline_run(pl, random, rng, raw, n, dst, err);
+  free(raw);
+  return ok;
+}
+
 /* Fills a step's input slots for the samples idx[0..n). */
 static bool fill_inputs(const RtStep *st, float *arena, const RtTable *t, const int64_t *idx, int64_t n,
-                        double lr, RtRng *rng, RtError *err) {
+                        double lr, const RtPipeline *pl, bool random, RtRng *rng, RtError *err) {
   for (int i = 0; i < st->nslots; i++) {
     const RtSlot *s = &st->slots[i];
     float *dst = arena + s->offset;
@@ -91,6 +107,10 @@ static bool fill_inputs(const RtStep *st, float *arena, const RtTable *t, const 
       RtField *f = rt_table_field(t, s->name);
       if (!f) return rt_fail(err, "the data has no field '%s'", s->name);
       int64_t want = rt_slot_numel(s, 1);
+      if (pl && pl->n > 0 && !strcmp(s->name, pl->field)) {
+        if (!transformed(pl, random, rng, t, f, idx, n, want, dst, err)) return false;
+        continue;
+      }
       if (f->width != want)
         return rt_fail(err, "field '%s' has %lld values per sample, the compiled step expects %lld", s->name,
                        (long long)f->width, (long long)want);
@@ -103,12 +123,12 @@ static bool fill_inputs(const RtStep *st, float *arena, const RtTable *t, const 
 /* Runs the evaluation step over samples idx[0..count) in batches; the mean
  * loss and metrics, weighted by batch size, go into loss/metrics. */
 bool rt_evaluate(const RtProgram *p, float *arena, const RtTable *t, const int64_t *idx, int64_t count,
-                 int64_t batch, RtRng *rng, double *loss, double *metrics, RtError *err) {
+                 int64_t batch, const RtPipeline *pl, RtRng *rng, double *loss, double *metrics, RtError *err) {
   const RtStep *st = &p->eval;
   double sl = 0, sm[RT_MAX_METRICS] = {0};
   for (int64_t b = 0; b < count; b += batch) {
     int64_t n = count - b < batch ? count - b : batch;
-    if (!fill_inputs(st, arena, t, idx + b, n, 0, rng, err)) return false;
+    if (!fill_inputs(st, arena, t, idx + b, n, 0, pl, false, rng, err)) return false;
     st->fn(arena, n);
     sl += (double)arena[st->loss_offset] * (double)n;
     for (int m = 0; m < st->nmetrics; m++) sm[m] += (double)arena[st->metric_offsets[m]] * (double)n;
@@ -238,7 +258,7 @@ bool rt_train(const RtProgram *p, const RtTrainConfig *cfg, const RtTable *t, Rt
     for (int64_t b = 0; b < split.ntrain; b += batch) {
       int64_t n = split.ntrain - b < batch ? split.ntrain - b : batch;
       double lr = rt_schedule_lr(&cfg->schedule, t_update, steps_per_epoch, total);
-      if (!fill_inputs(&p->train, arena, t, split.train + b, n, lr, &rng, err)) {
+      if (!fill_inputs(&p->train, arena, t, split.train + b, n, lr, cfg->train_pipeline, true, &rng, err)) {
         ok = false;
         break;
       }
@@ -276,7 +296,7 @@ bool rt_train(const RtProgram *p, const RtTrainConfig *cfg, const RtTable *t, Rt
       ms[nm++] = (RtMetric){p->train.metric_names[m], sum_m[m] / (double)split.ntrain};
     double vloss = NAN, vm[RT_MAX_METRICS] = {0};
     if (split.nvalid > 0) {
-      if (!rt_evaluate(p, arena, t, split.valid, split.nvalid, batch, &rng, &vloss, vm, err)) {
+      if (!rt_evaluate(p, arena, t, split.valid, split.nvalid, batch, cfg->valid_pipeline, &rng, &vloss, vm, err)) {
         ok = false;
         break;
       }
@@ -368,8 +388,8 @@ bool rt_train(const RtProgram *p, const RtTrainConfig *cfg, const RtTable *t, Rt
   return ok;
 }
 
-bool rt_predict(const RtProgram *p, float *arena, const RtTable *t, int64_t batch, int ncols, const int64_t *offsets,
-                float **cols, RtError *err) {
+bool rt_predict(const RtProgram *p, float *arena, const RtTable *t, int64_t batch, const RtPipeline *pl, int ncols,
+                const int64_t *offsets, float **cols, RtError *err) {
   const RtStep *st = &p->train;
   int64_t *idx = malloc(sizeof(int64_t) * (size_t)(t->rows ? t->rows : 1));
   if (!idx) return rt_fail(err, "out of memory");
@@ -380,7 +400,7 @@ bool rt_predict(const RtProgram *p, float *arena, const RtTable *t, int64_t batc
   bool ok = true;
   for (int64_t b = 0; b < t->rows && ok; b += batch) {
     int64_t n = t->rows - b < batch ? t->rows - b : batch;
-    if (!fill_inputs(st, arena, t, idx + b, n, 0, &rng, err)) {
+    if (!fill_inputs(st, arena, t, idx + b, n, 0, pl, false, &rng, err)) {
       ok = false;
       break;
     }
