@@ -2,7 +2,8 @@
  * runtime.h — what a compiled nnc program needs around its step function:
  * data tables and their loaders (CSV, IDX), a seeded random generator,
  * train/valid splits and batches, checkpoints (safetensors), output files,
- * and progress and metrics printing.
+ * progress and metrics printing, and images (PNG files, augmentation, image
+ * folders, training-curve charts).
  *
  *     RtError err;
  *     RtColumnSel sel[] = {{"x", 1, 116}, {"y", 117, 117}};  // columns count from 0
@@ -306,6 +307,30 @@ typedef struct {
   int64_t warmup, every; /* every: step_lr's period in epochs, or noam's model dim */
 } RtSchedule;
 
+/* A data set's image transforms (pipeline.c), applied to field `field`
+ * ([c, h, w] per sample) of each batch on its way into a step: the spec's
+ * ds.map(crop(...)).map(flip(...)). */
+typedef enum { RT_TF_CROP, RT_TF_FLIP, RT_TF_ROTATE, RT_TF_RESIZE } RtTransformKind;
+typedef struct {
+  RtTransformKind kind;
+  int size, padding;       /* crop(size, padding), resize(size) */
+  double p, degrees;       /* flip(p), rotate(degrees) */
+} RtTransform;
+typedef struct {
+  const char *field;       /* "x" */
+  int c, h, w;             /* the stored images */
+  int n;                   /* transforms, in order; 0: none */
+  RtTransform t[8];
+} RtPipeline;
+/* The shape of the images the pipeline produces. */
+void rt_pipeline_out(const RtPipeline *pl, int *c, int *h, int *w);
+/* x [n, c, h, w] through the pipeline into out. `random`: training's
+ * random crops, flips and rotations, drawn from r; otherwise each
+ * transform's deterministic version: the centre crop, a flip only if
+ * p >= 1, no rotation. */
+bool rt_pipeline_run(const RtPipeline *pl, bool random, RtRng *r, const float *x, int64_t n, float *out,
+                     RtError *err);
+
 typedef struct {
   uint64_t seed;
   int64_t batch, epochs, early_stop;
@@ -320,6 +345,9 @@ typedef struct {
   int nmeta;
   const RtTensorRef *extra;  /* extra tensors for checkpoints (normalisation statistics) */
   int nextra;
+  /* Image transforms of the training batches (random) and of the
+   * validation batches (deterministic); NULL: none. */
+  const RtPipeline *train_pipeline, *valid_pipeline;
   /* The state of the run after every epoch (parameters, optimizer state,
    * the RNG, the epoch, early stopping's count), written atomically, so a
    * killed run can continue; and the file to continue from (NULL: start). */
@@ -351,17 +379,183 @@ double rt_schedule_lr(const RtSchedule *sc, int64_t t, int64_t steps_per_epoch, 
 /* Trains with the program's train step, evaluating each epoch on the
  * valid split with its eval step. */
 bool rt_train(const RtProgram *p, const RtTrainConfig *cfg, const RtTable *t, RtTrainResult *res, RtError *err);
+/* `pl` (NULL: none) transforms the images of every batch, deterministically. */
 bool rt_evaluate(const RtProgram *p, float *arena, const RtTable *t, const int64_t *idx, int64_t count,
-                 int64_t batch, RtRng *rng, double *loss, double *metrics, RtError *err);
+                 int64_t batch, const RtPipeline *pl, RtRng *rng, double *loss, double *metrics, RtError *err);
 bool rt_save_program(const RtProgram *p, const float *arena, const char *path, const RtMeta *meta, int nmeta,
                      const RtTensorRef *extra, int nextra, RtError *err);
 /* Runs the program's first step (a predict step) over every row of `t` in
  * order; column c's value for row i (offsets[c] in the arena) goes to
  * cols[c][i]. */
-bool rt_predict(const RtProgram *p, float *arena, const RtTable *t, int64_t batch, int ncols, const int64_t *offsets,
-                float **cols, RtError *err);
+bool rt_predict(const RtProgram *p, float *arena, const RtTable *t, int64_t batch, const RtPipeline *pl, int ncols,
+                const int64_t *offsets, float **cols, RtError *err);
 /* Loads a checkpoint into the arena: every parameter and buffer must be
  * there with the right size; optimizer state is loaded when present. */
 bool rt_load_program(const RtProgram *p, float *arena, const char *path, bool params_only, RtError *err);
+
+/* ---- images: PNG files, augmentation, image folders, training curves ---- */
+/*
+ * Images are float32, laid out [C, H, W] (one image) or [n, C, H, W] (a
+ * batch), with pixel values in [0, 1] and C = 1 (gray) or 3 (RGB).
+ *
+ *     RtImageSet s;
+ *     if (!rt_load_image_folder("data/food/training", 128, false, &s, &err)) ...
+ *     // s.data [s.n, 3, 128, 128], s.labels[i] in 0..s.nclasses-1
+ *     rt_aug_random_crop(&rng, s.data, 64, 3, 128, 128, 128, 8, batch);
+ *     rt_aug_random_hflip(&rng, batch, 64, 3, 128, 128, 0.5f);
+ *     rt_png_grid("out/batch.png", batch, 64, 3, 128, 128, 8, 2, &err);
+ */
+
+/* What rt_png_read accepts: at most RT_PNG_MAX_SIDE pixels a side and
+ * RT_PNG_MAX_PIXELS pixels in all (4096 x 4096), so that a small file
+ * claiming a huge image (a "PNG bomb") is refused before it is decoded. */
+enum { RT_PNG_MAX_SIDE = 8192, RT_PNG_MAX_PIXELS = 1 << 24 };
+
+/* One image, [c, h, w]. */
+typedef struct {
+  int c, h, w;
+  float *data;  /* [c, h, w], in [0, 1] */
+} RtImage;
+
+/* Reads a PNG file: 1, 2, 4, 8 or 16 bits, gray, gray+alpha, RGB, RGBA or
+ * palette, interlaced or not. Samples become v / (2^depth - 1). Alpha is
+ * dropped (as PIL's convert("RGB") does); gamma and colour profiles are
+ * ignored. `channels`: 0 keeps the file's kind (C = 1 for gray files, 3 for
+ * colour and palette files), 1 gives luminance (ITU-R 601: 0.299 R +
+ * 0.587 G + 0.114 B, as PIL's convert("L") and torchvision's Grayscale),
+ * 3 gives RGB (gray replicated). Errors name the file, the byte where
+ * reading stopped and what libpng said. */
+bool rt_png_read(const char *path, int channels, RtImage *out, RtError *err);
+void rt_image_free(RtImage *im);
+
+/* Writes x [c, h, w] (c = 1 or 3) as an 8-bit gray or RGB PNG, atomically
+ * (see rt_atomic_open). Each value becomes round(255 v) after clamping to
+ * [0, 1], as torchvision's save_image; NaN is written as 0. */
+bool rt_png_write(const char *path, const float *x, int c, int h, int w, RtError *err);
+
+/* Writes images x [n, c, h, w] as one PNG grid, as torchvision's
+ * make_grid + save_image: `cols` images a row (torchvision's nrow; 8 if
+ * cols <= 0), ceil(n / cols) rows, `padding` black pixels around and
+ * between them: (cols (w + padding) + padding) x (rows (h + padding) +
+ * padding) pixels, image k at row k / cols, column k % cols. */
+bool rt_png_grid(const char *path, const float *x, int64_t n, int c, int h, int w, int cols,
+                 int padding, RtError *err);
+
+/* Writes maps [n, h, w] (saliency maps, attention) as a grid of heat maps
+ * laid out as rt_png_grid: each map is scaled to [0, 1] by its own minimum
+ * and maximum (a constant map is all 0; NaN counts as the minimum) and
+ * coloured with rt_inferno. */
+bool rt_png_heatmap_grid(const char *path, const float *maps, int64_t n, int h, int w,
+                         int cols, int padding, RtError *err);
+
+/* The colour of t in [0, 1] (clamped) on matplotlib's "inferno" map (black,
+ * purple, red, orange, pale yellow), interpolated from 17 of its 256
+ * entries; rgb in [0, 1]. */
+void rt_inferno(float t, float rgb[3]);
+
+/* Augmentation (augment.c). Every function works on a batch x [n, c, h, w];
+ * those that change the size write to `out`, which must not overlap x.
+ * The random ones draw from `r` in a fixed order, a fixed number of draws
+ * per image, so the result depends only on r's state. */
+
+/* torchvision's RandomCrop(size, padding): pads each side with `padding`
+ * zeros, then takes a size x size window whose top and left offsets are
+ * uniform in [0, H + 2 padding - size] and [0, W + 2 padding - size] (drawn
+ * with rt_rng_below, top then left, two draws per image always). Where the
+ * padded image is smaller than `size` it is padded further, centred (the
+ * extra split as rt_aug_center_crop does), so the window has one place:
+ * crop(32, padding 2) of a 28 x 28 image is the image centred in 32 x 32
+ * zeros, the same for every seed. out is [n, c, size, size]. */
+void rt_aug_random_crop(RtRng *r, const float *x, int64_t n, int c, int h, int w, int size,
+                        int padding, float *out);
+/* torchvision's CenterCrop(size), for evaluation: the window's top is
+ * round((h - size) / 2), rounding halves to even as Python does, and
+ * likewise its left; an image smaller than `size` is padded with zeros,
+ * floor((size - h) / 2) above and the rest below (likewise left and right).
+ * out is [n, c, size, size]. */
+void rt_aug_center_crop(const float *x, int64_t n, int c, int h, int w, int size, float *out);
+/* torchvision's RandomHorizontalFlip(p), in place: each image is mirrored
+ * left to right (every row reversed) when its draw rt_rng_uniform(r) < p;
+ * one draw per image always. */
+void rt_aug_random_hflip(RtRng *r, float *x, int64_t n, int c, int h, int w, float p);
+/* Rotates every image by `degrees` counter-clockwise (as shown, y down)
+ * about its centre ((w - 1) / 2, (h - 1) / 2), as torchvision's rotate;
+ * bilinear interpolation, zeros where the source falls outside the image,
+ * the same size. On a square image, multiples of 90 degrees move pixels
+ * exactly (as torch.rot90). */
+void rt_aug_rotate(const float *x, int64_t n, int c, int h, int w, double degrees, float *out);
+/* torchvision's RandomRotation(degrees), bilinear: each image is rotated
+ * (rt_aug_rotate) by -degrees + 2 degrees u, u = rt_rng_uniform(r), one
+ * draw per image. */
+void rt_aug_random_rotation(RtRng *r, const float *x, int64_t n, int c, int h, int w,
+                            float degrees, float *out);
+/* Resizes every image to oh x ow with PIL's bilinear filter (what
+ * torchvision's Resize does to PIL images, and to tensors with
+ * antialias=True): each output pixel is a triangle-weighted mean of the
+ * input pixels under it, the triangle widened by the scale factor when
+ * shrinking, so no input pixel is skipped; when enlarging it is plain
+ * bilinear interpolation (align_corners=False, edges repeated). The same
+ * size copies. out is [n, c, oh, ow]. False only when out of memory. */
+bool rt_aug_resize(const float *x, int64_t n, int c, int h, int w, int oh, int ow, float *out,
+                   RtError *err);
+/* Per-channel mean and standard deviation (population, ddof 0) over all
+ * pixels of the batch; mean and std hold c floats. Sums are in double. */
+void rt_aug_channel_stats(const float *x, int64_t n, int c, int h, int w, float *mean,
+                          float *std);
+/* torchvision's Normalize(mean, std), in place: x = (x - mean[ch]) / std[ch].
+ * A channel whose std is below 1e-12 is only centred. */
+void rt_aug_normalize(float *x, int64_t n, int c, int h, int w, const float *mean,
+                      const float *std);
+
+/* A folder of PNG images and their classes (images.c). */
+typedef struct {
+  int64_t n;
+  int c, h, w;       /* c = 1 (gray) or 3; h = w = the size asked for */
+  float *data;       /* [n, c, h, w], in [0, 1] */
+  int *labels;       /* [n]: class index, or -1 in a folder without classes */
+  int nclasses;
+  char **classes;    /* [nclasses]: class k's name */
+  char **files;      /* [n]: each image's path inside the folder, "cat/01.png" */
+} RtImageSet;
+
+/* Loads every .png file of a folder (in name order), each resized to
+ * size x size (rt_aug_resize; the aspect ratio is not kept) and read as
+ * gray (c = 1) or RGB (c = 3). Two layouts:
+ *  - class subfolders (torchvision's ImageFolder): path/CLASS/NAME.png; the
+ *    classes are the subfolders sorted by name (byte order, so "10" comes
+ *    before "2"), a label is its subfolder's index;
+ *  - one flat folder: the class is the file name's prefix before the first
+ *    '_' ("3_0042.png" is class 3). If every prefix is a number (0 to
+ *    9999), the label is that number and there are max + 1 classes named
+ *    "0", "1", ...; otherwise the prefixes sorted by name are the classes.
+ *    If no file name has a '_', the images have no labels (-1, a test set).
+ * Names starting with '.' are skipped, and so are files that are not .png.
+ * A folder with no PNG file, an empty class folder, or a file that is not
+ * a readable PNG is an error that names it. */
+bool rt_load_image_folder(const char *path, int size, bool gray, RtImageSet *out, RtError *err);
+void rt_image_set_free(RtImageSet *s);
+/* Moves the images into a table for training: field "x" [c, h, w] and, if
+ * the set has labels, field "y" [1] holding the class index. s->data
+ * belongs to the table afterwards (s->data is NULL). */
+bool rt_image_set_to_table(RtImageSet *s, RtTable *t, RtError *err);
+
+/* Training curves (plot.c). One line of the chart: values[k] is the value
+ * after epoch k + 1; a NaN or infinite value leaves a gap. */
+typedef struct {
+  const char *name;      /* the legend's text: "train_loss" */
+  const double *values;  /* [nepochs] */
+  int panel;             /* 0: the left panel (losses), 1: the right (metrics) */
+} RtCurve;
+
+enum { RT_PLOT_WIDTH = 640, RT_PLOT_HEIGHT = 400 };
+
+/* Draws the curves over epochs 1..nepochs as a RT_PLOT_WIDTH x
+ * RT_PLOT_HEIGHT PNG, written atomically: one panel, or two side by side
+ * when a curve has panel 1, each with its own y axis (logarithmic when its
+ * values are all positive and span a factor of 100 or more), tick labels,
+ * grid lines and a legend in the corner the lines leave freest. At most 10
+ * curves (the colours of matplotlib's tab10). */
+bool rt_plot_curves(const char *path, int64_t nepochs, const RtCurve *curves, int ncurves,
+                    RtError *err);
 
 #endif
