@@ -608,13 +608,14 @@ static int cmd_train(Arena *a, Diag *d, const Options *o) {
     if (rp.persistent[i].kind == RT_SLOT_PARAM) params += rt_slot_numel(&rp.persistent[i], 1);
   /* next to the checkpoint: the log of every epoch, and the run's state
    * after the last epoch (for --resume) */
-  char log_path[1024] = "", state_path[1024] = "";
+  char log_path[1024] = "", state_path[1024] = "", curves_path[1024] = "";
   if (td.save_best || td.save_last) {
     const char *ck = td.save_best ? td.save_best : td.save_last;
     const char *dot = strrchr(ck, '.');
     int stem = (int)(dot ? dot - ck : (long)strlen(ck));
     snprintf(log_path, sizeof log_path, "%.*s.log.jsonl", stem, ck);
     snprintf(state_path, sizeof state_path, "%.*s.state.safetensors", stem, ck);
+    snprintf(curves_path, sizeof curves_path, "%.*s.curves.png", stem, ck);
     if (!o->resume) remove(log_path);
   }
   bool resume = o->resume;
@@ -641,7 +642,7 @@ static int cmd_train(Arena *a, Diag *d, const Options *o) {
   RtTrainConfig cfg = {
       .seed = td.seed, .batch = td.batch, .epochs = td.epochs, .early_stop = td.early_stop,
       .valid_fraction = td.valid, .monitor = td.monitor, .save_best = td.save_best, .save_last = td.save_last,
-      .log_path = log_path[0] ? log_path : NULL, .schedule = td.schedule, .out = stdout, .tty = tty,
+      .log_path = log_path[0] ? log_path : NULL, .curves_path = curves_path[0] ? curves_path : NULL, .schedule = td.schedule, .out = stdout, .tty = tty,
       .print_every = td.epochs > 50 ? td.epochs / 30 : 1, .meta = meta, .nmeta = 3, .extra = extra,
       .nextra = nextra, .state_path = state_path[0] ? state_path : NULL,
       .resume_path = resume ? state_path : NULL, .init_path = o->init};

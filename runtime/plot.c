@@ -389,3 +389,85 @@ bool rt_plot_curves(const char *path, int64_t nepochs, const RtCurve *curves, in
   free(cv.ink);
   return ok;
 }
+
+/* ---- the chart of a training log ------------------------------------------ */
+
+enum { LOG_MAX_KEYS = 10, LOG_MAX_EPOCHS = 100000 };
+
+typedef struct {
+  char names[LOG_MAX_KEYS][48];
+  double *values[LOG_MAX_KEYS];   /* [cap], NaN where an epoch has no value */
+  int nkeys;
+  int64_t nepochs, cap;
+} LogSeries;
+
+/* The value of key k at epoch e (1-based); grows the arrays. */
+static bool log_set(LogSeries *s, const char *key, size_t keylen, int64_t epoch, double v) {
+  if (keylen == 0 || keylen >= sizeof s->names[0]) return true;
+  if ((keylen == 5 && !strncmp(key, "epoch", 5)) || (keylen == 2 && !strncmp(key, "ms", 2))) return true;
+  int k = 0;
+  while (k < s->nkeys && (strlen(s->names[k]) != keylen || strncmp(s->names[k], key, keylen))) k++;
+  if (k == s->nkeys) {
+    if (s->nkeys == LOG_MAX_KEYS) return true;   /* the chart has room for ten lines */
+    memcpy(s->names[k], key, keylen);
+    s->names[k][keylen] = 0;
+    s->values[k] = NULL;
+    s->nkeys++;
+  }
+  if (epoch > s->cap) {
+    int64_t cap = s->cap ? s->cap : 64;
+    while (cap < epoch) cap *= 2;
+    for (int j = 0; j < LOG_MAX_KEYS; j++) {
+      if (j >= s->nkeys) break;
+      double *nv = realloc(s->values[j], sizeof(double) * (size_t)cap);
+      if (!nv) return false;
+      for (int64_t i = j == k && !s->values[j] ? 0 : s->cap; i < cap; i++) nv[i] = NAN;
+      s->values[j] = nv;
+    }
+    s->cap = cap;
+  } else if (!s->values[k]) {
+    s->values[k] = malloc(sizeof(double) * (size_t)s->cap);
+    if (!s->values[k]) return false;
+    for (int64_t i = 0; i < s->cap; i++) s->values[k][i] = NAN;
+  }
+  s->values[k][epoch - 1] = v;
+  if (epoch > s->nepochs) s->nepochs = epoch;
+  return true;
+}
+
+bool rt_plot_log(const char *log_path, const char *png_path, RtError *err) {
+  FILE *f = fopen(log_path, "r");
+  if (!f) return rt_fail(err, "%s: cannot read the training log", log_path);
+  LogSeries s;
+  memset(&s, 0, sizeof s);
+  char line[4096];
+  bool ok = true;
+  while (ok && fgets(line, sizeof line, f)) {
+    /* {"epoch":3,"train_loss":1.09,"accuracy":0.60,"ms":607.1}: flat, numbers only */
+    const char *ep = strstr(line, "\"epoch\":");
+    if (!ep) continue;
+    long long epoch = strtoll(ep + 8, NULL, 10);
+    if (epoch < 1 || epoch > LOG_MAX_EPOCHS) continue;
+    for (const char *p = line; (p = strchr(p, '"')) != NULL;) {
+      const char *key = p + 1, *end = strchr(key, '"');
+      if (!end || end[1] != ':') break;
+      char *after;
+      double v = strtod(end + 2, &after);
+      if (after == end + 2) v = NAN;   /* null: NaN or infinity in training */
+      ok = log_set(&s, key, (size_t)(end - key), epoch, v);
+      p = after > end + 2 ? after : end + 2;
+      if (!ok) break;
+    }
+  }
+  fclose(f);
+  if (ok && s.nepochs > 0) {
+    RtCurve cs[LOG_MAX_KEYS];
+    for (int k = 0; k < s.nkeys; k++)
+      cs[k] = (RtCurve){s.names[k], s.values[k], strstr(s.names[k], "loss") ? 0 : 1};
+    ok = rt_plot_curves(png_path, s.nepochs, cs, s.nkeys, err);
+  } else if (!ok) {
+    rt_fail(err, "out of memory reading %s", log_path);
+  }
+  for (int k = 0; k < s.nkeys; k++) free(s.values[k]);
+  return ok;
+}

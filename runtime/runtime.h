@@ -337,6 +337,7 @@ typedef struct {
   double valid_fraction;
   const char *monitor;       /* a metric name, or NULL/"loss" for the valid loss */
   const char *save_best, *save_last, *log_path;
+  const char *curves_path;   /* the log's chart, redrawn after every epoch (PNG; NULL: none) */
   RtSchedule schedule;
   FILE *out;                 /* progress and epoch lines */
   bool tty;
@@ -557,5 +558,10 @@ enum { RT_PLOT_WIDTH = 640, RT_PLOT_HEIGHT = 400 };
  * curves (the colours of matplotlib's tab10). */
 bool rt_plot_curves(const char *path, int64_t nepochs, const RtCurve *curves, int ncurves,
                     RtError *err);
+/* The chart of a training log (the .log.jsonl rt_train writes): every
+ * number it holds per epoch but the epoch and its time, losses in the left
+ * panel, metrics in the right; a later line for an epoch replaces an
+ * earlier one (a resumed run). */
+bool rt_plot_log(const char *log_path, const char *png_path, RtError *err);
 
 #endif

@@ -244,6 +244,7 @@ bool rt_train(const RtProgram *p, const RtTrainConfig *cfg, const RtTable *t, Rt
   res->best = best_resumed;
   bool ok = true;
   int monitor = -1;   /* -1: valid loss; else a metric index */
+  bool curves_failed = false;
   for (int m = 0; m < p->eval.nmetrics; m++)
     if (cfg->monitor && !strcmp(cfg->monitor, p->eval.metric_names[m])) monitor = m;
   bool maximize = monitor >= 0;
@@ -341,6 +342,15 @@ bool rt_train(const RtProgram *p, const RtTrainConfig *cfg, const RtTable *t, Rt
     if (cfg->log_path && !rt_log_jsonl(cfg->log_path, epoch, ms, nm, ms_epoch, err)) {
       ok = false;
       break;
+    }
+    /* the chart is a convenience: a failure to draw it is said once, and
+     * training goes on */
+    if (cfg->log_path && cfg->curves_path && !curves_failed) {
+      RtError perr = {{0}};
+      if (!rt_plot_log(cfg->log_path, cfg->curves_path, &perr)) {
+        fprintf(stderr, "warning: no training curves: %s\n", perr.msg);
+        curves_failed = true;
+      }
     }
     res->epochs_run = epoch;
     res->last_train_loss = sum_loss / (double)split.ntrain;

@@ -93,5 +93,12 @@ else
   bad "the same seed with augmentation gives different weights" "$TMP/again.out"
 fi
 
+# the training-curve chart next to the log: a PNG with a line per number logged
+if [ "$(head -c 4 "$TMP/plain.curves.png" 2>/dev/null | od -An -tx1 | tr -d ' ')" = "89504e47" ]; then
+  ok "plain.curves.png is drawn next to plain.log.jsonl"
+else
+  bad "no training-curve chart plain.curves.png" "$TMP/plain.out"
+fi
+
 echo "$pass/$total passed"
 [ "$pass" -eq "$total" ]
