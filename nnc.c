@@ -418,7 +418,19 @@ static bool load_data(Arena *a, const TrainDesc *td, const DataDesc *dd, RtTable
                       RtError *err) {
   *nextra = 0;
   if (!dd->source) return rt_fail(err, "the train block has no data set");
-  if (!strcmp(dd->source, "csv")) {
+  if (!strcmp(dd->source, "concat")) {
+    /* concat_data([a, b]): each loaded (with its own transforms and
+     * constant fields), then one after another */
+    for (int i = 0; i < dd->nparts; i++) {
+      RtTable part = {0};
+      RtTensorRef ignored[4];
+      int nignored = 0;
+      if (!load_data(a, td, &dd->parts[i], &part, ignored, &nignored, err) || !rt_table_append(t, &part, err)) {
+        rt_table_free(&part);
+        return false;
+      }
+    }
+  } else if (!strcmp(dd->source, "csv")) {
     /* a field of several column ranges is loaded as parts "x#0", "x#1", ...
      * and joined */
     RtColumnSel sel[16];
@@ -439,6 +451,8 @@ static bool load_data(Arena *a, const TrainDesc *td, const DataDesc *dd, RtTable
   } else {
     return rt_fail(err, "training on %s data is not supported by this version of nnc yet", dd->source);
   }
+  for (int i = 0; i < dd->nconsts; i++)
+    if (!rt_table_add_constant(t, dd->consts[i].name, (float)dd->consts[i].value, err)) return false;
   for (int i = 0; i < dd->ntransforms; i++) {
     const char *n = dd->transforms[i].name;
     if (!strcmp(n, "flatten_image") || !strcmp(n, "rows_as_sequence") || (!strcmp(n, "context") && dd->transforms[i].k == 0))
@@ -777,12 +791,18 @@ static int cmd_predict(Arena *a, Diag *d, const Options *o) {
   }
   RtPipeline pl;
   if (!pipeline_of(&pd.data, &table, &pl, &err)) goto fail;
-  if (!rt_predict(&rp, arena, &table, pd.batch, &pl, pd.ncols, pd.col_offset, cols, &err)) goto fail;
+  double metrics[RT_MAX_METRICS];
+  if (!rt_predict(&rp, arena, &table, pd.batch, &pl, pd.ncols, pd.col_offset, cols, metrics, &err)) goto fail;
   const char *out = o->out ? o->out : pd.write_path;
   if (!rt_write_csv_atomic(out, pd.col_names, (const float *const *)cols, fmt, pd.ncols, table.rows, &err)) goto fail;
   printf("wrote %s: %lld rows (%s", out, (long long)table.rows, pd.col_names[0]);
   for (int i = 1; i < pd.ncols; i++) printf(",%s", pd.col_names[i]);
   printf(") with the weights of %s\n", ckpath);
+  if (rp.train.nmetrics > 0) {
+    printf("metrics over the %lld rows:", (long long)table.rows);
+    for (int k = 0; k < rp.train.nmetrics; k++) printf("  %s %.4f", rp.train.metric_names[k], metrics[k]);
+    printf("\n");
+  }
   rc = EXIT_OK;
   goto done;
 fail:

@@ -1287,7 +1287,9 @@ static Value *fn_create(Sema *s, const Builtin *b, Call *c) {
       v->ir = ir_expand(G, ir_const(G, !strcmp(n, "zeros") ? 0 : !strcmp(n, "ones") ? 1 : AF(1), c->loc), &o, c->loc);
     else if (!strcmp(n, "rand"))
       v->ir = lw_rand(s, &o, c->loc);
-    else if (!strcmp(n, "randn") || !strcmp(n, "randint"))
+    else if (!strcmp(n, "randn"))
+      v->ir = lw_randn(s, &o, c->loc);
+    else if (!strcmp(n, "randint"))
       lw_unsupported(s, c->loc, n);
     else if (!strcmp(n, "variable")) {
       /* a trainable tensor: a parameter of its own */
@@ -1301,7 +1303,9 @@ static Value *fn_create(Sema *s, const Builtin *b, Call *c) {
 
 static Value *fn_like(Sema *s, const Builtin *b, Call *c) {
   Value *out = val_tensor(s, A(0)->dtype, &A(0)->shape);
-  if (LOWERING(A(0)) && strcmp(b->name, "randn_like"))
+  if (LOWERING(A(0)) && !strcmp(b->name, "randn_like"))
+    out->ir = lw_randn(s, &out->shape, c->loc);
+  else if (LOWERING(A(0)))
     out->ir = ir_expand(G, ir_const(G, !strcmp(b->name, "zeros_like") ? 0 : 1, c->loc), &out->shape, c->loc);
   return out;
 }
@@ -1614,6 +1618,11 @@ static Value *metric(Sema *s, const Builtin *b, Call *c) {
     m->ir = lw_mean(s, hit, all_axes(hit->shape.rank), false, c->loc);
   } else if (!strcmp(b->name, "mean_of") && LOWERING(A(0))) {
     m->ir = lw_mean(s, A(0)->ir, all_axes(A(0)->ir->shape.rank), false, c->loc);
+  } else if (!strcmp(b->name, "auc") && LOWERING(A(0)) && LOWERING(A(1))) {
+    /* over the whole data set, not per batch: the step leaves each sample's
+     * score and label, and the runtime ranks them all (sema.c, output_metrics) */
+    m->ir = A(0)->ir;
+    vec_push(s->arena, &m->items, A(1));
   }
   return m;
 }
@@ -2168,6 +2177,7 @@ static Value *ds_concat(Sema *s, const Builtin *b, Call *c) {
                                                 first->desc));
   d->fields = first->fields;
   d->rows = rows;
+  for (int i = 0; i < l->items.len; i++) vec_push(s->arena, &d->parts, ((Value *)l->items.items[i])->ds);
   return ds_val(s, d);
 }
 

@@ -124,7 +124,7 @@ static RtSlot slot_of(Arena *a, const IrNode *x) {
   RtSlot s = {0};
   s.name = x->name ? x->name : arena_printf(a, "%%%d", x->id);
   s.kind = x->op == IR_PARAM ? RT_SLOT_PARAM : x->op == IR_STATE ? RT_SLOT_STATE
-           : x->op == IR_RAND ? RT_SLOT_RAND : RT_SLOT_INPUT;
+           : x->op == IR_RAND ? (x->init == INIT_NORMAL ? RT_SLOT_RANDN : RT_SLOT_RAND) : RT_SLOT_INPUT;
   s.offset = x->offset;
   s.rank = x->shape.rank;
   for (int i = 0; i < x->shape.rank; i++) s.shape[i] = x->shape.d[i].nsym ? -1 : x->shape.d[i].c;
@@ -186,10 +186,14 @@ static bool build_step(Arena *a, const CgApi *cg, Jit *jit, Program *p, int64_t 
   for (int i = 0; i < g->outputs.len; i++) {
     IrNode *o = g->outputs.items[i];
     const char *on = g->output_names.items[i];
+    size_t len = strlen(on);
     if (!strcmp(on, "loss")) st->loss_offset = o->offset;
     else if (!strcmp(on, "checked")) continue;
+    else if (len > 6 && !strcmp(on + len - 6, "#label") && st->nmetrics > 0)
+      st->metric_labels[st->nmetrics - 1] = o->offset;   /* the labels of the metric just before */
     else if (st->nmetrics < RT_MAX_METRICS) {
       st->metric_names[st->nmetrics] = on;
+      st->metric_labels[st->nmetrics] = -1;
       st->metric_offsets[st->nmetrics++] = o->offset;
     }
   }
@@ -249,6 +253,17 @@ static void describe_data(Arena *a, const Lowering *lw, const Dataset *ds, DataD
   dd->part = ds->part;
   dd->valid_frac = ds->valid_frac;
   dd->take = ds->take;
+  for (int i = 0; i < ds->fields->items.len && dd->nconsts < 8 && !ds->parts.len; i++) {
+    RecField *f = ds->fields->items.items[i];
+    if (!f->is_const) continue;
+    dd->consts[dd->nconsts].name = f->name;
+    dd->consts[dd->nconsts++].value = f->cval;
+  }
+  if (ds->parts.len) {
+    dd->nparts = ds->parts.len;
+    dd->parts = arena_alloc(a, sizeof(DataDesc) * (size_t)ds->parts.len);
+    for (int i = 0; i < ds->parts.len; i++) describe_data(a, lw, ds->parts.items[i], &dd->parts[i]);
+  }
 }
 
 static void describe(Arena *a, const Lowering *lw, TrainDesc *td) {

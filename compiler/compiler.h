@@ -47,7 +47,7 @@ void summary_print(FILE *out, const Program *p);
 /* ---- compiling a train block for the runtime (compile.c) ------------- */
 
 /* Where a block's data comes from, for the runtime's loaders. */
-typedef struct {
+typedef struct DataDesc {
   const char *source;      /* "csv", "fashion_mnist", "mnist_test", "idx", "generate", ... */
   const char *path;        /* resolved against the spec's folder */
   bool header;
@@ -63,6 +63,10 @@ typedef struct {
    * a = degrees */
   struct { const char *name; int64_t k; bool given, tensor; double a, b; } transforms[8];
   int64_t take;            /* > 0: only the first `take` samples */
+  int nconsts;             /* fields with one number for every sample */
+  struct { const char *name; double value; } consts[8];
+  int nparts;              /* source "concat": the data sets, one after another */
+  struct DataDesc *parts;
 } DataDesc;
 
 /* A train block's settings, with their defaults filled in. */

@@ -89,7 +89,7 @@ int gradcheck_block(Arena *a, Diag *d, const Node *ast, const char *block, const
       float v = 0;
       if (x->op == IR_PARAM) v = x->init == INIT_ONES ? 1.0f : x->init == INIT_ZEROS ? 0.0f : (2 * rt_rng_uniform(&rng) - 1) * (float)x->f;
       else if (x->op == IR_STATE) v = x->init == INIT_ONES ? 1.0f : 0.0f;
-      else if (x->op == IR_RAND) v = rt_rng_uniform(&rng);
+      else if (x->op == IR_RAND) v = x->init == INIT_NORMAL ? rt_rng_normal(&rng) : rt_rng_uniform(&rng);
       else if (x->name && !strcmp(x->name, "n")) v = (float)n;
       else if (x->name && !strcmp(x->name, "index")) v = (float)k;
       else {

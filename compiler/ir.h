@@ -27,7 +27,7 @@ typedef enum {
   IR_OP_COUNT
 } IrOp;
 
-enum { INIT_UNIFORM, INIT_ONES, INIT_ZEROS };
+enum { INIT_UNIFORM, INIT_ONES, INIT_ZEROS, INIT_NORMAL /* RAND only */ };
 
 typedef enum { OPK_LEAF, OPK_ELEM, OPK_REDUCE, OPK_MATMUL, OPK_VIEW, OPK_ROW, OPK_ASSIGN, OPK_CALL } OpKindIR;
 
@@ -129,6 +129,7 @@ IrNode *lw_param(Sema *s, const Shape *sh, int init, double bound, Loc loc);
 IrNode *lw_state(Sema *s, const Shape *sh, int init, const char *name, Loc loc);
 IrNode *lw_input(Sema *s, const Shape *sh, DType dt, const char *name, Loc loc);
 IrNode *lw_rand(Sema *s, const Shape *sh, Loc loc);
+IrNode *lw_randn(Sema *s, const Shape *sh, Loc loc);   /* standard normal noise */
 void lw_name_params(Sema *s, Layer *l, const char *prefix);
 bool lw_finish_step(Sema *s, IrNode *loss, const Value *optv, Loc loc);
 

@@ -89,6 +89,12 @@ IrNode *lw_rand(Sema *s, const Shape *sh, Loc loc) {
   return leaf(s, IR_RAND, sh, arena_printf(s->arena, "rand%d", s->lw->rands.len), loc, &s->lw->rands);
 }
 
+IrNode *lw_randn(Sema *s, const Shape *sh, Loc loc) {
+  IrNode *r = leaf(s, IR_RAND, sh, arena_printf(s->arena, "randn%d", s->lw->rands.len), loc, &s->lw->rands);
+  r->init = INIT_NORMAL;
+  return r;
+}
+
 /* Gives the parameters of a model's layers their state_dict names:
  * "fc1.weight", "layers.0.bias", prefixed by `prefix` for sub-models. */
 void lw_name_params(Sema *s, Layer *l, const char *prefix) {

@@ -2184,6 +2184,10 @@ static void exec_stmt(Sema *s, Scope *sc, const Node *st, Exec *ex) {
       f = arena_alloc(s->arena, sizeof *f);
       f->name = t0->name;
       f->val = field;
+      if (val_is_number(v)) {
+        f->is_const = true;
+        f->cval = val_num(v);
+      }
       if (v->kind == V_COLUMN) {
         f->is_column = true;
         f->col_first = v->i;
@@ -2419,6 +2423,26 @@ static void check_unused_settings(Sema *s, Scope *sc, Ctx ctx) {
   }
 }
 
+/* The block's metrics as outputs of the step: a per-batch mean is one
+ * output named by the metric; a metric over the whole data set (auc) is
+ * its per-sample scores, named by the metric, then its labels, named
+ * "NAME#label", which the runtime collects over every batch. */
+static void output_metrics(Sema *s, Scope *sc) {
+  Lowering *lw = s->lw;
+  int mi = scope_find(sc, "metrics");
+  if (mi < 0) return;
+  Value *m = sc->vals.items[mi];
+  int n = m->kind == V_LIST ? m->items.len : 1;
+  for (int k = 0; k < n; k++) {
+    Value *e = m->kind == V_LIST ? m->items.items[k] : m;
+    if (e->kind != V_METRIC || !e->ir) continue;
+    vec_push(s->arena, &lw->metrics, e->ir);
+    vec_push(s->arena, &lw->metric_names, (void *)e->s);
+    ir_output(lw->g, e->ir, e->s);
+    if (e->items.len == 1) ir_output(lw->g, ((Value *)e->items.items[0])->ir, arena_printf(s->arena, "%s#label", e->s));
+  }
+}
+
 /* The end of lowering a train block: parameter names, the outputs (loss,
  * metrics), and, for a training step, autodiff and the optimizer update. */
 static void finish_lowering(Sema *s, const Node *blk, Scope *sc, BlockInfo *bi, int nsteps) {
@@ -2436,6 +2460,7 @@ static void finish_lowering(Sema *s, const Node *blk, Scope *sc, BlockInfo *bi, 
       lw->failed = true;
       return;
     }
+    output_metrics(s, sc);
     s->prog->lowered = lw;
     return;
   }
@@ -2464,18 +2489,7 @@ static void finish_lowering(Sema *s, const Node *blk, Scope *sc, BlockInfo *bi, 
   }
   lw->loss = loss->ir;
   ir_output(lw->g, loss->ir, "loss");
-  int mi = scope_find(sc, "metrics");
-  if (mi >= 0) {
-    Value *m = sc->vals.items[mi];
-    int n = m->kind == V_LIST ? m->items.len : 1;
-    for (int k = 0; k < n; k++) {
-      Value *e = m->kind == V_LIST ? m->items.items[k] : m;
-      if (e->kind != V_METRIC || !e->ir) continue;
-      vec_push(s->arena, &lw->metrics, e->ir);
-      vec_push(s->arena, &lw->metric_names, (void *)e->s);
-      ir_output(lw->g, e->ir, e->s);
-    }
-  }
+  output_metrics(s, sc);
   int oi = scope_find(sc, "optimizer"), di = scope_find(sc, "data");
   lw->optimizer = oi >= 0 ? sc->vals.items[oi] : NULL;
   lw->data = di >= 0 ? sc->vals.items[di] : NULL;

@@ -117,6 +117,8 @@ typedef struct {
   int64_t col_first, col_last;  /* a csv field: its columns (inclusive) */
   Vec col_ranges;               /* ... as V_RANGE values, when several */
   bool is_column, is_label;     /* ... and whether it holds class ids */
+  bool is_const;                /* a number for every sample, `{ anomaly = 1 }` ... */
+  double cval;                  /* ... this one */
 } RecField;
 
 const char *val_kind_name(ValKind k);
@@ -186,6 +188,7 @@ struct Dataset {
   double valid_frac;     /* > 0: `valid: f` given, .train/.valid split it */
   int64_t take;          /* > 0: only the first `take` samples */
   const char *part;      /* "train" or "valid" for a part of a split */
+  Vec parts;             /* concat_data: the data sets, one after another (Dataset*) */
 };
 
 struct Optimizer {

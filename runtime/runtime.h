@@ -100,6 +100,12 @@ bool rt_load_idx(const char *images_path, const char *labels_path, RtTable *out,
 void rt_table_free(RtTable *t);
 /* The field called `name`, or NULL. */
 RtField *rt_table_field(const RtTable *t, const char *name);
+/* Adds field `name` holding `value` in every row (a data set's constant
+ * field, `{ anomaly = 1 }`). */
+bool rt_table_add_constant(RtTable *t, const char *name, float value, RtError *err);
+/* Appends the rows of `more` to t (every field of t must be in `more`, as
+ * wide) and frees `more`; into an empty t, `more` is moved. */
+bool rt_table_append(RtTable *t, RtTable *more, RtError *err);
 
 /* ---- random numbers ---------------------------------------------------- */
 
@@ -261,7 +267,7 @@ bool rt_log_jsonl(const char *path, int64_t epoch, const RtMetric *m, int nm,
 
 /* What a compiled step reads: a named buffer in the arena. A shape entry of
  * -1 is the batch dimension B (n at run time). */
-typedef enum { RT_SLOT_PARAM, RT_SLOT_STATE, RT_SLOT_INPUT, RT_SLOT_RAND } RtSlotKind;
+typedef enum { RT_SLOT_PARAM, RT_SLOT_STATE, RT_SLOT_INPUT, RT_SLOT_RAND, RT_SLOT_RANDN } RtSlotKind;
 enum { RT_INIT_UNIFORM, RT_INIT_ONES, RT_INIT_ZEROS };
 
 typedef struct {
@@ -289,6 +295,10 @@ typedef struct {
   int nmetrics;
   const char *metric_names[RT_MAX_METRICS];
   int64_t metric_offsets[RT_MAX_METRICS];
+  /* -1: the metric is a scalar per batch, averaged over the batches (by
+   * their sizes); else a metric of the whole data set (ROC AUC): the step
+   * leaves each sample's score at metric_offsets[m] and label here */
+  int64_t metric_labels[RT_MAX_METRICS];
 } RtStep;
 
 typedef struct {
@@ -385,11 +395,15 @@ bool rt_evaluate(const RtProgram *p, float *arena, const RtTable *t, const int64
                  int64_t batch, const RtPipeline *pl, RtRng *rng, double *loss, double *metrics, RtError *err);
 bool rt_save_program(const RtProgram *p, const float *arena, const char *path, const RtMeta *meta, int nmeta,
                      const RtTensorRef *extra, int nextra, RtError *err);
+/* ROC AUC of scores against labels (> 0.5: positive), by the rank-sum
+ * (Mann-Whitney) formula with tied scores given their mean rank, as
+ * scikit-learn's roc_auc_score; NaN without both classes. */
+double rt_auc(const float *score, const float *label, int64_t n);
 /* Runs the program's first step (a predict step) over every row of `t` in
  * order; column c's value for row i (offsets[c] in the arena) goes to
- * cols[c][i]. */
+ * cols[c][i]; the step's metrics over all rows go to metrics (may be NULL). */
 bool rt_predict(const RtProgram *p, float *arena, const RtTable *t, int64_t batch, const RtPipeline *pl, int ncols,
-                const int64_t *offsets, float **cols, RtError *err);
+                const int64_t *offsets, float **cols, double *metrics, RtError *err);
 /* Loads a checkpoint into the arena: every parameter and buffer must be
  * there with the right size; optimizer state is loaded when present. */
 bool rt_load_program(const RtProgram *p, float *arena, const char *path, bool params_only, RtError *err);

@@ -30,6 +30,51 @@ RtField *rt_table_field(const RtTable *t, const char *name) {
   return NULL;
 }
 
+bool rt_table_add_constant(RtTable *t, const char *name, float value, RtError *err) {
+  if (rt_table_field(t, name)) return rt_fail(err, "the data already has a field '%s'", name);
+  RtField *fs = realloc(t->fields, sizeof(RtField) * (size_t)(t->nfields + 1));
+  if (!fs) return rt_fail(err, "out of memory");
+  t->fields = fs;
+  RtField *f = &t->fields[t->nfields];
+  memset(f, 0, sizeof *f);
+  f->name = strdup(name);
+  f->width = 1;
+  f->data = malloc(sizeof(float) * (size_t)(t->rows ? t->rows : 1));
+  if (!f->name || !f->data) {
+    free(f->name);
+    free(f->data);
+    return rt_fail(err, "out of memory");
+  }
+  for (int64_t r = 0; r < t->rows; r++) f->data[r] = value;
+  t->nfields++;
+  return true;
+}
+
+bool rt_table_append(RtTable *t, RtTable *more, RtError *err) {
+  if (t->nfields == 0 && t->rows == 0) {   /* the first part: taken over */
+    *t = *more;
+    memset(more, 0, sizeof *more);
+    return true;
+  }
+  for (int i = 0; i < t->nfields; i++) {
+    RtField *f = &t->fields[i], *g = rt_table_field(more, f->name);
+    if (!g) return rt_fail(err, "the data sets joined one after another differ: one has no field '%s'", f->name);
+    if (g->width != f->width)
+      return rt_fail(err, "the data sets joined one after another differ: field '%s' has %lld values a sample in one, "
+                          "%lld in another", f->name, (long long)f->width, (long long)g->width);
+  }
+  for (int i = 0; i < t->nfields; i++) {
+    RtField *f = &t->fields[i], *g = rt_table_field(more, f->name);
+    float *d = realloc(f->data, sizeof(float) * (size_t)((t->rows + more->rows) * f->width + 1));
+    if (!d) return rt_fail(err, "out of memory");
+    memcpy(d + t->rows * f->width, g->data, sizeof(float) * (size_t)(more->rows * g->width));
+    f->data = d;
+  }
+  t->rows += more->rows;
+  rt_table_free(more);
+  return true;
+}
+
 bool rt_split(int64_t rows, double valid_fraction, uint64_t seed, RtSplit *out,
               RtError *err) {
   memset(out, 0, sizeof *out);

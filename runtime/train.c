@@ -92,9 +92,12 @@ static bool fill_inputs(const RtStep *st, float *arena, const RtTable *t, const 
   for (int i = 0; i < st->nslots; i++) {
     const RtSlot *s = &st->slots[i];
     float *dst = arena + s->offset;
-    if (s->kind == RT_SLOT_RAND) {
+    if (s->kind == RT_SLOT_RAND || s->kind == RT_SLOT_RANDN) {
       int64_t e = rt_slot_numel(s, n);
-      for (int64_t k = 0; k < e; k++) dst[k] = rt_rng_uniform(rng);
+      if (s->kind == RT_SLOT_RANDN)
+        for (int64_t k = 0; k < e; k++) dst[k] = rt_rng_normal(rng);
+      else
+        for (int64_t k = 0; k < e; k++) dst[k] = rt_rng_uniform(rng);
       continue;
     }
     if (!strcmp(s->name, "n")) {
@@ -120,22 +123,102 @@ static bool fill_inputs(const RtStep *st, float *arena, const RtTable *t, const 
   return true;
 }
 
+/* ---- metrics over batches ---------------------------------------------- */
+
+/* The metrics of a step over many batches: the per-batch ones averaged by
+ * batch size, the whole-data-set ones (AUC) from every sample's score and
+ * label, collected. */
+typedef struct {
+  double sum[RT_MAX_METRICS];
+  float *score[RT_MAX_METRICS], *label[RT_MAX_METRICS];
+  int64_t count, cap;
+} MetricSum;
+
+static bool msum_add(MetricSum *ms, const RtStep *st, const float *arena, int64_t n, RtError *err) {
+  for (int m = 0; m < st->nmetrics; m++) {
+    if (st->metric_labels[m] < 0) {
+      ms->sum[m] += (double)arena[st->metric_offsets[m]] * (double)n;
+      continue;
+    }
+    if (ms->count + n > ms->cap) {
+      int64_t cap = ms->cap ? ms->cap : 1024;
+      while (cap < ms->count + n) cap *= 2;
+      for (int k = 0; k < st->nmetrics; k++) {
+        if (st->metric_labels[k] < 0) continue;
+        float *s = realloc(ms->score[k], sizeof(float) * (size_t)cap), *l = s ? realloc(ms->label[k], sizeof(float) * (size_t)cap) : NULL;
+        if (s) ms->score[k] = s;
+        if (l) ms->label[k] = l;
+        if (!s || !l) return rt_fail(err, "out of memory collecting %s", st->metric_names[m]);
+      }
+      ms->cap = cap;
+    }
+    memcpy(ms->score[m] + ms->count, arena + st->metric_offsets[m], sizeof(float) * (size_t)n);
+    memcpy(ms->label[m] + ms->count, arena + st->metric_labels[m], sizeof(float) * (size_t)n);
+  }
+  ms->count += n;
+  return true;
+}
+
+static void msum_finish(MetricSum *ms, const RtStep *st, double *out) {
+  for (int m = 0; m < st->nmetrics; m++) {
+    if (st->metric_labels[m] < 0) out[m] = ms->count ? ms->sum[m] / (double)ms->count : NAN;
+    else out[m] = rt_auc(ms->score[m], ms->label[m], ms->count);
+    free(ms->score[m]);
+    free(ms->label[m]);
+  }
+  memset(ms, 0, sizeof *ms);
+}
+
+typedef struct {
+  float score, label;
+} Scored;
+
+static int by_score(const void *a, const void *b) {
+  float x = ((const Scored *)a)->score, y = ((const Scored *)b)->score;
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+double rt_auc(const float *score, const float *label, int64_t n) {
+  Scored *v = malloc(sizeof(Scored) * (size_t)(n ? n : 1));
+  if (!v) return NAN;
+  for (int64_t i = 0; i < n; i++) v[i] = (Scored){score[i], label[i]};
+  qsort(v, (size_t)n, sizeof *v, by_score);
+  /* Mann-Whitney: the positives' rank sum, ties given their mean rank */
+  double rank_sum = 0, pos = 0;
+  for (int64_t i = 0; i < n;) {
+    int64_t j = i;
+    while (j < n && v[j].score == v[i].score) j++;
+    double mean_rank = (double)(i + 1 + j) / 2;
+    for (int64_t k = i; k < j; k++)
+      if (v[k].label > 0.5f) rank_sum += mean_rank, pos++;
+    i = j;
+  }
+  free(v);
+  double neg = (double)n - pos;
+  if (pos == 0 || neg == 0) return NAN;
+  return (rank_sum - pos * (pos + 1) / 2) / (pos * neg);
+}
+
 /* Runs the evaluation step over samples idx[0..count) in batches; the mean
  * loss and metrics, weighted by batch size, go into loss/metrics. */
 bool rt_evaluate(const RtProgram *p, float *arena, const RtTable *t, const int64_t *idx, int64_t count,
                  int64_t batch, const RtPipeline *pl, RtRng *rng, double *loss, double *metrics, RtError *err) {
   const RtStep *st = &p->eval;
-  double sl = 0, sm[RT_MAX_METRICS] = {0};
-  for (int64_t b = 0; b < count; b += batch) {
+  double sl = 0;
+  MetricSum ms;
+  memset(&ms, 0, sizeof ms);
+  bool ok = true;
+  for (int64_t b = 0; b < count && ok; b += batch) {
     int64_t n = count - b < batch ? count - b : batch;
-    if (!fill_inputs(st, arena, t, idx + b, n, 0, pl, false, rng, err)) return false;
+    ok = fill_inputs(st, arena, t, idx + b, n, 0, pl, false, rng, err);
+    if (!ok) break;
     st->fn(arena, n);
     sl += (double)arena[st->loss_offset] * (double)n;
-    for (int m = 0; m < st->nmetrics; m++) sm[m] += (double)arena[st->metric_offsets[m]] * (double)n;
+    ok = msum_add(&ms, st, arena, n, err);
   }
   *loss = count ? sl / (double)count : NAN;
-  for (int m = 0; m < st->nmetrics; m++) metrics[m] = count ? sm[m] / (double)count : NAN;
-  return true;
+  msum_finish(&ms, st, metrics);
+  return ok;
 }
 
 bool rt_save_program(const RtProgram *p, const float *arena, const char *path, const RtMeta *meta, int nmeta,
@@ -255,7 +338,9 @@ bool rt_train(const RtProgram *p, const RtTrainConfig *cfg, const RtTable *t, Rt
      * before it), so a resumed run shuffles exactly as an uninterrupted one */
     memcpy(split.train, train_base, sizeof(int64_t) * (size_t)split.ntrain);
     rt_shuffle(&rng, split.train, split.ntrain);
-    double sum_loss = 0, sum_m[RT_MAX_METRICS] = {0};
+    double sum_loss = 0, train_m[RT_MAX_METRICS];
+    MetricSum sum_m;
+    memset(&sum_m, 0, sizeof sum_m);
     for (int64_t b = 0; b < split.ntrain; b += batch) {
       int64_t n = split.ntrain - b < batch ? split.ntrain - b : batch;
       double lr = rt_schedule_lr(&cfg->schedule, t_update, steps_per_epoch, total);
@@ -285,16 +370,19 @@ bool rt_train(const RtProgram *p, const RtTrainConfig *cfg, const RtTable *t, Rt
         break;
       }
       sum_loss += loss * (double)n;
-      for (int m = 0; m < p->train.nmetrics; m++) sum_m[m] += (double)arena[p->train.metric_offsets[m]] * (double)n;
+      if (!msum_add(&sum_m, &p->train, arena, n, err)) {
+        ok = false;
+        break;
+      }
       if (tty && (b / batch) % 16 == 0)
         rt_progress(cfg->out, tty, epoch, cfg->epochs, b / batch + 1, steps_per_epoch, loss, now_seconds() - t0);
     }
+    msum_finish(&sum_m, &p->train, train_m);
     if (!ok) break;
     RtMetric ms[2 + 2 * RT_MAX_METRICS];
     int nm = 0;
     ms[nm++] = (RtMetric){"train_loss", sum_loss / (double)split.ntrain};
-    for (int m = 0; m < p->train.nmetrics; m++)
-      ms[nm++] = (RtMetric){p->train.metric_names[m], sum_m[m] / (double)split.ntrain};
+    for (int m = 0; m < p->train.nmetrics; m++) ms[nm++] = (RtMetric){p->train.metric_names[m], train_m[m]};
     double vloss = NAN, vm[RT_MAX_METRICS] = {0};
     if (split.nvalid > 0) {
       if (!rt_evaluate(p, arena, t, split.valid, split.nvalid, batch, cfg->valid_pipeline, &rng, &vloss, vm, err)) {
@@ -399,7 +487,7 @@ bool rt_train(const RtProgram *p, const RtTrainConfig *cfg, const RtTable *t, Rt
 }
 
 bool rt_predict(const RtProgram *p, float *arena, const RtTable *t, int64_t batch, const RtPipeline *pl, int ncols,
-                const int64_t *offsets, float **cols, RtError *err) {
+                const int64_t *offsets, float **cols, double *metrics, RtError *err) {
   const RtStep *st = &p->train;
   int64_t *idx = malloc(sizeof(int64_t) * (size_t)(t->rows ? t->rows : 1));
   if (!idx) return rt_fail(err, "out of memory");
@@ -408,6 +496,8 @@ bool rt_predict(const RtProgram *p, float *arena, const RtTable *t, int64_t batc
   rt_rng_seed(&rng, 0);
   if (batch > p->n_max) batch = p->n_max;
   bool ok = true;
+  MetricSum ms;
+  memset(&ms, 0, sizeof ms);
   for (int64_t b = 0; b < t->rows && ok; b += batch) {
     int64_t n = t->rows - b < batch ? t->rows - b : batch;
     if (!fill_inputs(st, arena, t, idx + b, n, 0, pl, false, &rng, err)) {
@@ -416,7 +506,11 @@ bool rt_predict(const RtProgram *p, float *arena, const RtTable *t, int64_t batc
     }
     st->fn(arena, n);
     for (int c = 0; c < ncols; c++) memcpy(cols[c] + b, arena + offsets[c], sizeof(float) * (size_t)n);
+    if (metrics && !msum_add(&ms, st, arena, n, err)) ok = false;
   }
+  double out[RT_MAX_METRICS];
+  msum_finish(&ms, st, out);
+  if (metrics) memcpy(metrics, out, sizeof(double) * (size_t)st->nmetrics);
   free(idx);
   return ok;
 }

@@ -1085,8 +1085,52 @@ static void lr_schedules_follow_their_formulas(void **state) {
   assert_true(rt_schedule_lr(&no, 20000, 10, 100000) < peak);
 }
 
+/* ROC AUC as scikit-learn's roc_auc_score computes it: the fraction of
+ * (positive, negative) pairs ranked right, a tie counting one half. */
+static void auc_counts_pairs_ranked_right_and_ties_as_half(void **state) {
+  (void)state;
+  const float s1[] = {0.1f, 0.4f, 0.35f, 0.8f}, l1[] = {0, 0, 1, 1};
+  assert_true(fabs(rt_auc(s1, l1, 4) - 0.75) < 1e-12);          /* sklearn: 0.75 */
+  const float s2[] = {1, 1, 0}, l2[] = {1, 0, 0};
+  assert_true(fabs(rt_auc(s2, l2, 3) - 0.75) < 1e-12);          /* one pair tied, one right */
+  const float s3[] = {3, 2, 1, 0}, l3[] = {1, 1, 0, 0};
+  assert_true(fabs(rt_auc(s3, l3, 4) - 1.0) < 1e-12);
+  const float l4[] = {0, 0, 1, 1};
+  assert_true(fabs(rt_auc(s3, l4, 4) - 0.0) < 1e-12);
+  const float l5[] = {1, 1, 1, 1};
+  assert_true(isnan(rt_auc(s3, l5, 4)));                        /* one class only */
+}
+
+/* concat_data: tables one after another, each with its constant field. */
+static void tables_append_with_constant_fields(void **state) {
+  (void)state;
+  RtError err = {{0}};
+  RtTable t = {0}, a = {0}, b = {0};
+  a.rows = 2, b.rows = 3;
+  assert_true(rt_table_add_constant(&a, "x", 1.5f, &err));
+  assert_true(rt_table_add_constant(&b, "x", -2.0f, &err));
+  assert_false(rt_table_add_constant(&b, "x", 0.0f, &err));     /* twice */
+  assert_non_null(strstr(err.msg, "already has a field 'x'"));
+  assert_true(rt_table_append(&t, &a, &err));
+  assert_true(rt_table_append(&t, &b, &err));
+  assert_int_equal(t.rows, 5);
+  const RtField *x = rt_table_field(&t, "x");
+  assert_non_null(x);
+  const float want[] = {1.5f, 1.5f, -2, -2, -2};
+  for (int i = 0; i < 5; i++) assert_true(x->data[i] == want[i]);
+  RtTable c = {0};
+  c.rows = 1;
+  assert_true(rt_table_add_constant(&c, "y", 0, &err));
+  assert_false(rt_table_append(&t, &c, &err));                  /* no field x */
+  assert_non_null(strstr(err.msg, "no field 'x'"));
+  rt_table_free(&c);
+  rt_table_free(&t);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(auc_counts_pairs_ranked_right_and_ties_as_half),
+      cmocka_unit_test(tables_append_with_constant_fields),
       cmocka_unit_test(covid_train_loads_2699_rows_of_116_features_and_a_target),
       cmocka_unit_test(csv_accepts_bom_crlf_quotes_and_blank_lines),
       cmocka_unit_test(csv_accepts_lone_cr_and_no_final_newline),
