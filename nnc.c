@@ -728,6 +728,27 @@ static int cmd_train(Arena *a, Diag *d, const Options *o) {
 
 /* ---- nnc predict ------------------------------------------------------ */
 
+/* The images of predict's write png_grid(path, x, rows) (one PNG) or
+ * png(path, x) (one file per image, path-0000.png ...). */
+static bool write_images(const PredictDesc *pd, int i, const float *x, int64_t n, RtError *err) {
+  const char *path = pd->png_paths[i];
+  int c = pd->png_c[i], h = pd->png_h[i], w = pd->png_w[i];
+  if (pd->png_rows[i] > 0) {
+    /* rows: images per row, as torchvision's make_grid(nrow) */
+    if (!rt_png_grid(path, x, n, c, h, w, pd->png_rows[i], 2, err)) return false;
+    printf("wrote %s: %lld images in a grid, %d a row\n", path, (long long)n, pd->png_rows[i]);
+    return true;
+  }
+  size_t len = strlen(path);
+  for (int64_t k = 0; k < n; k++) {
+    char one[1100];
+    snprintf(one, sizeof one, "%.*s-%04lld.png", (int)(len - 4), path, (long long)k);
+    if (!rt_png_write(one, x + k * c * h * w, c, h, w, err)) return false;
+  }
+  printf("wrote %lld images %.*s-0000.png ...\n", (long long)n, (int)(len - 4), path);
+  return true;
+}
+
 /* nnc predict SPEC: load the trained weights, run the predict block's step
  * over its data, write its CSV file (atomically). */
 static int cmd_predict(Arena *a, Diag *d, const Options *o) {
@@ -744,29 +765,35 @@ static int cmd_predict(Arena *a, Diag *d, const Options *o) {
   RtTable table = {0};
   RtCheckpoint ck = {0};
   float *arena = calloc((size_t)rp.arena_floats, sizeof(float));
-  float *cols[16] = {0};
+  float *cols[24] = {0};
   int rc = EXIT_USER;
-  const char *ckpath = o->ckpt ? o->ckpt : pd.load_path;
+  /* --ckpt replaces the block's (first) load(...) */
+  if (o->ckpt && pd.nloads == 0) pd.load_prefixes[pd.nloads++] = "";
+  if (o->ckpt) pd.load_paths[0] = o->ckpt;
+  const char *ckpath = pd.nloads ? pd.load_paths[0] : NULL;
   if (!arena) goto done;
   if (!ckpath) {
     fprintf(stderr, "%s: error: the predict block loads no weights; add load(net, \"file.safetensors\") or --ckpt FILE\n",
             o->spec);
     goto done;
   }
-  if (!rt_load_program(&rp, arena, ckpath, true, &err)) {
-    if (access(ckpath, F_OK) != 0)
-      snprintf(err.msg + strlen(err.msg), sizeof err.msg - strlen(err.msg),
-               "\n      = hint: train it first: nnc train %s", o->spec);
-    goto fail;
-  }
+  for (int i = 0; i < pd.nloads; i++)
+    if (!rt_load_model(&rp, arena, pd.load_paths[i], pd.load_prefixes[i], &err)) {
+      if (access(pd.load_paths[i], F_OK) != 0)
+        snprintf(err.msg + strlen(err.msg), sizeof err.msg - strlen(err.msg),
+                 "\n      = hint: train it first (the train block that saves %s)", pd.load_paths[i]);
+      goto fail;
+    }
   TrainDesc td = {0};
   RtTensorRef extra[4];
   int nextra = 0;
-  /* normalize() uses the training data's statistics, kept in the checkpoint */
+  /* normalize() uses the training data's statistics, kept in the checkpoint
+   * (normalize(mean, std) with numbers needs none) */
   DataDesc plain = pd.data;
   plain.ntransforms = 0;
   for (int i = 0; i < pd.data.ntransforms; i++)
-    if (strcmp(pd.data.transforms[i].name, "normalize")) plain.transforms[plain.ntransforms++] = pd.data.transforms[i];
+    if (strcmp(pd.data.transforms[i].name, "normalize") || pd.data.transforms[i].given)
+      plain.transforms[plain.ntransforms++] = pd.data.transforms[i];
   if (!load_data(a, &td, &plain, &table, extra, &nextra, &err)) goto fail;
   if (plain.ntransforms != pd.data.ntransforms) {
     if (!rt_load_safetensors(ckpath, &ck, &err)) goto fail;
@@ -789,15 +816,36 @@ static int cmd_predict(Arena *a, Diag *d, const Options *o) {
       goto fail;
     }
   }
+  /* the images of write png_grid(...) follow the CSV columns */
+  int64_t offsets[24], widths[24];
+  for (int i = 0; i < pd.ncols; i++) offsets[i] = pd.col_offset[i], widths[i] = 1;
+  for (int i = 0; i < pd.npngs; i++) {
+    int k = pd.ncols + i;
+    offsets[k] = pd.png_offset[i];
+    widths[k] = (int64_t)pd.png_c[i] * pd.png_h[i] * pd.png_w[i];
+    cols[k] = calloc((size_t)(table.rows * widths[k] + 1), sizeof(float));
+    if (!cols[k]) {
+      rt_fail(&err, "out of memory for the images of %s", pd.png_paths[i]);
+      goto fail;
+    }
+  }
   RtPipeline pl;
   if (!pipeline_of(&pd.data, &table, &pl, &err)) goto fail;
   double metrics[RT_MAX_METRICS];
-  if (!rt_predict(&rp, arena, &table, pd.batch, &pl, pd.ncols, pd.col_offset, cols, metrics, &err)) goto fail;
-  const char *out = o->out ? o->out : pd.write_path;
-  if (!rt_write_csv_atomic(out, pd.col_names, (const float *const *)cols, fmt, pd.ncols, table.rows, &err)) goto fail;
-  printf("wrote %s: %lld rows (%s", out, (long long)table.rows, pd.col_names[0]);
-  for (int i = 1; i < pd.ncols; i++) printf(",%s", pd.col_names[i]);
-  printf(") with the weights of %s\n", ckpath);
+  if (!rt_predict(&rp, arena, &table, pd.batch, &pl, pd.ncols + pd.npngs, offsets, widths, cols, metrics, &err))
+    goto fail;
+  if (pd.ncols) {
+    const char *out = o->out ? o->out : pd.write_path;
+    if (!rt_write_csv_atomic(out, pd.col_names, (const float *const *)cols, fmt, pd.ncols, table.rows, &err)) goto fail;
+    printf("wrote %s: %lld rows (%s", out, (long long)table.rows, pd.col_names[0]);
+    for (int i = 1; i < pd.ncols; i++) printf(",%s", pd.col_names[i]);
+    printf(") with the weights of %s", ckpath);
+    for (int i = 1; i < pd.nloads; i++) printf(" and %s", pd.load_paths[i]);
+    printf("\n");
+  }
+  for (int i = 0; i < pd.npngs; i++) {
+    if (!write_images(&pd, i, cols[pd.ncols + i], table.rows, &err)) goto fail;
+  }
   if (rp.train.nmetrics > 0) {
     printf("metrics over the %lld rows:", (long long)table.rows);
     for (int k = 0; k < rp.train.nmetrics; k++) printf("  %s %.4f", rp.train.metric_names[k], metrics[k]);

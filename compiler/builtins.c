@@ -1407,7 +1407,10 @@ static Value *fn_load(Sema *s, const Builtin *b, Call *c) {
   Value *m = A(0);
   const char *path = A(1)->s;
   sema_line(s, "load       %s from %s", m->layer->path ? m->layer->path : m->layer->type, path);
-  if (s->lw) s->lw->load_path = resolve_path(s, path);
+  if (s->lw) {
+    vec_push(s->arena, &s->lw->load_paths, (void *)resolve_path(s, path));
+    vec_push(s->arena, &s->lw->load_layers, m->layer);
+  }
   size_t n = strlen(path);
   if (n < 12 || strcmp(path + n - 12, ".safetensors") != 0) {
     sema_error(s, c->argloc[1], "load: checkpoints are .safetensors files, got \"%s\"", path);

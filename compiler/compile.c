@@ -161,6 +161,14 @@ static Fusion *unfused(Arena *a, Graph *g) {
   return f;
 }
 
+/* Whether output `name` is one of the block's metrics (not a column or an
+ * image a predict block writes). */
+static bool is_metric(const Lowering *lw, const char *name) {
+  for (int i = 0; i < lw->metric_names.len; i++)
+    if (!strcmp(lw->metric_names.items[i], name)) return true;
+  return false;
+}
+
 static bool build_step(Arena *a, const CgApi *cg, Jit *jit, Program *p, int64_t n_max, int64_t floor, const char *name, RtStep *st,
                        MemPlan *plan, char *err, size_t errlen, bool checked) {
   Graph *g = p->lowered->g;
@@ -191,7 +199,7 @@ static bool build_step(Arena *a, const CgApi *cg, Jit *jit, Program *p, int64_t 
     else if (!strcmp(on, "checked")) continue;
     else if (len > 6 && !strcmp(on + len - 6, "#label") && st->nmetrics > 0)
       st->metric_labels[st->nmetrics - 1] = o->offset;   /* the labels of the metric just before */
-    else if (st->nmetrics < RT_MAX_METRICS) {
+    else if (st->nmetrics < RT_MAX_METRICS && is_metric(p->lowered, on)) {
       st->metric_names[st->nmetrics] = on;
       st->metric_labels[st->nmetrics] = -1;
       st->metric_offsets[st->nmetrics++] = o->offset;
@@ -401,8 +409,21 @@ Compiled *compile_predict(Arena *a, Diag *d, const Node *ast, const char *block,
   Value *dv = lw->data;
   if (dv && dv->kind == V_DATASET) describe_data(a, lw, dv->ds, &pd->data);
   pd->batch = int_setting(lw, "batch", 256);
-  pd->load_path = lw->load_path;
+  for (int i = 0; i < lw->load_paths.len && i < 8; i++) {
+    pd->load_paths[pd->nloads] = lw->load_paths.items[i];
+    pd->load_prefixes[pd->nloads++] = lw->load_prefixes.items[i];
+  }
   pd->write_path = lw->write_path;
+  for (int i = 0; i < lw->png_paths.len && i < 8; i++) {
+    IrNode *x = lw->png_nodes.items[i];
+    const Shape *sh = &x->shape;   /* [B, C, H, W] or [B, H, W] */
+    pd->png_paths[pd->npngs] = lw->png_paths.items[i];
+    pd->png_offset[pd->npngs] = x->offset;
+    pd->png_c[pd->npngs] = sh->rank == 4 ? (int)sh->d[1].c : 1;
+    pd->png_h[pd->npngs] = (int)sh->d[sh->rank - 2].c;
+    pd->png_w[pd->npngs] = (int)sh->d[sh->rank - 1].c;
+    pd->png_rows[pd->npngs++] = (int)(intptr_t)lw->png_rows.items[i];
+  }
   for (int i = 0; i < lw->write_cols.len && i < 16; i++) {
     IrNode *x = lw->write_nodes.items[i];
     pd->col_names[i] = lw->write_cols.items[i];

@@ -87,8 +87,15 @@ typedef struct {
 typedef struct {
   DataDesc data;
   int64_t batch;
-  const char *load_path;   /* the checkpoint (resolved), or NULL */
-  const char *write_path;  /* the CSV file (resolved) */
+  int nloads;              /* load(model, file): the checkpoints (resolved), and the */
+  const char *load_paths[8];   /* prefix of the parameter names each one fills ("" */
+  const char *load_prefixes[8];/* with one model; "proxy." with several) */
+  const char *write_path;  /* the CSV file (resolved), or NULL */
+  int npngs;               /* write png_grid(...) / png(...): the files, */
+  const char *png_paths[8];
+  int64_t png_offset[8];   /* where the step leaves each batch's images */
+  int png_c[8], png_h[8], png_w[8];
+  int png_rows[8];         /* images per grid row; 0: one file per image */
   int ncols;
   const char *col_names[16];
   bool col_int[16];        /* whole numbers (ids, classes) */

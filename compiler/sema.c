@@ -2324,6 +2324,18 @@ static void exec_stmt(Sema *s, Scope *sc, const Node *st, Exec *ex) {
     for (int i = 0; i < wx.wfields->items.len && k < sizeof cols - 40; i++)
       k += (size_t)snprintf(cols + k, sizeof cols - k, "%s%s", i ? "," : "", ((RecField *)wx.wfields->items.items[i])->name);
     add_line(s, "%swrite      %s%s%s", ex->ctx == CX_AFTER ? "  " : "", w->str2, k ? " with columns " : "", cols);
+    if (s->lw && !is_csv && ex->ctx == CX_PREDICT) {
+      Value *im = c.arg[1];
+      if (im->kind != V_TENSOR || !im->ir) {
+        sema_error(s, st->loc, "the images of %s cannot be computed by the compiler yet", b->name);
+        s->lw->failed = true;
+        return;
+      }
+      vec_push(s->arena, &s->lw->png_paths, (void *)resolve_path(s, w->str2));
+      vec_push(s->arena, &s->lw->png_nodes, im->ir);
+      vec_push(s->arena, &s->lw->png_rows, (void *)(intptr_t)(strcmp(b->name, "png_grid") ? 0 : c.arg[2]->i));
+      ir_output(s->lw->g, im->ir, "image");
+    }
     if (s->lw && is_csv && ex->ctx == CX_PREDICT) {
       s->lw->write_path = resolve_path(s, w->str2);
       for (int i = 0; i < wx.wfields->items.len; i++) {
@@ -2436,10 +2448,18 @@ static void output_metrics(Sema *s, Scope *sc) {
   for (int k = 0; k < n; k++) {
     Value *e = m->kind == V_LIST ? m->items.items[k] : m;
     if (e->kind != V_METRIC || !e->ir) continue;
+    /* the same metric twice (accuracy before and after an attack): accuracy, accuracy_2, ... */
+    const char *name = e->s;
+    for (int seen = 1, again = 1; again;) {
+      again = 0;
+      for (int i = 0; i < lw->metric_names.len; i++)
+        if (!strcmp(lw->metric_names.items[i], name)) again = 1;
+      if (again) name = arena_printf(s->arena, "%s_%d", e->s, ++seen);
+    }
     vec_push(s->arena, &lw->metrics, e->ir);
-    vec_push(s->arena, &lw->metric_names, (void *)e->s);
-    ir_output(lw->g, e->ir, e->s);
-    if (e->items.len == 1) ir_output(lw->g, ((Value *)e->items.items[0])->ir, arena_printf(s->arena, "%s#label", e->s));
+    vec_push(s->arena, &lw->metric_names, (void *)name);
+    ir_output(lw->g, e->ir, name);
+    if (e->items.len == 1) ir_output(lw->g, ((Value *)e->items.items[0])->ir, arena_printf(s->arena, "%s#label", name));
   }
 }
 
@@ -2455,10 +2475,18 @@ static void finish_lowering(Sema *s, const Node *blk, Scope *sc, BlockInfo *bi, 
     lw->data = di >= 0 ? sc->vals.items[di] : NULL;
     lw->scope = sc;
     lw->spec_dir = s->spec_dir;
-    if (!lw->write_path) {
-      sema_error(s, blk->loc, "this predict block writes no csv file, so there is nothing to compute");
+    if (!lw->write_path && !lw->png_paths.len) {
+      sema_error(s, blk->loc, "this predict block writes no file (write csv(...) or png_grid(...)), so there is nothing to compute");
       lw->failed = true;
       return;
+    }
+    /* each load(model, file) fills the parameters named with its model's prefix */
+    for (int k = 0; k < lw->load_layers.len; k++) {
+      const char *prefix = "";
+      for (int i = 0; i < bi->models.len; i++)
+        if (bi->models.items[i] == lw->load_layers.items[k] && bi->models.len > 1)
+          prefix = arena_printf(s->arena, "%s.", (char *)bi->model_vars.items[i]);
+      vec_push(s->arena, &lw->load_prefixes, (void *)prefix);
     }
     output_metrics(s, sc);
     s->prog->lowered = lw;

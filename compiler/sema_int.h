@@ -241,7 +241,12 @@ struct Lowering {
   bool failed;         /* something could not be lowered (reported) */
   Scope *scope;        /* the block's bindings: settings for the runtime */
   const char *spec_dir;
-  const char *load_path;   /* predict: the checkpoint load(...) names */
+  Vec load_paths;          /* predict: the checkpoints load(...) names (const char*) ... */
+  Vec load_layers;         /* ... and the models they go into (Layer*) */
+  Vec load_prefixes;       /* ... whose parameters' names start with these (set at the end) */
+  Vec png_paths;           /* predict: write png_grid(...)/png(...): the files, */
+  Vec png_nodes;           /* the images (IrNode*) */
+  Vec png_rows;            /* and, for a grid, images per row (intptr_t; 0 for png: one file each) */
   const char *write_path;  /* predict: the csv file write csv(...) names */
   Vec write_cols;          /* const char*: its columns, in order */
   Vec write_nodes;         /* IrNode* */

@@ -400,13 +400,18 @@ bool rt_save_program(const RtProgram *p, const float *arena, const char *path, c
  * scikit-learn's roc_auc_score; NaN without both classes. */
 double rt_auc(const float *score, const float *label, int64_t n);
 /* Runs the program's first step (a predict step) over every row of `t` in
- * order; column c's value for row i (offsets[c] in the arena) goes to
- * cols[c][i]; the step's metrics over all rows go to metrics (may be NULL). */
+ * order; column c's widths[c] values for row i (offsets[c] in the arena;
+ * widths NULL: one each) go to cols[c][i·widths[c] ...]; the step's metrics
+ * over all rows go to metrics (may be NULL). */
 bool rt_predict(const RtProgram *p, float *arena, const RtTable *t, int64_t batch, const RtPipeline *pl, int ncols,
-                const int64_t *offsets, float **cols, double *metrics, RtError *err);
+                const int64_t *offsets, const int64_t *widths, float **cols, double *metrics, RtError *err);
 /* Loads a checkpoint into the arena: every parameter and buffer must be
  * there with the right size; optimizer state is loaded when present. */
 bool rt_load_program(const RtProgram *p, float *arena, const char *path, bool params_only, RtError *err);
+/* Loads one model of several: the parameters (and running statistics)
+ * whose names start with `prefix` ("proxy."), from tensors named without
+ * it (as the model's own training saved them). */
+bool rt_load_model(const RtProgram *p, float *arena, const char *path, const char *prefix, RtError *err);
 
 /* ---- images: PNG files, augmentation, image folders, training curves ---- */
 /*

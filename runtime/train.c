@@ -239,16 +239,32 @@ bool rt_save_program(const RtProgram *p, const float *arena, const char *path, c
   return ok;
 }
 
+static bool load_slots(const RtProgram *p, float *arena, const char *path, bool params_only, const char *prefix,
+                       RtError *err);
+
 bool rt_load_program(const RtProgram *p, float *arena, const char *path, bool params_only, RtError *err) {
+  return load_slots(p, arena, path, params_only, "", err);
+}
+
+bool rt_load_model(const RtProgram *p, float *arena, const char *path, const char *prefix, RtError *err) {
+  return load_slots(p, arena, path, true, prefix, err);
+}
+
+/* The persistent slots whose names start with `prefix`, from the tensors
+ * named without it. */
+static bool load_slots(const RtProgram *p, float *arena, const char *path, bool params_only, const char *prefix,
+                       RtError *err) {
   RtCheckpoint ck;
   if (!rt_load_safetensors(path, &ck, err)) return false;
+  size_t plen = strlen(prefix);
   for (int i = 0; i < p->npersistent; i++) {
     const RtSlot *s = &p->persistent[i];
     if (params_only && s->kind != RT_SLOT_PARAM && !s->buffer) continue;
-    const RtTensor *t = rt_checkpoint_find(&ck, s->name);
+    if (strncmp(s->name, prefix, plen) != 0) continue;
+    const RtTensor *t = rt_checkpoint_find(&ck, s->name + plen);
     if (!t) {
       if (s->kind != RT_SLOT_PARAM && !s->buffer) continue;   /* optimizer state may be absent */
-      rt_fail(err, "%s: the checkpoint has no tensor '%s'; was it saved from another model?", path, s->name);
+      rt_fail(err, "%s: the checkpoint has no tensor '%s'; was it saved from another model?", path, s->name + plen);
       rt_checkpoint_free(&ck);
       return false;
     }
@@ -487,7 +503,7 @@ bool rt_train(const RtProgram *p, const RtTrainConfig *cfg, const RtTable *t, Rt
 }
 
 bool rt_predict(const RtProgram *p, float *arena, const RtTable *t, int64_t batch, const RtPipeline *pl, int ncols,
-                const int64_t *offsets, float **cols, double *metrics, RtError *err) {
+                const int64_t *offsets, const int64_t *widths, float **cols, double *metrics, RtError *err) {
   const RtStep *st = &p->train;
   int64_t *idx = malloc(sizeof(int64_t) * (size_t)(t->rows ? t->rows : 1));
   if (!idx) return rt_fail(err, "out of memory");
@@ -505,7 +521,10 @@ bool rt_predict(const RtProgram *p, float *arena, const RtTable *t, int64_t batc
       break;
     }
     st->fn(arena, n);
-    for (int c = 0; c < ncols; c++) memcpy(cols[c] + b, arena + offsets[c], sizeof(float) * (size_t)n);
+    for (int c = 0; c < ncols; c++) {
+      int64_t w = widths ? widths[c] : 1;
+      memcpy(cols[c] + b * w, arena + offsets[c], sizeof(float) * (size_t)(n * w));
+    }
     if (metrics && !msum_add(&ms, st, arena, n, err)) ok = false;
   }
   double out[RT_MAX_METRICS];
