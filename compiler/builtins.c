@@ -1621,6 +1621,9 @@ static Value *metric(Sema *s, const Builtin *b, Call *c) {
     m->ir = lw_mean(s, hit, all_axes(hit->shape.rank), false, c->loc);
   } else if (!strcmp(b->name, "mean_of") && LOWERING(A(0))) {
     m->ir = lw_mean(s, A(0)->ir, all_axes(A(0)->ir->shape.rank), false, c->loc);
+  } else if (!strcmp(b->name, "max_of") && LOWERING(A(0))) {
+    /* the batch's maximum; the runtime keeps the largest over the batches */
+    m->ir = A(0)->ir->shape.rank ? ir_reduce(G, IR_MAXR, A(0)->ir, all_axes(A(0)->ir->shape.rank), false, c->loc) : A(0)->ir;
   } else if (!strcmp(b->name, "auc") && LOWERING(A(0)) && LOWERING(A(1))) {
     /* over the whole data set, not per batch: the step leaves each sample's
      * score and label, and the runtime ranks them all (sema.c, output_metrics) */
@@ -2372,6 +2375,7 @@ static const Builtin builtins[] = {
   FN("auc", BK_METRIC, "score:X, label:X", metric, "area under the ROC curve"),
   FN("bleu", BK_METRIC, "hyp:X, ref:X", metric, "BLEU-4 of token sequences"),
   FN("mean_of", BK_METRIC, "x:T", metric, "the average of a value over the data"),
+  FN("max_of", BK_METRIC, "x:T", metric, "the largest value over the data (e.g. max_of(abs(x_adv - x)) <= eps)"),
   /* optimizers */
   FN("SGD", BK_OPTIM, "what:O, lr:S, momentum:f=0.0, nesterov:b=false, weight_decay:f=0.0, clip_norm:f?", mk_optim, "stochastic gradient descent"),
   FN("Adam", BK_OPTIM, "what:O, lr:S=1e-3, betas:L?, eps:f=1e-8, weight_decay:f=0.0, clip_norm:f?", mk_optim, "Adam"),

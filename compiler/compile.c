@@ -199,9 +199,11 @@ static bool build_step(Arena *a, const CgApi *cg, Jit *jit, Program *p, int64_t 
     else if (!strcmp(on, "checked")) continue;
     else if (len > 6 && !strcmp(on + len - 6, "#label") && st->nmetrics > 0)
       st->metric_labels[st->nmetrics - 1] = o->offset;   /* the labels of the metric just before */
+    else if (len > 4 && !strcmp(on + len - 4, "#max") && st->nmetrics > 0)
+      st->metric_labels[st->nmetrics - 1] = RT_METRIC_MAX;   /* the metric just before: the largest batch's */
     else if (st->nmetrics < RT_MAX_METRICS && is_metric(p->lowered, on)) {
       st->metric_names[st->nmetrics] = on;
-      st->metric_labels[st->nmetrics] = -1;
+      st->metric_labels[st->nmetrics] = RT_METRIC_MEAN;
       st->metric_offsets[st->nmetrics++] = o->offset;
     }
   }

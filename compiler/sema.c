@@ -97,13 +97,14 @@ static bool is_boundary(const Scope *sc) {
  * the enclosing method or train block (loops are unrolled, so a loop body
  * rebinding `x` changes the `x` after the loop); otherwise it defines. */
 static void scope_assign(Sema *s, Scope *sc, const char *name, Value *v, Loc loc) {
-  for (Scope *p = sc; p && !is_boundary(p); p = p->parent) {
+  /* the method's or block's own scope (a boundary) is the last one searched */
+  for (Scope *p = sc; p; p = p->parent) {
     int i = scope_find(p, name);
     if (i >= 0) {
       p->vals.items[i] = v;
       return;
     }
-    if (!p->parent || is_boundary(p->parent)) break;
+    if (is_boundary(p)) break;
   }
   scope_define(s, sc, name, v, loc);
 }
@@ -2042,6 +2043,7 @@ static void summarize_step(Sema *s, Scope *sc, const Node *loss_node, const char
 static void exec_step(Sema *s, Scope *sc, const Node *st, Ctx ctx, Exec *parent) {
   (void)parent;
   Scope *body = scope_new(s, sc);
+  vec_push(s->arena, &boundaries, body);   /* a step's bindings are its own */
   Exec ex = {.ctx = ctx};
   if (ctx == CX_STEP) add_line(s, "step %s", st->name);
   exec_stmts(s, body, &st->list, &ex);
@@ -2318,6 +2320,7 @@ static void exec_stmt(Sema *s, Scope *sc, const Node *st, Exec *ex) {
     }
     Exec wx = {.ctx = CX_WRITE, .wfields = val_new(s, V_RECORD)};
     Scope *body = scope_new(s, sc);
+    vec_push(s->arena, &boundaries, body);   /* the columns are the write's own */
     exec_stmts(s, body, &st->list, &wx);
     char cols[256] = "";
     size_t k = 0;
@@ -2460,6 +2463,7 @@ static void output_metrics(Sema *s, Scope *sc) {
     vec_push(s->arena, &lw->metric_names, (void *)name);
     ir_output(lw->g, e->ir, name);
     if (e->items.len == 1) ir_output(lw->g, ((Value *)e->items.items[0])->ir, arena_printf(s->arena, "%s#label", name));
+    if (!strcmp(e->s, "max_of")) ir_output(lw->g, e->ir, arena_printf(s->arena, "%s#max", name));
   }
 }
 

@@ -267,6 +267,7 @@ bool rt_log_jsonl(const char *path, int64_t epoch, const RtMetric *m, int nm,
 
 /* What a compiled step reads: a named buffer in the arena. A shape entry of
  * -1 is the batch dimension B (n at run time). */
+enum { RT_METRIC_MEAN = -1, RT_METRIC_MAX = -2 };
 typedef enum { RT_SLOT_PARAM, RT_SLOT_STATE, RT_SLOT_INPUT, RT_SLOT_RAND, RT_SLOT_RANDN } RtSlotKind;
 enum { RT_INIT_UNIFORM, RT_INIT_ONES, RT_INIT_ZEROS };
 
@@ -295,9 +296,10 @@ typedef struct {
   int nmetrics;
   const char *metric_names[RT_MAX_METRICS];
   int64_t metric_offsets[RT_MAX_METRICS];
-  /* -1: the metric is a scalar per batch, averaged over the batches (by
-   * their sizes); else a metric of the whole data set (ROC AUC): the step
-   * leaves each sample's score at metric_offsets[m] and label here */
+  /* RT_METRIC_MEAN: the metric is a scalar per batch, averaged over the
+   * batches (by their sizes); RT_METRIC_MAX: the largest of the batches';
+   * else a metric of the whole data set (ROC AUC): the step leaves each
+   * sample's score at metric_offsets[m] and label here */
   int64_t metric_labels[RT_MAX_METRICS];
 } RtStep;
 

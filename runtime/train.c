@@ -136,15 +136,20 @@ typedef struct {
 
 static bool msum_add(MetricSum *ms, const RtStep *st, const float *arena, int64_t n, RtError *err) {
   for (int m = 0; m < st->nmetrics; m++) {
-    if (st->metric_labels[m] < 0) {
+    if (st->metric_labels[m] == RT_METRIC_MEAN) {
       ms->sum[m] += (double)arena[st->metric_offsets[m]] * (double)n;
+      continue;
+    }
+    if (st->metric_labels[m] == RT_METRIC_MAX) {
+      double v = arena[st->metric_offsets[m]];
+      if (ms->count == 0 || v > ms->sum[m] || isnan(v)) ms->sum[m] = v;
       continue;
     }
     if (ms->count + n > ms->cap) {
       int64_t cap = ms->cap ? ms->cap : 1024;
       while (cap < ms->count + n) cap *= 2;
       for (int k = 0; k < st->nmetrics; k++) {
-        if (st->metric_labels[k] < 0) continue;
+        if (st->metric_labels[k] < 0) continue;   /* a mean or a maximum: no samples kept */
         float *s = realloc(ms->score[k], sizeof(float) * (size_t)cap), *l = s ? realloc(ms->label[k], sizeof(float) * (size_t)cap) : NULL;
         if (s) ms->score[k] = s;
         if (l) ms->label[k] = l;
@@ -161,7 +166,8 @@ static bool msum_add(MetricSum *ms, const RtStep *st, const float *arena, int64_
 
 static void msum_finish(MetricSum *ms, const RtStep *st, double *out) {
   for (int m = 0; m < st->nmetrics; m++) {
-    if (st->metric_labels[m] < 0) out[m] = ms->count ? ms->sum[m] / (double)ms->count : NAN;
+    if (st->metric_labels[m] == RT_METRIC_MEAN) out[m] = ms->count ? ms->sum[m] / (double)ms->count : NAN;
+    else if (st->metric_labels[m] == RT_METRIC_MAX) out[m] = ms->count ? ms->sum[m] : NAN;
     else out[m] = rt_auc(ms->score[m], ms->label[m], ms->count);
     free(ms->score[m]);
     free(ms->label[m]);
