@@ -49,6 +49,7 @@ typedef struct {
   const char *init;                /* train: --init FILE */
   int resume;                      /* train: --resume */
   int check_numerics;              /* train: --check-numerics */
+  int kernels;                     /* bench: --kernels */
   SemaOptions sem;                 /* --no-data-check and --set NAME=VALUE, for every command */
   char set_names[16][64];          /* the NAMEs of --set */
   int max_errors;      /* --max-errors N */
@@ -124,7 +125,11 @@ static const Command commands[] = {
      "median and range of ms per step over repeated runs after a warm-up,\n"
      "and samples per second. The data loading and the evaluation step are\n"
      "not included.\n"
-     "  --block NAME   which train block (default: the first)\n",
+     "  --block NAME   which train block (default: the first)\n"
+     "  --batch N      the batch size (default: the block's)\n"
+     "  --kernels      also time every kernel of the step: the 15 slowest, what\n"
+     "                 each does (a loop, a reduction, an sgemm, a convolution\n"
+     "                 and its method) and its spec line\n",
      1},
     {"dot", "SPEC --stage=graph|grad", "draw a train block's graph for Graphviz",
      "Prints the forward graph (--stage=graph, the default) or the whole\n"
@@ -231,6 +236,8 @@ static int parse_options(Options *o, int argc, char **argv) {
       o->sem.set_values[o->sem.nset++] = eq + 1;
     } else if (!strcmp(arg, "--check-numerics")) {
       o->check_numerics = 1;
+    } else if (!strcmp(arg, "--kernels")) {
+      o->kernels = 1;
     } else if (!strcmp(arg, "--resume")) {
       o->resume = 1;
     } else if (!strncmp(arg, "--init", 6)) {
@@ -251,7 +258,8 @@ static int parse_options(Options *o, int argc, char **argv) {
     } else if (arg[0] == '-' && arg[1] != 0) {
       static const char *const known[] = {"--help", "--no-data-check", "--max-errors", "--color", "--stage",
                                           "--block", "--epochs", "--batch", "--seed", "--ckpt", "--out",
-                                          "--init", "--resume", "--set", "--check-numerics", "--version"};
+                                          "--init", "--resume", "--set", "--check-numerics", "--version",
+                                          "--kernels"};
       char name[64];
       snprintf(name, sizeof name, "%.*s", (int)strcspn(arg, "="), arg);
       const char *near = closest_name(name, known, (int)(sizeof known / sizeof known[0]));
@@ -882,7 +890,9 @@ static int cmd_bench(Arena *a, Diag *d, const Options *o) {
   int64_t batch = o->batch > 0 ? o->batch : td.batch;
   double t0 = seconds_now();
   RtProgram rp = {0};
+  compile_profile_kernels(o->kernels);
   Compiled *c = compile_train(a, d, ast, o->block ? o->block : "", batch, &base, &rp, &td);
+  compile_profile_kernels(false);
   if (!c) return EXIT_USER;
   double compile_ms = (seconds_now() - t0) * 1000;
   RtTable table = {0};
@@ -919,6 +929,7 @@ static int cmd_bench(Arena *a, Diag *d, const Options *o) {
     once = seconds_now() - once;
     while ((double)inner * once < 0.05 && inner < 100000) inner *= 2;   /* each measurement at least ~50 ms */
     for (int w = 0; w < WARMUP; w++) rp.train.fn(arena, batch);
+    compiled_profile_reset();
     double ms[REPEATS];
     for (int r = 0; r < REPEATS; r++) {
       double s0 = seconds_now();
@@ -936,6 +947,7 @@ static int cmd_bench(Arena *a, Diag *d, const Options *o) {
     printf("  step      median %.4f ms, range %.4f .. %.4f ms (%d runs of %lld steps)\n", ms[REPEATS / 2], ms[0],
            ms[REPEATS - 1], REPEATS, (long long)inner);
     printf("  rate      %.0f samples/s, %.0f steps/s\n", (double)batch * 1000 / ms[REPEATS / 2], 1000 / ms[REPEATS / 2]);
+    if (o->kernels) compiled_print_profile(stdout, c, REPEATS * inner, 15);
     rc = EXIT_OK;
   }
 done:

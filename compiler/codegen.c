@@ -662,6 +662,27 @@ static bool check_graph(Cg *c) {
   return true;
 }
 
+/* The step's call of kernel k: the library call of a MATMUL or CALL
+ * kernel, or a call of the kernel's own function with its buffers. */
+static void gen_kernel_call(Cg *c, LLVMValueRef arena, int k, LLVMValueRef *kfn, int64_t **kbuf, const int *knbuf) {
+  const Kernel *kn = &c->f->kernels[k];
+  if (kn->kind == FK_MATMUL) {
+    gen_matmul(c, arena, kn->nodes.items[0]);
+    return;
+  }
+  if (kn->kind == FK_CALL) {
+    gen_call(c, arena, kn->nodes.items[0]);
+    return;
+  }
+  LLVMValueRef *args = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(knbuf[k] + 1));
+  for (int i = 0; i < knbuf[k]; i++) {
+    LLVMValueRef off = i64c(c, kbuf[k][i]);
+    args[i] = LLVMBuildInBoundsGEP2(c->b, c->f32, arena, &off, 1, "");
+  }
+  args[knbuf[k]] = c->n;
+  LLVMBuildCall2(c->b, LLVMGlobalGetValueType(kfn[k]), kfn[k], args, (unsigned)knbuf[k] + 1, "");
+}
+
 void *cg_build_module(void *llvm_context, void *target_machine, const Graph *g, const Fusion *f,
                       const char *name, char *err, size_t errlen) {
   Cg cg = {.ctx = llvm_context, .g = g, .f = f, .name = name, .err = err, .errlen = errlen};
@@ -718,22 +739,13 @@ void *cg_build_module(void *llvm_context, void *target_machine, const Graph *g, 
   LLVMSetValueName2(c->n, "n", 1);
   c->entry = LLVMAppendBasicBlockInContext(c->ctx, step, "entry");
   LLVMPositionBuilderAtEnd(c->b, c->entry);
+  /* profiling: every kernel between nnc_prof_begin(k) and nnc_prof_end(k) */
+  LLVMTypeRef prof_ty = LLVMFunctionType(c->voidt, &c->i64, 1, 0);
   for (int k = 0; k < f->nkernels; k++) {
-    if (f->kernels[k].kind == FK_MATMUL) {
-      gen_matmul(c, arena, f->kernels[k].nodes.items[0]);
-      continue;
-    }
-    if (f->kernels[k].kind == FK_CALL) {
-      gen_call(c, arena, f->kernels[k].nodes.items[0]);
-      continue;
-    }
-    LLVMValueRef *args = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(knbuf[k] + 1));
-    for (int i = 0; i < knbuf[k]; i++) {
-      LLVMValueRef off = i64c(c, kbuf[k][i]);
-      args[i] = LLVMBuildInBoundsGEP2(c->b, c->f32, arena, &off, 1, "");
-    }
-    args[knbuf[k]] = c->n;
-    LLVMBuildCall2(c->b, LLVMGlobalGetValueType(kfn[k]), kfn[k], args, (unsigned)knbuf[k] + 1, "");
+    LLVMValueRef kv = i64c(c, k);
+    if (f->profile) LLVMBuildCall2(c->b, prof_ty, declare(c, "nnc_prof_begin", prof_ty), &kv, 1, "");
+    gen_kernel_call(c, arena, k, kfn, kbuf, knbuf);
+    if (f->profile) LLVMBuildCall2(c->b, prof_ty, declare(c, "nnc_prof_end", prof_ty), &kv, 1, "");
   }
   LLVMBuildRetVoid(c->b);
   LLVMDisposeBuilder(c->b);

@@ -57,6 +57,7 @@ typedef struct Fusion {
                          * at that point); its own id for leaves and views */
   int nkernels;
   Kernel *kernels;      /* in execution order */
+  bool profile;         /* codegen times every kernel (nnc_prof_begin/end) */
 } Fusion;
 
 /* Groups the graph's nodes into kernels. Elementwise nodes (EXPAND and

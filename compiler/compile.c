@@ -92,7 +92,19 @@ struct Compiled {
   CgApi cg;
   Jit *jit;
   Program *train, *eval;
+  Fusion *train_kernels;   /* the training step's kernels, for the profile */
 };
+
+/* compile_profile_kernels(true): steps compiled from now on time their kernels. */
+static bool profile_kernels;
+
+void compile_profile_kernels(bool on) { profile_kernels = on; }
+
+void compiled_profile_reset(void) {
+  void (*reset)(void) = NULL;
+  *(void **)&reset = dlsym(RTLD_DEFAULT, "nnc_prof_reset");
+  if (reset) reset();
+}
 
 static bool lower(Arena *a, Diag *d, const Node *ast, const char *block, const SemaOptions *base, bool training,
                   bool predict, Program **out) {
@@ -175,6 +187,8 @@ static bool build_step(Arena *a, const CgApi *cg, Jit *jit, Program *p, int64_t 
   ir_simplify(g);
   verify(g, "simplify");
   Fusion *f = checked ? unfused(a, g) : fuse_graph(a, g);
+  f->profile = profile_kernels;
+  p->kernels = f;
   plan_memory(g, f->materialized, f->runs_at, n_max, floor, plan);
   StepFn fn = cg->jit_compile(jit, g, f, name, NULL, err, errlen);
   if (!fn) return false;
@@ -510,6 +524,72 @@ bool compiled_check_numerics(const Compiled *c, Diag *d, const float *arena, int
     arena_free(tmp);
     return false;
   }
+  return true;
+}
+
+/* One line of the profile: what kernel k does, in a few words. */
+static void kernel_what(char *buf, size_t len, const Kernel *kn) {
+  Arena *tmp = arena_new();
+  const IrNode *last = kn->nodes.items[kn->nodes.len - 1];
+  const Shape *sh = (kn->kind == FK_REDUCE || kn->kind == FK_ROW) ? &last->src[0]->shape : &last->shape;
+  char op[32];
+  size_t k = 0;
+  const char *name = ir_op_name(last->op);
+  for (; name[k] && k < sizeof op - 1; k++) op[k] = (char)tolower((unsigned char)name[k]);
+  op[k] = 0;
+  switch (kn->kind) {
+  case FK_CALL: {
+    bool conv = last->op == IR_CONV2D || last->op == IR_CONV2D_BWD_X || last->op == IR_CONV2D_BWD_W;
+    snprintf(buf, len, "nnc_%s %s%s%s%s", op, shape_str(tmp, sh), conv ? " (" : "", conv ? ir_conv_method(last) : "",
+             conv ? ")" : "");
+    break;
+  }
+  case FK_MATMUL: snprintf(buf, len, "cblas_sgemm %s", shape_str(tmp, sh)); break;
+  case FK_REDUCE: snprintf(buf, len, "%s of %s", op, shape_str(tmp, sh)); break;
+  case FK_ROW: snprintf(buf, len, "%s rows of %s", op, shape_str(tmp, sh)); break;
+  case FK_LOOP: snprintf(buf, len, "loop over %s, %d op%s", shape_str(tmp, sh), kn->nodes.len, kn->nodes.len == 1 ? "" : "s"); break;
+  }
+  arena_free(tmp);
+}
+
+typedef struct {
+  int k;
+  double ms;
+} KernelTime;
+
+static int by_time(const void *a, const void *b) {
+  double x = ((const KernelTime *)a)->ms, y = ((const KernelTime *)b)->ms;
+  return x < y ? 1 : x > y ? -1 : 0;
+}
+
+bool compiled_print_profile(FILE *out, const Compiled *c, int64_t steps, int top) {
+  double (*seconds)(int64_t) = NULL;
+  *(void **)&seconds = dlsym(RTLD_DEFAULT, "nnc_prof_seconds");
+  const Fusion *f = c->train->kernels;
+  if (!seconds || !f || !f->profile || steps <= 0) return false;
+  KernelTime *t = calloc((size_t)f->nkernels + 1, sizeof *t);
+  if (!t) return false;
+  double total = 0, by_kind[5] = {0};
+  for (int k = 0; k < f->nkernels; k++) {
+    t[k] = (KernelTime){k, seconds(k) * 1000 / (double)steps};
+    total += t[k].ms;
+    by_kind[f->kernels[k].kind] += t[k].ms;
+  }
+  qsort(t, (size_t)f->nkernels, sizeof *t, by_time);
+  fprintf(out, "  kernels   %d, %.3f ms a step in all:", f->nkernels, total);
+  static const char *const kinds[5] = {"loops", "reductions", "rows", "sgemm", "conv/pool calls"};
+  for (int i = 0; i < 5; i++)
+    if (by_kind[i] > 0) fprintf(out, " %s %.0f%%", kinds[i], 100 * by_kind[i] / (total > 0 ? total : 1));
+  fprintf(out, "\n  %6s %10s %6s  %-48s %s\n", "kernel", "ms/step", "share", "what", "spec");
+  for (int i = 0; i < f->nkernels && i < top; i++) {
+    const Kernel *kn = &f->kernels[t[i].k];
+    const IrNode *last = kn->nodes.items[kn->nodes.len - 1];
+    char what[160];
+    kernel_what(what, sizeof what, kn);
+    fprintf(out, "  %6d %10.3f %5.1f%%  %-48s %d:%d%s\n", t[i].k, t[i].ms, 100 * t[i].ms / (total > 0 ? total : 1), what,
+            last->loc.line, last->loc.col, last->grad_of ? " (gradient)" : "");
+  }
+  free(t);
   return true;
 }
 

@@ -262,6 +262,7 @@ struct Program {
   Vec datasets;  /* const char* names */
   Vec dsvals;    /* Dataset* */
   Lowering *lowered;  /* the lowered train block, when asked for */
+  struct Fusion *kernels;  /* its kernels, once compiled (compile.c) */
 };
 
 typedef struct Sema {

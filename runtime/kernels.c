@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct {
   int64_t c, h, w, o, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, groups, method, chunk;
@@ -349,9 +350,68 @@ static int64_t argmax_window(const Geom *k, const float *plane, int64_t oy, int6
 /* The pooling loops, over image planes [lo, hi) of a Job. */
 enum { POOL_MAX, POOL_MAX_BWD, POOL_MAX_PICK, POOL_AVG, POOL_AVG_BWD };
 
+/* The maximum of a window of four, branch-free (maxss), with a NaN among
+ * them propagating, as in PyTorch (a branch taken almost never). With
+ * random data a branch per comparison would be mispredicted half the time:
+ * several times slower than the loads. */
+static inline float max4(float a, float b, float c, float d) {
+  float ab = b > a ? b : a, cd = d > c ? d : c, m = cd > ab ? cd : ab;
+  bool nan = (a != a) | (b != b) | (c != c) | (d != d);
+  return nan ? a + b + c + d : m;
+}
+/* x is the maximum m (both NaN counts). */
+static inline bool same(float x, float m) { return (x == m) | ((x != x) & (m != m)); }
+/* v where t holds, else 0, by masking its bits (branch-free, exact). */
+static inline float keep(float v, bool t) {
+  uint32_t u;
+  memcpy(&u, &v, sizeof u);
+  u &= 0u - (uint32_t)t;
+  memcpy(&v, &u, sizeof v);
+  return v;
+}
+
+/* 2×2 max pooling with stride 2 and no padding, forward, backward or
+ * picking: the usual case, as straight loops over pairs of rows. The first
+ * maximum of a window wins, as in argmax_window. */
+static void max2x2_planes(const Job *jb, int64_t lo, int64_t hi) {
+  const Geom *k = jb->k;
+  int64_t W = k->w, HW = k->h * k->w, OW = k->ow, OHW = k->oh * k->ow;
+  for (int64_t p = lo; p < hi; p++) {
+    const float *plane = jb->a + p * HW;
+    float *out = jb->out + (jb->op == POOL_MAX_BWD ? p * HW : p * OHW);
+    /* the windows cover the plane but an odd last row or column */
+    if (jb->op == POOL_MAX_BWD && (k->h % 2 || k->w % 2)) memset(out, 0, sizeof(float) * (size_t)HW);
+    for (int64_t oy = 0; oy < k->oh; oy++) {
+      const float *r0 = plane + 2 * oy * W, *r1 = r0 + W;
+      if (jb->op == POOL_MAX) {
+        float *o = out + oy * OW;
+        for (int64_t ox = 0; ox < OW; ox++) o[ox] = max4(r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]);
+        continue;
+      }
+      const float *g = jb->b + (jb->op == POOL_MAX_BWD ? p * OHW + oy * OW : p * HW + 2 * oy * W);
+      float *d0 = out + (jb->op == POOL_MAX_BWD ? 2 * oy * W : oy * OW), *d1 = d0 + W;
+      for (int64_t ox = 0; ox < OW; ox++) {
+        int64_t c = 2 * ox;
+        float a = r0[c], b = r0[c + 1], e = r1[c], f = r1[c + 1], m = max4(a, b, e, f);
+        bool t0 = same(a, m), t1 = !t0 & same(b, m), t2 = !t0 & !t1 & same(e, m), t3 = !t0 & !t1 & !t2;
+        if (jb->op == POOL_MAX_BWD) {
+          float v = g[ox];
+          d0[c] = keep(v, t0), d0[c + 1] = keep(v, t1), d1[c] = keep(v, t2), d1[c + 1] = keep(v, t3);
+        } else {
+          d0[ox] = keep(g[c], t0) + keep(g[c + 1], t1) + keep(g[W + c], t2) + keep(g[W + c + 1], t3);
+        }
+      }
+    }
+  }
+}
+
 static void pool_planes(void *vjob, int64_t lo, int64_t hi) {
   const Job *jb = vjob;
   const Geom *k = jb->k;
+  if (two_by_two(k) && (jb->op == POOL_MAX || jb->op == POOL_MAX_BWD || jb->op == POOL_MAX_PICK)) {
+    max2x2_planes(jb, lo, hi);
+    return;
+  }
   int64_t HW = k->h * k->w, OHW = k->oh * k->ow;
   for (int64_t p = lo; p < hi; p++) {
     const float *plane = jb->a + (jb->op == POOL_AVG_BWD ? 0 : p * HW);
@@ -415,3 +475,29 @@ void nnc_avgpool2d_bwd(const float *dy, const float *unused, float *dx, float *s
   (void)unused, (void)scratch;
   pool(POOL_AVG_BWD, dy, NULL, dx, n, gp);
 }
+
+/* ---- per-kernel timing ---------------------------------------------------- */
+
+/* The profiler's table: process-wide, written only by the thread running a
+ * step (and only in a step compiled for profiling). */
+static double prof_seconds[RT_PROF_MAX];
+static struct timespec prof_start;
+
+static double elapsed(const struct timespec *a, const struct timespec *b) {
+  return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) * 1e-9;
+}
+
+void nnc_prof_begin(int64_t k) {
+  (void)k;
+  clock_gettime(CLOCK_MONOTONIC, &prof_start);
+}
+
+void nnc_prof_end(int64_t k) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  if (k >= 0 && k < RT_PROF_MAX) prof_seconds[k] += elapsed(&prof_start, &now);
+}
+
+void nnc_prof_reset(void) { memset(prof_seconds, 0, sizeof prof_seconds); }
+
+double nnc_prof_seconds(int64_t k) { return k >= 0 && k < RT_PROF_MAX ? prof_seconds[k] : 0; }

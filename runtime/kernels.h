@@ -66,4 +66,15 @@ void nnc_avgpool2d(const float *x, const float *unused, float *y, float *scratch
 /* dx: each dy spread evenly over its window */
 void nnc_avgpool2d_bwd(const float *dy, const float *unused, float *dx, float *scratch, int64_t n, const int64_t *g);
 
+/* Per-kernel timing (`nnc bench --kernels`): a step compiled for profiling
+ * calls nnc_prof_begin(k) and nnc_prof_end(k) around its kernel k; the
+ * seconds add up per kernel until nnc_prof_reset. One process-wide table
+ * (a step runs on one thread), of RT_PROF_MAX kernels. */
+enum { RT_PROF_MAX = 8192 };
+void nnc_prof_begin(int64_t k);
+void nnc_prof_end(int64_t k);
+void nnc_prof_reset(void);
+/* The seconds kernel k has taken since the reset. */
+double nnc_prof_seconds(int64_t k);
+
 #endif
