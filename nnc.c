@@ -456,6 +456,12 @@ static bool load_data(Arena *a, const TrainDesc *td, const DataDesc *dd, RtTable
     rt_table_free(&parts);
   } else if (!strcmp(dd->source, "fashion_mnist") || !strcmp(dd->source, "mnist_test")) {
     if (!rt_load_idx(dd->path, labels_of(a, dd->path), t, err)) return false;
+  } else if (!strcmp(dd->source, "image_folder")) {
+    RtImageSet set;
+    if (!rt_load_image_folder(dd->path, dd->image_size, dd->image_c == 1, &set, err)) return false;
+    bool ok = rt_image_set_to_table(&set, t, err);
+    rt_image_set_free(&set);
+    if (!ok) return false;
   } else {
     return rt_fail(err, "training on %s data is not supported by this version of nnc yet", dd->source);
   }

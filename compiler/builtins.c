@@ -1929,6 +1929,7 @@ static Value *src_images(Sema *s, const Builtin *b, Call *c) {
   if (!file_exists(s, A(0)->s, c->argloc[0], "image archive or folder")) return val_err(s);
   if (!positive(s, c, 1, "size")) return val_err(s);
   Dataset *d = ds_new(s, "image_folder", arena_printf(s->arena, "images \"%s\"", A(0)->s));
+  d->path = A(0)->s;
   int64_t img[3] = {AB(2) ? 1 : 3, AI(1), AI(1)};
   ds_field(s, d->fields, "x", DT_FLOAT, 3, img);
   ds_field(s, d->fields, "y", DT_INT, 0, NULL);

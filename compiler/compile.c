@@ -283,6 +283,11 @@ static void describe_data(Arena *a, const Lowering *lw, const Dataset *ds, DataD
     dd->consts[dd->nconsts].name = f->name;
     dd->consts[dd->nconsts++].value = f->cval;
   }
+  RecField *x = rec_find(ds->fields, "x");
+  if (!strcmp(ds->source, "image_folder") && x && x->val->shape.rank == 3) {
+    dd->image_c = (int)x->val->shape.d[0].c;
+    dd->image_size = (int)x->val->shape.d[1].c;
+  }
   if (ds->parts.len) {
     dd->nparts = ds->parts.len;
     dd->parts = arena_alloc(a, sizeof(DataDesc) * (size_t)ds->parts.len);

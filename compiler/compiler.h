@@ -65,6 +65,7 @@ typedef struct DataDesc {
   int64_t take;            /* > 0: only the first `take` samples */
   int nconsts;             /* fields with one number for every sample */
   struct { const char *name; double value; } consts[8];
+  int image_c, image_size; /* source "image_folder": channels (1 gray, 3 RGB) and size */
   int nparts;              /* source "concat": the data sets, one after another */
   struct DataDesc *parts;
 } DataDesc;

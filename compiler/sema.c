@@ -974,7 +974,7 @@ static bool eval_args(Sema *s, Scope *sc, const Node *call, Args *a) {
   return true;
 }
 
-static RecField *rec_find(const Value *rec, const char *name) {
+RecField *rec_find(const Value *rec, const char *name) {
   for (int i = 0; i < rec->items.len; i++) {
     RecField *f = rec->items.items[i];
     if (!strcmp(f->name, name)) return f;

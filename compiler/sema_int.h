@@ -122,6 +122,8 @@ typedef struct {
 } RecField;
 
 const char *val_kind_name(ValKind k);
+/* The field `name` of a record (a data set's fields), or NULL. */
+RecField *rec_find(const Value *rec, const char *name);
 /* A short description for messages: "int 3", "float[B, 16]", "model Regressor". */
 const char *val_desc(Arena *a, const Value *v);
 

@@ -280,6 +280,7 @@ static bool read_images(const char *path, const Plan *p, RtImageSet *s, RtError 
 
 bool rt_load_image_folder(const char *path, int size, bool gray, RtImageSet *out, RtError *err) {
   memset(out, 0, sizeof *out);
+  if (!path || !*path) return rt_fail(err, "no image folder was named");
   if (size < 1 || size > 4096)
     return rt_fail(err, "cannot load '%s' at %d x %d pixels: the size must be 1 to 4096", path,
                    size, size);
