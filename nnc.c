@@ -728,8 +728,9 @@ static int cmd_train(Arena *a, Diag *d, const Options *o) {
       }
     }
   } else {
-    printf("best %s %.6g at epoch %lld of %lld", !strcmp(td.monitor, "loss") ? "valid_loss" : td.monitor, res.best,
-           (long long)res.best_epoch, (long long)res.epochs_run);
+    /* without held-out data the runtime follows the training loss */
+    const char *followed = td.valid <= 0 ? "train_loss" : !strcmp(td.monitor, "loss") ? "valid_loss" : td.monitor;
+    printf("best %s %.6g at epoch %lld of %lld", followed, res.best, (long long)res.best_epoch, (long long)res.epochs_run);
     if (td.save_best) printf("; saved %s", td.save_best);
     printf("\n");
     if (td.test.source) rc = evaluate_test(a, o, &rp, &td, final, extra, nextra);

@@ -1,13 +1,15 @@
 /*
  * source.c — loading spec files: the whole file in memory, a UTF-8 BOM
- * removed, every byte checked (no NUL, valid UTF-8), and a table of line
- * starts for diagnostics. `\n`, `\r\n` and a lone `\r` all end a line.
+ * removed, every byte checked (no NUL, valid UTF-8; UTF-16, gzip, zip and
+ * folders named as such), and a table of line starts for diagnostics.
+ * `\n`, `\r\n` and a lone `\r` all end a line.
  */
 #include "lang/lang.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* Length of the UTF-8 sequence starting at p (at most n bytes available),
  * or 0 if it is not valid UTF-8 (overlong forms and surrogates included). */
@@ -63,6 +65,20 @@ Source *source_from_text(Arena *a, Diag *d, const char *path,
   s->nlines = n;
   free(starts);
 
+  /* UTF-16 (Windows Notepad's "Unicode") and compressed files, recognised
+   * by their first bytes rather than reported as the bad UTF-8 byte they
+   * start with */
+  if (len >= 2 && (!memcmp(copy, "\xFF\xFE", 2) || !memcmp(copy, "\xFE\xFF", 2))) {
+    diag_error(d, (Loc){s, 1, 1, 1}, "the spec file is UTF-16 text (it starts with a UTF-16 byte-order mark)");
+    diag_hint(d, "save it with UTF-8 encoding");
+    return NULL;
+  }
+  if ((len >= 2 && !memcmp(copy, "\x1F\x8B", 2)) || (len >= 4 && !memcmp(copy, "PK\x03\x04", 4))) {
+    diag_error(d, (Loc){s, 1, 1, 1}, "the spec file is %s, not text", copy[0] == 'P' ? "a zip archive" : "gzip-compressed");
+    diag_hint(d, "unpack it first (%s) and give nnc the .nn file", copy[0] == 'P' ? "unzip" : "gunzip");
+    return NULL;
+  }
+
   /* NUL bytes and bad UTF-8, reported at their line and column */
   int line = 1, col = 1, bad = 0;
   for (size_t i = 0; i < len;) {
@@ -95,6 +111,12 @@ Source *source_load(Arena *a, Diag *d, const char *path) {
   FILE *f = fopen(path, "rb");
   if (!f) {
     diag_error(d, (Loc){0}, "cannot open '%s': %s", path, strerror(errno));
+    return NULL;
+  }
+  struct stat st;
+  if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+    fclose(f);
+    diag_error(d, (Loc){0}, "'%s' is a folder; name a spec file (.nn) in it", path);
     return NULL;
   }
   size_t cap = 1 << 16, len = 0;

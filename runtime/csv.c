@@ -11,7 +11,9 @@
  * stray comma is caught where it is rather than shifting every later column.
  * Selected cells are parsed with strtof (correctly rounded to float32) and
  * must be finite numbers; an error gives `path:line:col:`, the column number
- * counted from 0 as cols() counts, the column's header name and the cell.
+ * counted from 0 as cols() counts, the column's header name and the cell
+ * (bytes that are not printable UTF-8 shown as \xNN). A folder, a gzip or
+ * zip file and UTF-16 text are recognised and named as what they are.
  */
 #include "runtime/runtime.h"
 
@@ -19,6 +21,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 typedef struct {
   size_t start, len;   /* bytes of the cell, without its quotes */
@@ -45,6 +48,12 @@ static char *read_file(const char *path, size_t *len, RtError *err) {
     rt_fail(err, "cannot open data file '%s': %s", path, strerror(e));
     return NULL;
   }
+  struct stat st;
+  if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
+    fclose(f);
+    rt_fail(err, "data file '%s' is a folder; name the CSV file in it", path);
+    return NULL;
+  }
   size_t cap = 1 << 16, n = 0;
   char *buf = malloc(cap);
   for (;;) {
@@ -69,6 +78,20 @@ static char *read_file(const char *path, size_t *len, RtError *err) {
   }
   buf[n] = 0;
   *len = n;
+  /* Files a student may pass for a CSV file, recognised by their first
+   * bytes, rather than reported as a cell that is not a number. */
+  const char *what = NULL;
+  if (n >= 2 && !memcmp(buf, "\x1f\x8b", 2))
+    what = "gzip-compressed; unpack it first (gunzip)";
+  else if (n >= 4 && !memcmp(buf, "PK\x03\x04", 4))
+    what = "a zip archive (or an Excel .xlsx file); unpack it, or save the sheet as CSV";
+  else if (n >= 2 && (!memcmp(buf, "\xff\xfe", 2) || !memcmp(buf, "\xfe\xff", 2)))
+    what = "UTF-16 text (it starts with a UTF-16 byte-order mark); save it as UTF-8 (in Excel: CSV UTF-8)";
+  if (what) {
+    free(buf);
+    rt_fail(err, "data file '%s' is %s", path, what);
+    return NULL;
+  }
   return buf;
 }
 
@@ -184,39 +207,81 @@ static bool cell_text(const Csv *c, const Cell *cell, char **scratch, size_t *ca
   return true;
 }
 
-/* `n` bytes of `s` for an error message: quoted, at most ~40 bytes,
- * control bytes as \xNN. */
+/* The length of the valid UTF-8 character at s[0..n), or 0. */
+static size_t utf8_len(const unsigned char *s, size_t n) {
+  size_t len = s[0] < 0x80 ? 1 : s[0] >= 0xC2 && s[0] < 0xE0 ? 2 : s[0] >= 0xE0 && s[0] < 0xF0 ? 3
+             : s[0] >= 0xF0 && s[0] < 0xF5 ? 4 : 0;
+  if (len == 0 || len > n) return 0;
+  for (size_t i = 1; i < len; i++)
+    if ((s[i] & 0xC0) != 0x80) return 0;
+  /* overlong forms, surrogates and code points past U+10FFFF */
+  if ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0) || (s[0] == 0xF0 && s[1] < 0x90) ||
+      (s[0] == 0xF4 && s[1] >= 0x90))
+    return 0;
+  return len;
+}
+
+/* `n` bytes of `s` for an error message: quoted, at most ~40 bytes; control
+ * bytes and bytes that are not UTF-8 as \xNN, the invisible byte-order mark
+ * as \ufeff, so the message is readable text that shows what is there. */
 static void show(char *out, size_t cap, const char *s, size_t n) {
   size_t k = 0;
   out[k++] = '\'';
-  for (size_t i = 0; i < n && k + 8 < cap; i++) {
-    unsigned char ch = (unsigned char)s[i];
+  for (size_t i = 0; i < n && k + 8 < cap;) {
+    const unsigned char *p = (const unsigned char *)s + i;
     if (k > 40) {
       memcpy(out + k, "...", 3);
       k += 3;
       break;
     }
-    if (ch < 0x20 || ch == 0x7f)
-      k += (size_t)snprintf(out + k, cap - k, "\\x%02x", ch);
-    else
-      out[k++] = (char)ch;
+    size_t len = utf8_len(p, n - i);
+    if (len == 3 && !memcmp(p, "\xEF\xBB\xBF", 3)) {
+      memcpy(out + k, "\\ufeff", 6);
+      k += 6;
+    } else if (len == 0 || p[0] < 0x20 || p[0] == 0x7f) {
+      k += (size_t)snprintf(out + k, cap - k, "\\x%02x", p[0]);
+      len = 1;
+    } else {
+      memcpy(out + k, p, len);
+      k += len;
+    }
+    i += len;
   }
   out[k++] = '\'';
   out[k] = 0;
 }
 
+/* Why a cell is not a float32 value (NUM_OK: it is). */
+typedef enum { NUM_OK, NUM_NOT_A_NUMBER, NUM_NOT_FINITE, NUM_TOO_LARGE } NumProblem;
+
 /* Parses the n bytes at s as a number: surrounding spaces and tabs
  * allowed, nothing else (a NUL byte inside is not the end). */
-static bool parse_float(const char *s, size_t n, float *out) {
+static NumProblem parse_float(const char *s, size_t n, float *out) {
   const char *stop = s + n;
   while (s < stop && (*s == ' ' || *s == '\t')) s++;
-  if (s == stop) return false;
+  if (s == stop) return NUM_NOT_A_NUMBER;
   char *end;
   float v = strtof(s, &end);
   while (end < stop && (*end == ' ' || *end == '\t')) end++;
-  if (end != stop || !isfinite(v)) return false;
+  if (end != stop) return NUM_NOT_A_NUMBER;
+  if (!isfinite(v)) {
+    /* "nan" or "inf" as written, or a number past float32's range */
+    const char *p = s + (*s == '+' || *s == '-');
+    return (*p == 'n' || *p == 'N' || *p == 'i' || *p == 'I') ? NUM_NOT_FINITE : NUM_TOO_LARGE;
+  }
   *out = v;
-  return true;
+  return NUM_OK;
+}
+
+/* A field's name as the spec writes it: the driver loads a field of several
+ * column ranges as parts "x#0", "x#1", ... and joins them; a message names
+ * the field, not the part. */
+static int field_name_len(const char *name) {
+  const char *hash = strrchr(name, '#');
+  if (!hash || !hash[1]) return (int)strlen(name);
+  for (const char *p = hash + 1; *p; p++)
+    if (*p < '0' || *p > '9') return (int)strlen(name);
+  return (int)(hash - name);
 }
 
 /* Checks the selections against the file's `ncols` columns and makes the
@@ -228,13 +293,13 @@ static bool make_fields(Csv *c, const RtColumnSel *sel, int nsel, int64_t ncols,
     const RtColumnSel *s = &sel[i];
     for (int j = 0; j < i; j++)
       if (!strcmp(sel[j].name, s->name))
-        return rt_fail(c->err, "%s: the field '%s' is selected twice; give each field its own name",
-                       c->path, s->name);
+        return rt_fail(c->err, "%s: the field '%.*s' is selected twice; give each field its own name",
+                       c->path, field_name_len(s->name), s->name);
     if (s->first < 0 || s->last < s->first || s->last >= ncols)
       return rt_fail(c->err,
-                     "%s: field '%s' takes columns %lld..%lld, but the file has %lld "
+                     "%s: field '%.*s' takes columns %lld..%lld, but the file has %lld "
                      "column%s (0..%lld); columns count from 0",
-                     c->path, s->name, (long long)s->first, (long long)s->last,
+                     c->path, field_name_len(s->name), s->name, (long long)s->first, (long long)s->last,
                      (long long)ncols, ncols == 1 ? "" : "s", (long long)(ncols - 1));
     RtField *f = &t->fields[t->nfields++];
     f->name = strdup(s->name);
@@ -321,7 +386,8 @@ bool rt_load_csv(const char *path, bool header, const RtColumnSel *sel, int nsel
         const Cell *cell = &c.cells[j];
         size_t n;
         if (!cell_text(&c, cell, &scratch, &scap, &n)) goto done;
-        if (!parse_float(scratch, n, &row[j - sel[i].first])) {
+        NumProblem why = parse_float(scratch, n, &row[j - sel[i].first]);
+        if (why != NUM_OK) {
           char shown[64], named[80] = "";
           show(shown, sizeof shown, scratch, n);
           if (names) {
@@ -329,13 +395,19 @@ bool rt_load_csv(const char *path, bool header, const RtColumnSel *sel, int nsel
             show(nm, sizeof nm, names[j], strlen(names[j]));
             snprintf(named, sizeof named, " (%s)", nm);
           }
+          /* a header row read as data: say how to mark it */
+          bool first_row = !header && t.rows == 0;
           rt_fail(err,
-                  "%s:%lld:%lld: column %lld%s of field '%s' is %s, which is not a number; "
-                  "every cell of columns %lld..%lld must be a finite number",
+                  "%s:%lld:%lld: column %lld%s of field '%.*s' is %s, which is %s; "
+                  "every cell of columns %lld..%lld must be a finite number%s",
                   path, (long long)cell->line,
                   (long long)char_col(&c, cell->line_start, cell->start - cell->quoted),
-                  (long long)j, named, sel[i].name, cell->len ? shown : "empty",
-                  (long long)sel[i].first, (long long)sel[i].last);
+                  (long long)j, named, field_name_len(sel[i].name), sel[i].name, cell->len ? shown : "empty",
+                  why == NUM_NOT_FINITE  ? "not a finite number"
+                  : why == NUM_TOO_LARGE ? "too large for a float32 (at most 3.4e38 in magnitude)"
+                                         : "not a number",
+                  (long long)sel[i].first, (long long)sel[i].last,
+                  first_row ? "; if the first line names the columns, write header: true in csv(...)" : "");
           goto done;
         }
       }

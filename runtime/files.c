@@ -46,6 +46,7 @@ bool rt_mkdirs(const char *dir, RtError *err) {
   if (!p) return rt_fail(err, "out of memory making folder '%s'", dir);
   memcpy(p, dir, n + 1);
   /* Make each prefix that ends before a '/', then the whole path. */
+  struct stat st;
   for (size_t i = 1; i <= n; i++) {
     if (i < n && p[i] != '/') continue;
     char c = p[i];
@@ -56,11 +57,19 @@ bool rt_mkdirs(const char *dir, RtError *err) {
       free(p);
       return false;
     }
+    /* a file where a folder on the way should be: name it */
+    if (i < n && stat(p, &st) == 0 && !S_ISDIR(st.st_mode)) {
+      rt_fail(err, "cannot make folder '%s': '%s' is a file, not a folder; rename it, or write somewhere else",
+              dir, p);
+      free(p);
+      return false;
+    }
     p[i] = c;
   }
-  struct stat st;
   bool ok = stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
-  if (!ok) rt_fail(err, "cannot make folder '%s': a file of that name is in the way", dir);
+  if (!ok)
+    rt_fail(err, "cannot make folder '%s': a file of that name is in the way; rename it, or write somewhere else",
+            dir);
   free(p);
   return ok;
 }
@@ -75,6 +84,13 @@ static char *dir_of(const char *path) {
 
 bool rt_atomic_open(RtAtomicFile *af, const char *path, RtError *err) {
   memset(af, 0, sizeof *af);
+  struct stat st;
+  size_t len = strlen(path);
+  if (len == 0 || path[len - 1] == '/')
+    return rt_fail(err, "cannot write '%s': that is the name of a folder; add a file name", path);
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+    return rt_fail(err, "cannot write '%s': a folder of that name is in the way; rename it, or write somewhere else",
+                   path);
   char *dir = dir_of(path);
   if (!dir) return rt_fail(err, "out of memory writing '%s'", path);
   bool ok = rt_mkdirs(dir, err);
@@ -92,7 +108,14 @@ bool rt_atomic_open(RtAtomicFile *af, const char *path, RtError *err) {
   af->f = fopen(af->tmp, "wb");
   if (!af->f) {
     int e = errno;
-    rt_fail(err, "cannot write '%s': %s", af->tmp, strerror(e));
+    char *folder = dir_of(path);
+    if (e == EISDIR)
+      rt_fail(err, "cannot write '%s': a folder named '%s' (the name of its temporary file) is in the way; rename it",
+              path, af->tmp);
+    else
+      rt_fail(err, "cannot write '%s': cannot create its temporary file '%s' (%s); check that the folder '%s' "
+              "is one you may write to", path, af->tmp, strerror(e), folder ? folder : ".");
+    free(folder);
     free(af->path);
     free(af->tmp);
     memset(af, 0, sizeof *af);

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 enum { IDX_IMAGES = 0x803, IDX_LABELS = 0x801 };
@@ -30,6 +31,9 @@ static bool idx_open(Idx *x, const char *path, RtError *err) {
   x->path = path;
   x->off = 0;
   x->err = err;
+  struct stat st;
+  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+    return rt_fail(err, "data file '%s' is a folder, not an IDX file", path);
   x->g = gzopen(path, "rb");
   if (!x->g) {
     int e = errno;
@@ -44,8 +48,15 @@ static const char *where(const Idx *x) {
   return gzdirect(x->g) ? "" : " of the uncompressed data";
 }
 
+/* zlib's message without the "path: " it puts in front. */
+static const char *zlib_message(const Idx *x, const char *msg) {
+  size_t n = strlen(x->path);
+  return !strncmp(msg, x->path, n) && !strncmp(msg + n, ": ", 2) ? msg + n + 2 : msg;
+}
+
 /* Reads up to n bytes; returns how many, or -1 after reporting a gzip
- * error (corrupt data, not a short file). */
+ * error: corrupt data, or compressed data that ends in the middle (zlib
+ * then returns what it could decompress and says so only in gzerror). */
 static int64_t idx_read(Idx *x, unsigned char *dst, int64_t n) {
   int64_t got = 0;
   while (got < n) {
@@ -54,12 +65,25 @@ static int64_t idx_read(Idx *x, unsigned char *dst, int64_t n) {
     if (k < 0) {
       int code;
       const char *msg = gzerror(x->g, &code);
-      rt_fail(x->err, "'%s': cannot read at byte %lld%s (%s); the file is corrupt, download it again",
-              x->path, (long long)(x->off + got), where(x), code == Z_ERRNO ? strerror(errno) : msg);
+      if (code == Z_ERRNO)
+        rt_fail(x->err, "cannot read data file '%s': %s", x->path, strerror(errno));
+      else
+        rt_fail(x->err, "'%s': its gzip data is corrupt (zlib: %s); download the file again", x->path,
+                zlib_message(x, msg));
       return -1;
     }
-    if (k == 0) break;
-    got += k;
+    if (k > 0) {
+      got += k;
+      continue;
+    }
+    int code;
+    gzerror(x->g, &code);
+    if (code == Z_BUF_ERROR) {
+      rt_fail(x->err, "'%s' is a truncated gzip file: its compressed data ends in the middle; download it again",
+              x->path);
+      return -1;
+    }
+    break;
   }
   x->off += got;
   return got;
@@ -72,19 +96,35 @@ static bool idx_header(Idx *x, int want_magic, int rank, int64_t *dims) {
   int64_t got = idx_read(x, h, size);
   if (got < 0) return false;
   if (got < 4)
-    return rt_fail(x->err, "'%s' is too short to be an IDX file (%lld bytes%s)", x->path,
+    return rt_fail(x->err, "'%s' is too short to be an IDX file (%lld bytes%s); download it again", x->path,
                    (long long)got, where(x));
   uint32_t magic = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
   if (magic != (uint32_t)want_magic) {
-    const char *is = magic == IDX_IMAGES   ? " (it holds images: swap the two paths?)"
-                     : magic == IDX_LABELS ? " (it holds labels: swap the two paths?)"
-                                           : "";
+    /* The magic is 0x0000TTRR: element type TT, RR dimensions. */
+    static const struct {
+      unsigned code;
+      const char *name;
+    } types[] = {{0x08, "unsigned bytes"}, {0x09, "signed bytes"}, {0x0B, "16-bit integers"},
+                 {0x0C, "32-bit integers"}, {0x0D, "float32"}, {0x0E, "float64"}};
+    const char *type = NULL;
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+      if ((magic >> 8) == types[i].code) type = types[i].name;
+    char is[160] = "";
+    if (magic == IDX_IMAGES || magic == IDX_LABELS)
+      snprintf(is, sizeof is, " (it holds %s: swap the two paths?)", magic == IDX_IMAGES ? "images" : "labels");
+    else if (type && (magic >> 16) == 0)
+      snprintf(is, sizeof is, "; 0x%08X means %s in %u dimension%s, and nnc reads %s of unsigned bytes in %d "
+               "dimension%s", magic, type, magic & 0xFF, (magic & 0xFF) == 1 ? "" : "s",
+               want_magic == IDX_IMAGES ? "images" : "labels", rank, rank == 1 ? "" : "s");
+    else
+      snprintf(is, sizeof is, "; its first bytes are 0x%08X, so it is not an IDX file, or it is damaged", magic);
     return rt_fail(x->err,
                    "'%s' is not an IDX %s file: its magic number (byte 0) is %u, not %d%s",
                    x->path, want_magic == IDX_IMAGES ? "image" : "label", magic, want_magic, is);
   }
   if (got < size)
-    return rt_fail(x->err, "'%s' is truncated: it ends at byte %lld%s, inside its %lld-byte header",
+    return rt_fail(x->err, "'%s' is truncated: it ends at byte %lld%s, inside its %lld-byte header; "
+                   "download it again",
                    x->path, (long long)got, where(x), (long long)size);
   for (int i = 0; i < rank; i++) {
     const unsigned char *p = h + 4 + 4 * i;

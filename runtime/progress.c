@@ -7,15 +7,22 @@
  * else — a pipe, a file, CI, a notebook's captured output — redrawing
  * would only pile up carriage returns, so nothing is printed until the
  * epoch ends, and the log holds one plain line per epoch. The JSON Lines
- * log is opened and closed per epoch: a run that is killed leaves complete
- * lines, and another program can follow the file while it grows.
+ * log is opened and closed per epoch and each line is appended with one
+ * write(2) and synced, so another program can follow the file while it
+ * grows, and a run that is killed leaves complete lines only. A resumed run
+ * repeats the epoch the killed run was in, and that epoch's line may already
+ * be there: appending a line first cuts the log back to the lines of
+ * earlier epochs, so every epoch appears once.
  */
 #include "runtime/runtime.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* A loss as people read it: 4 decimals, or 4 significant digits in
  * scientific notation when 4 decimals would hide it (1e-5) or it is huge. */
@@ -66,6 +73,54 @@ static void put_number(FILE *f, double v) {
 }
 
 
+/* The epoch of a log line `{"epoch":N,...}`, or -1 if it is not one. */
+static int64_t line_epoch(const char *line, size_t len) {
+  static const char key[] = "{\"epoch\":";
+  size_t k = sizeof key - 1;
+  if (len <= k || memcmp(line, key, k) != 0) return -1;
+  int64_t e = 0;
+  size_t i = k;
+  for (; i < len && line[i] >= '0' && line[i] <= '9' && e < INT64_MAX / 10 - 9; i++) e = e * 10 + (line[i] - '0');
+  return i > k ? e : -1;
+}
+
+/* How many bytes of the log at `fd` (of `size` bytes) to keep before the
+ * line of `epoch` is appended: every complete line, up to the first one of
+ * this epoch or a later one (a resumed run writes those again: the run that
+ * wrote them stopped before saving the state of that epoch) or the first
+ * line without its newline (a write cut short by a crash). Epochs grow line
+ * by line, so when the last line is complete and earlier, that is all. */
+static bool log_keep(int fd, off_t size, int64_t epoch, off_t *keep, const char *path, RtError *err) {
+  *keep = size;
+  if (size == 0) return true;
+  char tail[4096];
+  off_t from = size > (off_t)sizeof tail ? size - (off_t)sizeof tail : 0;
+  ssize_t n = pread(fd, tail, (size_t)(size - from), from);
+  if (n != size - from) return rt_fail(err, "cannot read the metrics log '%s': %s", path, n < 0 ? strerror(errno) : "it shrank");
+  if (tail[n - 1] == '\n') {
+    ssize_t b = n - 1;
+    while (b > 0 && tail[b - 1] != '\n') b--;
+    if ((b > 0 || from == 0) && line_epoch(tail + b, (size_t)(n - 1 - b)) < epoch) return true;
+  }
+  /* the slow way, after an interrupted run: every line from the start */
+  char *all = malloc((size_t)size);
+  if (!all) return rt_fail(err, "out of memory reading the metrics log '%s'", path);
+  n = pread(fd, all, (size_t)size, 0);
+  if (n != size) {
+    free(all);
+    return rt_fail(err, "cannot read the metrics log '%s': %s", path, n < 0 ? strerror(errno) : "it shrank");
+  }
+  off_t at = 0;
+  while (at < size) {
+    char *nl = memchr(all + at, '\n', (size_t)(size - at));
+    if (!nl || line_epoch(all + at, (size_t)(nl - (all + at))) >= epoch) break;
+    at = nl - all + 1;
+  }
+  free(all);
+  *keep = at;
+  return true;
+}
+
 bool rt_log_jsonl(const char *path, int64_t epoch, const RtMetric *m, int nm,
                   double ms_per_epoch, RtError *err) {
   const char *slash = strrchr(path, '/');
@@ -76,11 +131,11 @@ bool rt_log_jsonl(const char *path, int64_t epoch, const RtMetric *m, int nm,
     free(dir);
     if (!ok) return false;
   }
-  FILE *f = fopen(path, "a");
-  if (!f) {
-    int e = errno;
-    return rt_fail(err, "cannot write the metrics log '%s': %s", path, strerror(e));
-  }
+  /* the whole line first, so that it goes to the file in one write */
+  char *line = NULL;
+  size_t len = 0;
+  FILE *f = open_memstream(&line, &len);
+  if (!f) return rt_fail(err, "out of memory writing the metrics log '%s'", path);
   fprintf(f, "{\"epoch\":%lld", (long long)epoch);
   for (int i = 0; i < nm; i++) {
     fputc(',', f);
@@ -91,8 +146,51 @@ bool rt_log_jsonl(const char *path, int64_t epoch, const RtMetric *m, int nm,
   fputs(",\"ms\":", f);
   put_number(f, ms_per_epoch);
   fputs("}\n", f);
-  bool bad = ferror(f);
-  if (fclose(f) != 0) bad = true;
-  if (bad) return rt_fail(err, "cannot write the metrics log '%s': %s", path, strerror(errno));
+  if (fclose(f) != 0 || !line) {
+    free(line);
+    return rt_fail(err, "out of memory writing the metrics log '%s'", path);
+  }
+
+  int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0666);
+  if (fd < 0) {
+    int e = errno;
+    free(line);
+    if (e == EISDIR)
+      return rt_fail(err, "cannot write the metrics log '%s': a folder of that name is in the way; rename it", path);
+    return rt_fail(err, "cannot write the metrics log '%s': %s", path, strerror(e));
+  }
+  struct stat st;
+  off_t keep = 0;
+  int e = 0;
+  if (fstat(fd, &st) != 0) {
+    e = errno;
+  } else if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    free(line);
+    return rt_fail(err, "cannot write the metrics log '%s': it is not a regular file", path);
+  } else if (!log_keep(fd, st.st_size, epoch, &keep, path, err)) {
+    close(fd);
+    free(line);
+    return false;
+  } else if (keep < st.st_size && ftruncate(fd, keep) != 0) {
+    e = errno;
+  }
+  if (!e) {
+    /* One write with O_APPEND: the line lands whole at the end. A short
+     * write (a full disk) is taken back, so no half line stays behind (if
+     * that fails too, the next call's log_keep drops it). fdatasync: the
+     * line is on disk before the state of its epoch is. */
+    ssize_t w = write(fd, line, len);
+    if (w != (ssize_t)len) {
+      e = w < 0 ? errno : ENOSPC;
+      int undone = ftruncate(fd, keep);
+      (void)undone;
+    } else if (fdatasync(fd) != 0) {
+      e = errno;
+    }
+  }
+  if (close(fd) != 0 && !e) e = errno;
+  free(line);
+  if (e) return rt_fail(err, "cannot write the metrics log '%s': %s", path, strerror(e));
   return true;
 }

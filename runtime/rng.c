@@ -50,7 +50,7 @@ uint64_t rt_rng_below(RtRng *r, uint64_t n) {
   unsigned __int128 m = (unsigned __int128)rt_rng_u64(r) * n;
   uint64_t low = (uint64_t)m;
   if (low < n) {
-    uint64_t threshold = -n % n;
+    uint64_t threshold = (UINT64_MAX - n + 1) % n;   /* 2^64 mod n */
     while (low < threshold) {
       m = (unsigned __int128)rt_rng_u64(r) * n;
       low = (uint64_t)m;

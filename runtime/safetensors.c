@@ -35,6 +35,9 @@
 /* The reference implementation's limit on the header. */
 #define ST_MAX_HEADER 100000000
 
+/* What to make of a header that contradicts itself or the file. */
+#define DAMAGED " (the file is damaged, or not a safetensors checkpoint)"
+
 /* A tensor while the header is checked: where its entry and data are. */
 typedef struct {
   RtTensor t;
@@ -61,8 +64,7 @@ static long long at(size_t pos) {
 }
 
 static bool perr(Parser *p, const char *what) {
-  return rt_fail(p->err, "'%s': bad safetensors header at byte %lld: %s", p->path, at(p->pos),
-                 what);
+  return rt_fail(p->err, "'%s': bad safetensors header at byte %lld: %s" DAMAGED, p->path, at(p->pos), what);
 }
 
 static void skip_ws(Parser *p) {
@@ -228,7 +230,9 @@ static bool parse_shape(Parser *p, RtTensor *t) {
   t->rank = 0;
   if (next_is(p, ']')) return true;
   do {
-    if (t->rank == RT_MAX_RANK) return perr(p, "nnc reads tensors of at most 8 dimensions");
+    if (t->rank == RT_MAX_RANK)
+      return rt_fail(p->err, "'%s': the shape at byte %lld has more than 8 entries; nnc reads tensors of at "
+                     "most 8 dimensions", p->path, at(p->pos));
     if (!parse_uint(p, "a dimension", &t->shape[t->rank++])) return false;
   } while (next_is(p, ','));
   return expect(p, ']');
@@ -290,8 +294,8 @@ static bool parse_tensor(Parser *p, Entry *e) {
 /* header = ws '{' (string ':' (meta | tensor) (',' ...)*)? '}' ws */
 static bool parse_header(Parser *p) {
   if (!expect(p, '{')) return false;
-  bool meta = false;
   if (!next_is(p, '}')) {
+    bool meta = false;  /* seen __metadata__ */
     do {
       skip_ws(p);
       size_t name_at = p->pos;
@@ -343,53 +347,53 @@ static bool check_layout(Parser *p, int64_t dlen) {
     int64_t numel = 1, bytes;
     for (int d = 0; d < e->t.rank; d++)
       if (__builtin_mul_overflow(numel, e->t.shape[d], &numel))
-        return rt_fail(p->err, "'%s': tensor '%s' (byte %lld) has a shape whose size overflows",
+        return rt_fail(p->err, "'%s': tensor '%s' (byte %lld) has a shape whose size overflows" DAMAGED,
                        p->path, e->t.name, at(e->at));
     if (__builtin_mul_overflow(numel, 4, &bytes))
-      return rt_fail(p->err, "'%s': tensor '%s' (byte %lld) has a shape whose size overflows",
+      return rt_fail(p->err, "'%s': tensor '%s' (byte %lld) has a shape whose size overflows" DAMAGED,
                      p->path, e->t.name, at(e->at));
     e->t.numel = numel;
     if (e->end < e->begin || e->end - e->begin != bytes)
       return rt_fail(p->err,
                      "'%s': tensor '%s' (byte %lld): data_offsets [%lld, %lld] do not span the "
-                     "%lld bytes its shape needs as F32",
+                     "%lld bytes its shape needs as F32" DAMAGED,
                      p->path, e->t.name, at(e->at), (long long)e->begin, (long long)e->end,
                      (long long)bytes);
     if (e->end > dlen)
       return rt_fail(p->err,
                      "'%s': tensor '%s' (byte %lld) ends at byte %lld of the data, but the data "
-                     "section has %lld bytes; the file is truncated",
+                     "section has %lld bytes; the file is truncated: save or copy it again",
                      p->path, e->t.name, at(e->at), (long long)e->end, (long long)dlen);
   }
   Entry **names = malloc((p->nents > 0 ? (size_t)p->nents : 1) * sizeof *names);
   if (!names) return rt_fail(p->err, "'%s': out of memory", p->path);
   for (int i = 0; i < p->nents; i++) names[i] = &p->ents[i];
-  qsort(names, (size_t)p->nents, sizeof *names, by_name);
+  if (p->nents > 1) qsort(names, (size_t)p->nents, sizeof *names, by_name);
   for (int i = 1; i < p->nents; i++)
     if (!strcmp(names[i]->t.name, names[i - 1]->t.name)) {
       size_t a = names[i]->at > names[i - 1]->at ? names[i]->at : names[i - 1]->at;
-      rt_fail(p->err, "'%s': the tensor name '%s' appears twice (byte %lld)", p->path,
+      rt_fail(p->err, "'%s': the tensor name '%s' appears twice (byte %lld)" DAMAGED, p->path,
               names[i]->t.name, at(a));
       free(names);
       return false;
     }
   free(names);
-  qsort(p->ents, (size_t)p->nents, sizeof *p->ents, by_offset);
+  if (p->nents > 1) qsort(p->ents, (size_t)p->nents, sizeof *p->ents, by_offset);
   int64_t end = 0;
   for (int i = 0; i < p->nents; i++) {
     Entry *e = &p->ents[i];
     if (e->begin < end)
-      return rt_fail(p->err, "'%s': the data of tensors '%s' and '%s' overlap", p->path,
+      return rt_fail(p->err, "'%s': the data of tensors '%s' and '%s' overlap" DAMAGED, p->path,
                      p->ents[i - 1].t.name, e->t.name);
     if (e->begin > end)
-      return rt_fail(p->err, "'%s': bytes %lld..%lld of the data belong to no tensor", p->path,
+      return rt_fail(p->err, "'%s': bytes %lld..%lld of the data belong to no tensor" DAMAGED, p->path,
                      (long long)end, (long long)e->begin);
     end = e->end;
   }
   if (end != dlen)
     return rt_fail(p->err,
                    "'%s': the data section has %lld bytes but the tensors use %lld; the header "
-                   "and the data do not match",
+                   "and the data do not match" DAMAGED,
                    p->path, (long long)dlen, (long long)end);
   return true;
 }
@@ -407,14 +411,46 @@ bool rt_load_safetensors(const char *path, RtCheckpoint *out, RtError *err) {
   bool ok = false;
   struct stat st;
   unsigned char lenbuf[8];
-  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-    rt_fail(err, "'%s' is not a regular file", path);
+  if (fstat(fileno(f), &st) != 0) {
+    rt_fail(err, "cannot read checkpoint '%s': %s", path, strerror(errno));
+    goto done;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    rt_fail(err, "'%s' is not a regular file%s", path,
+            S_ISDIR(st.st_mode) ? " but a folder; name the .safetensors file in it" : "");
     goto done;
   }
   int64_t fsize = st.st_size;
+  if (fsize == 0) {
+    rt_fail(err, "'%s' is empty, not a safetensors checkpoint", path);
+    goto done;
+  }
   if (fsize < 8 || fread(lenbuf, 1, 8, f) != 8) {
     rt_fail(err, "'%s' is too short to be a safetensors file (%lld bytes, the length alone takes 8)",
             path, (long long)fsize);
+    goto done;
+  }
+  /* A header length is a little-endian number below 2^56, so its last byte
+   * is 0: eight bytes of text mean some other file (a CSV, a spec). */
+  bool text = true;
+  for (int i = 0; i < 8; i++)
+    text = text && ((lenbuf[i] >= 0x20 && lenbuf[i] < 0x7f) || lenbuf[i] == '\t' || lenbuf[i] == '\n' ||
+                    lenbuf[i] == '\r');
+  if (text) {
+    char shown[40];
+    size_t k = 0;
+    for (int i = 0; i < 8; i++) {
+      unsigned char c = lenbuf[i];
+      if (c == '\n' || c == '\r' || c == '\t')
+        k += (size_t)snprintf(shown + k, sizeof shown - k, "\\%c", c == '\n' ? 'n' : c == '\r' ? 'r' : 't');
+      else if (c == '\'' || c == '\\')
+        k += (size_t)snprintf(shown + k, sizeof shown - k, "\\%c", c);
+      else
+        shown[k++] = (char)c;
+    }
+    shown[k] = 0;
+    rt_fail(err, "'%s' is not a safetensors checkpoint: it starts with the text '%s...', where a "
+            "checkpoint starts with the 8-byte length of its header; is it the right file?", path, shown);
     goto done;
   }
   uint64_t hlen = 0;

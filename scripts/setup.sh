@@ -6,7 +6,7 @@ set -eu
 
 PKGS="build-essential cmake pkg-config flex bison clang libclang-rt-14-dev \
 libopenblas-dev libcmocka-dev llvm-19-dev zlib1g-dev libzstd-dev libedit-dev \
-libxml2-dev libpng-dev dataset-fashion-mnist"
+libxml2-dev libpng-dev dataset-fashion-mnist cppcheck"
 
 missing=""
 for p in $PKGS; do

@@ -124,7 +124,13 @@ int main(int argc, char **argv) {
   }
   size_t cap = 1 << 20, n = 0;
   unsigned char *orig = malloc(cap), *buf = malloc(cap + 256);
-  if (!orig || !buf) return 1;
+  if (!orig || !buf) {
+    fprintf(stderr, "nnc_mutate: out of memory\n");
+    free(orig);
+    free(buf);
+    fclose(f);
+    return 1;
+  }
   n = fread(orig, 1, cap, f);
   fclose(f);
 
