@@ -15,7 +15,6 @@
 typedef struct {
   Graph *g;
   IrNode **adj;   /* adjoint of node i, or NULL (zero) */
-  IrNode *out;    /* the node being differentiated, for grad_of */
 } Ad;
 
 /* adj[x] += d (summed down to x's shape) */
@@ -163,7 +162,7 @@ bool ad_grad(Graph *g, IrNode *y, IrNode **wrt, int nwrt, IrNode **out) {
    * adjoint of an input of a visited node, so n entries suffice even though
    * the graph grows while we walk it. */
   int n = y->id + 1;
-  Ad ad = {.g = g, .out = y};
+  Ad ad = {.g = g};
   ad.adj = calloc((size_t)n, sizeof *ad.adj);
   if (!ad.adj) nnc_die(__FILE__, __LINE__, "out of memory");
   ad.adj[y->id] = ir_const(g, 1.0, y->loc);

@@ -698,7 +698,7 @@ static Value *ap_same(Sema *s, Layer *l, Call *c) {
     }
     char lower[32];
     size_t k = 0;
-    for (; t[k] && k < sizeof lower - 1; k++) lower[k] = (char)tolower((unsigned char)t[k]);
+    for (; k < sizeof lower - 1 && t[k]; k++) lower[k] = (char)tolower((unsigned char)t[k]);
     lower[k] = 0;
     if (!strcmp(lower, "leakyrelu")) strcpy(lower, "leaky_relu");
     out->ir = lower_act(s, lower, l->farg[0], x->ir, l->loc);
@@ -915,10 +915,10 @@ static Value *fn_broadcast(Sema *s, const Builtin *b, Call *c) {
   if (s->lw && (LOWERING(A(0)) || (GIVEN(1) && LOWERING(A(1))))) {
     IrNode *x = lw_of(s, A(0), c->loc), *y = GIVEN(1) ? lw_of(s, A(1), c->loc) : NULL;
     if (!x || (GIVEN(1) && !y)) return out;   /* an unlowered input: reported by the caller */
-    if (x && y && !strcmp(b->name, "pow")) out->ir = ir_binary(G, IR_POW, x, y, c->loc);
-    else if (x && y && !strcmp(b->name, "maximum")) out->ir = ir_binary(G, IR_MAX2, x, y, c->loc);
-    else if (x && y && !strcmp(b->name, "minimum")) out->ir = ir_binary(G, IR_MIN2, x, y, c->loc);
-    else if (x && y && !strcmp(b->name, "clip")) {
+    if (y && !strcmp(b->name, "pow")) out->ir = ir_binary(G, IR_POW, x, y, c->loc);
+    else if (y && !strcmp(b->name, "maximum")) out->ir = ir_binary(G, IR_MAX2, x, y, c->loc);
+    else if (y && !strcmp(b->name, "minimum")) out->ir = ir_binary(G, IR_MIN2, x, y, c->loc);
+    else if (y && !strcmp(b->name, "clip")) {
       IrNode *hi = lw_of(s, A(2), c->loc);
       if (hi) out->ir = ir_binary(G, IR_MIN2, ir_binary(G, IR_MAX2, x, y, c->loc), hi, c->loc);
     }
@@ -2151,16 +2151,16 @@ static Value *ds_concat(Sema *s, const Builtin *b, Call *c) {
     sema_error(s, c->argloc[0], "concat_data of an empty list");
     return val_err(s);
   }
-  Dataset *first = NULL;
+  Value *v0 = l->items.items[0];
+  Dataset *first = v0->kind == V_DATASET ? v0->ds : NULL;
   int64_t rows = 0;
   for (int i = 0; i < l->items.len; i++) {
     Value *v = l->items.items[i];
-    if (v->kind != V_DATASET) {
+    if (v->kind != V_DATASET || !first) {
       sema_error(s, c->argloc[0], "concat_data: item %d is %s, not a data set", i, val_desc(s->arena, v));
       return val_err(s);
     }
-    if (!first) first = v->ds;
-    else if (v->ds->fields->items.len != first->fields->items.len) {
+    if (v->ds->fields->items.len != first->fields->items.len) {
       sema_error(s, c->argloc[0], "concat_data: item %d has different fields from item 0", i);
       return val_err(s);
     }
@@ -2484,6 +2484,8 @@ Value *layer_apply(Sema *s, Layer *l, const Args *args, Loc loc) {
     Value *first = r->kind == V_TUPLE && r->items.len ? r->items.items[0] : r;
     if (s->lw && first->kind == V_TENSOR && !first->ir && c.arg[0] && c.arg[0]->kind == V_TENSOR && c.arg[0]->ir)
       lw_unsupported(s, l->loc, l->type);
+    /* apply() returns arena values, never a pointer into c */
+    /* cppcheck-suppress returnDanglingLifetime */
     return r;
   }
   }

@@ -370,7 +370,6 @@ static LLVMValueRef emit_elem(Cg *c, const IrNode *x, LLVMValueRef *v) {
 }
 
 typedef struct {
-  int k;
   const Kernel *kn;
   int *load_acc;     /* [node index in kernel · 3 + src]: access, or -1 */
   int *store_acc;    /* [node index in kernel]: access, or -1 */
@@ -409,7 +408,7 @@ static void add_access(Cg *c, Nest *ns, const IrNode *t, const Shape *view) {
 static void gen_loop(Cg *c, int k, const Kernel *kn) {
   const Fusion *f = c->f;
   int nn = kn->nodes.len;
-  LoopCtx lc = {.k = k, .kn = kn};
+  LoopCtx lc = {.kn = kn};
   lc.load_acc = arena_alloc(c->arena, sizeof(int) * (size_t)(3 * nn));
   lc.store_acc = arena_alloc(c->arena, sizeof(int) * (size_t)nn);
   lc.val = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(c->g->nodes.len + 1));
@@ -627,8 +626,7 @@ static void gen_call(Cg *c, LLVMValueRef arena, const IrNode *y) {
   LLVMValueRef soff = i64c(c, c->g->scratch);
   ptrs[3] = c->g->scratch >= 0 ? LLVMBuildInBoundsGEP2(c->b, c->f32, arena, &soff, 1, "") : LLVMConstPointerNull(c->ptr);
   char fname[48] = "nnc_";
-  const char *op = ir_op_name(y->op);
-  for (size_t i = 0; op[i] && i + 5 < sizeof fname; i++) fname[4 + i] = (char)tolower((unsigned char)op[i]), fname[5 + i] = 0;
+  ir_lowercase(fname + 4, sizeof fname - 4, ir_op_name(y->op));
   LLVMTypeRef pt[6] = {c->ptr, c->ptr, c->ptr, c->ptr, c->i64, c->ptr};
   LLVMTypeRef ty = LLVMFunctionType(c->voidt, pt, 6, 0);
   LLVMValueRef args[6] = {ptrs[0], ptrs[1], ptrs[2], ptrs[3], count, gv};

@@ -92,7 +92,6 @@ struct Compiled {
   CgApi cg;
   Jit *jit;
   Program *train, *eval;
-  Fusion *train_kernels;   /* the training step's kernels, for the profile */
 };
 
 /* compile_profile_kernels(true): steps compiled from now on time their kernels. */
@@ -538,10 +537,7 @@ static void kernel_what(char *buf, size_t len, const Kernel *kn) {
   const IrNode *last = kn->nodes.items[kn->nodes.len - 1];
   const Shape *sh = (kn->kind == FK_REDUCE || kn->kind == FK_ROW) ? &last->src[0]->shape : &last->shape;
   char op[32];
-  size_t k = 0;
-  const char *name = ir_op_name(last->op);
-  for (; name[k] && k < sizeof op - 1; k++) op[k] = (char)tolower((unsigned char)name[k]);
-  op[k] = 0;
+  ir_lowercase(op, sizeof op, ir_op_name(last->op));
   switch (kn->kind) {
   case FK_CALL: {
     bool conv = last->op == IR_CONV2D || last->op == IR_CONV2D_BWD_X || last->op == IR_CONV2D_BWD_W;

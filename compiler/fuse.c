@@ -225,12 +225,6 @@ static const char *kind_name(FuseKind k) {
   return "?";
 }
 
-static void lower(char *buf, size_t n, const char *s) {
-  size_t i = 0;
-  for (; s[i] && i < n - 1; i++) buf[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
-  buf[i] = 0;
-}
-
 /* Prints each node once in a list: "%3 %7". */
 static void print_set(FILE *out, const char *label, const Vec *v) {
   fprintf(out, "  %s", label);
@@ -263,7 +257,7 @@ void fusion_print(FILE *out, const Graph *g, const Fusion *f) {
     if (kn->kind == FK_CALL) {
       bool conv = lastn->op == IR_CONV2D || lastn->op == IR_CONV2D_BWD_X || lastn->op == IR_CONV2D_BWD_W;
       char fn[40];
-      lower(fn, sizeof fn, ir_op_name(lastn->op));
+      ir_lowercase(fn, sizeof fn, ir_op_name(lastn->op));
       fprintf(out, "kernel %d: call nnc_%s over %s", k, fn, shape_str(a, sh));
       if (conv) fprintf(out, " (%s)", ir_conv_method(lastn));
       fputc('\n', out);
@@ -274,7 +268,7 @@ void fusion_print(FILE *out, const Graph *g, const Fusion *f) {
     for (int i = 0; i < kn->nodes.len; i++) {
       const IrNode *x = kn->nodes.items[i];
       char op[32], line[256];
-      lower(op, sizeof op, ir_op_name(x->op));
+      ir_lowercase(op, sizeof op, ir_op_name(x->op));
       size_t len = (size_t)snprintf(line, sizeof line, "    %%%d = %s", x->id, op);
       for (int s = 0; s < 3 && x->src[s]; s++) {
         const IrNode *in = x->src[s];

@@ -269,12 +269,13 @@ IrNode *ir_sum_to(Graph *g, IrNode *x, const Shape *shape, Loc loc) {
 
 /* ---- printing --------------------------------------------------------- */
 
-static void lower_name(char *buf, size_t n, IrOp op) {
-  const char *s = ir_op_name(op);
+void ir_lowercase(char *buf, size_t n, const char *s) {
   size_t i = 0;
-  for (; s[i] && i < n - 1; i++) buf[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
-  buf[i] = 0;
+  for (; i + 1 < n && s[i]; i++) buf[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
+  if (n) buf[i] = 0;
 }
+
+static void lower_name(char *buf, size_t n, IrOp op) { ir_lowercase(buf, n, ir_op_name(op)); }
 
 /* " k 3x3 s 1 p 1", with " d 2" and " g 32" when they are not 1. */
 size_t ir_window_str(char *buf, size_t len, const IrWindow *w) {
@@ -318,7 +319,7 @@ void ir_print(FILE *out, const Graph *g) {
     }
     if (n->op == IR_ONE_HOT) k += (size_t)snprintf(line + k, sizeof line - k, " n %lld", (long long)n->n);
     if (ir_op_kind(n->op) == OPK_CALL) k += ir_window_str(line + k, sizeof line - k, &n->win);
-    k += (size_t)snprintf(line + k, sizeof line - k, " : %s", ttype_str(a, n->dtype, &n->shape));
+    snprintf(line + k, sizeof line - k, " : %s", ttype_str(a, n->dtype, &n->shape));
     fputs(line, out);
     /* comments: where it came from, and for adjoints, of what */
     int w = 0;

@@ -75,6 +75,8 @@ struct Graph {
 
 Graph *ir_new(Arena *a);
 const char *ir_op_name(IrOp op);
+/* s in lower case into buf (at most n - 1 characters): "conv2d_bwd_x". */
+void ir_lowercase(char *buf, size_t n, const char *s);
 OpKindIR ir_op_kind(IrOp op);
 int ir_op_arity(IrOp op);
 

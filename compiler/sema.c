@@ -1172,7 +1172,7 @@ static Value *call_value(Sema *s, Scope *sc, Value *f, const Args *args, Loc loc
       sema_error(s, loc, "%s is a layer type: build it, then call it on a tensor", b->name);
       char lower[64];
       size_t k = 0;
-      for (; b->name[k] && k < sizeof lower - 1; k++) lower[k] = (char)tolower((unsigned char)b->name[k]);
+      for (; k < sizeof lower - 1 && b->name[k]; k++) lower[k] = (char)tolower((unsigned char)b->name[k]);
       lower[k] = 0;
       if (builtin_find_kind(lower, BK_FUNC))
         sema_hint(s, "for the function write %s(x); as a layer, %s = %s in the model and then %s(x)", lower, lower,
@@ -1433,10 +1433,8 @@ static Value *eval_member(Sema *s, Scope *sc, const Node *n) {
     return val_err(s);
   }
   if (o->kind == V_MODEL) {
-    Scope *w;
     int i = scope_find(o->layer->scope, n->name);
     if (i >= 0) return o->layer->scope->vals.items[i];
-    (void)w;
     Vec names = {0};
     for (int k = 0; k < o->layer->scope->names.len; k++) vec_push(s->arena, &names, o->layer->scope->names.items[k]);
     const char *near = closest_name(n->name, (const char *const *)names.items, names.len);
@@ -1946,15 +1944,14 @@ static bool check_setting(Sema *s, const char *name, Value *v, Loc loc, Scope *s
       sema_error(s, loc, "'tasks' is a non-empty list of data sets, got %s", val_desc(s->arena, v));
       return false;
     }
-    Dataset *first = NULL;
     for (int i = 0; i < v->items.len; i++) {
       Value *t = v->items.items[i];
       if (t->kind != V_DATASET) {
         sema_error(s, loc, "task %d is %s, not a data set", i, val_desc(s->arena, t));
         return false;
       }
-      if (!first) first = t->ds;
     }
+    Dataset *first = ((Value *)v->items.items[0])->ds;
     bind_fields(s, sc, first, loc);
     add_line(s, "tasks      %d, in order: %s, ...", v->items.len, first->desc);
     return true;

@@ -327,15 +327,6 @@ static bool two_by_two(const Geom *k) {
 
 /* The index (in the plane) of the first maximum of a window, or -1. */
 static int64_t argmax_window(const Geom *k, const float *plane, int64_t oy, int64_t ox) {
-  if (two_by_two(k)) {
-    int64_t i = 2 * oy * k->w + 2 * ox, best = i;
-    int64_t cand[3] = {i + 1, i + k->w, i + k->w + 1};
-    for (int j = 0; j < 3; j++) {
-      float v = plane[cand[j]], m = plane[best];
-      if (v > m || (v != v && m == m)) best = cand[j];
-    }
-    return best;
-  }
   int64_t y0, y1, x0, x1, best = -1;
   window(k, oy, ox, &y0, &y1, &x0, &x1);
   float m = -INFINITY;
@@ -393,7 +384,7 @@ static void max2x2_planes(const Job *jb, int64_t lo, int64_t hi) {
       for (int64_t ox = 0; ox < OW; ox++) {
         int64_t c = 2 * ox;
         float a = r0[c], b = r0[c + 1], e = r1[c], f = r1[c + 1], m = max4(a, b, e, f);
-        bool t0 = same(a, m), t1 = !t0 & same(b, m), t2 = !t0 & !t1 & same(e, m), t3 = !t0 & !t1 & !t2;
+        bool t0 = same(a, m), t1 = (!t0) & same(b, m), t2 = (!t0) & (!t1) & same(e, m), t3 = (!t0) & (!t1) & (!t2);
         if (jb->op == POOL_MAX_BWD) {
           float v = g[ox];
           d0[c] = keep(v, t0), d0[c + 1] = keep(v, t1), d1[c] = keep(v, t2), d1[c + 1] = keep(v, t3);

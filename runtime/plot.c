@@ -322,7 +322,7 @@ static void draw_legend(Canvas *cv, const Panel *p, const RtCurve *cs, int nc, i
     }
   if (n == 0) return;
   int bw = 6 + 16 + 5 + tw + 6, bh = 4 + 11 * n + 2, m = 6;
-  int xs[2] = {p->right - m - bw, p->left + m + 1}, ys[2] = {p->top + m + 1, p->bottom - m - bh};
+  const int xs[2] = {p->right - m - bw, p->left + m + 1}, ys[2] = {p->top + m + 1, p->bottom - m - bh};
   int bx = xs[0], by = ys[0];
   int64_t best = -1;
   for (int i = 0; i < 4; i++) {  /* top right, bottom right, top left, bottom left */
@@ -440,15 +440,15 @@ bool rt_plot_log(const char *log_path, const char *png_path, RtError *err) {
   if (!f) return rt_fail(err, "%s: cannot read the training log", log_path);
   LogSeries s;
   memset(&s, 0, sizeof s);
-  char line[4096];
+  char row[4096];
   bool ok = true;
-  while (ok && fgets(line, sizeof line, f)) {
+  while (ok && fgets(row, sizeof row, f)) {
     /* {"epoch":3,"train_loss":1.09,"accuracy":0.60,"ms":607.1}: flat, numbers only */
-    const char *ep = strstr(line, "\"epoch\":");
+    const char *ep = strstr(row, "\"epoch\":");
     if (!ep) continue;
     long long epoch = strtoll(ep + 8, NULL, 10);
     if (epoch < 1 || epoch > LOG_MAX_EPOCHS) continue;
-    for (const char *p = line; (p = strchr(p, '"')) != NULL;) {
+    for (const char *p = row; (p = strchr(p, '"')) != NULL;) {
       const char *key = p + 1, *end = strchr(key, '"');
       if (!end || end[1] != ':') break;
       char *after;

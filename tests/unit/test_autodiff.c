@@ -102,9 +102,11 @@ typedef struct {
   int64_t n;
 } Lowered;
 
-static void fail_with_diag(Parsed *p, const char *spec, const char *what) {
+/* fails the test: never returns */
+static _Noreturn void fail_with_diag(Parsed *p, const char *spec, const char *what) {
   fflush(p->out);
   fail_msg("%s:\n%s\nspec:\n%s", what, p->text ? p->text : "", spec);
+  abort();   /* fail_msg does not return; this tells the compiler */
 }
 
 /* Checks and lowers a spec's train block (with the optimizer's update if
@@ -233,7 +235,7 @@ static void dims_of(const Shape *s, int64_t n, int64_t *d) {
 
 /* The element of `in` that broadcasting pairs with element `lin` of `out`. */
 static int64_t bcast(const IrNode *in, const IrNode *out, int64_t lin, int64_t n) {
-  int64_t od[MAX_RANK], id[MAX_RANK], idx[MAX_RANK], off = 0;
+  int64_t od[MAX_RANK], id[MAX_RANK], idx[MAX_RANK] = {0}, off = 0;
   dims_of(&out->shape, n, od);
   dims_of(&in->shape, n, id);
   for (int j = out->shape.rank - 1; j >= 0; j--) idx[j] = lin % od[j], lin /= od[j];

@@ -118,7 +118,7 @@ static Fusion *check_graph(Arena *a, Graph *g) {
   snprintf(name, sizeof name, "step%d", step_no++);
   StepFn step = jit_compile(jit, g, f, name, NULL, err, sizeof err);
   if (!step) fail_msg("jit_compile: %s", err);
-  int64_t ns[] = {1, 7, NMAX};
+  const int64_t ns[] = {1, 7, NMAX};
   int nn = g->nodes.len;
   for (int t = 0; t < 3; t++) {
     int64_t n = ns[t];

@@ -174,10 +174,10 @@ static void write_claim(const char *path, uint32_t w, uint32_t h) {
 
 /* The offset of the first chunk of `type` in a PNG file, or 0. */
 static size_t find_chunk(const unsigned char *b, size_t n, const char *type) {
-  for (size_t at = 8; at + 12 <= n;) {
-    uint32_t len = (uint32_t)b[at] << 24 | (uint32_t)b[at + 1] << 16 | (uint32_t)b[at + 2] << 8 | b[at + 3];
-    if (!memcmp(b + at + 4, type, 4)) return at;
-    at += 12 + (size_t)len;
+  for (size_t pos = 8; pos + 12 <= n;) {
+    uint32_t len = (uint32_t)b[pos] << 24 | (uint32_t)b[pos + 1] << 16 | (uint32_t)b[pos + 2] << 8 | b[pos + 3];
+    if (!memcmp(b + pos + 4, type, 4)) return pos;
+    pos += 12 + (size_t)len;
   }
   return 0;
 }
