@@ -1437,11 +1437,22 @@ static Value *fn_effect(Sema *s, const Builtin *b, Call *c) {
 static bool reduction_ok(Sema *s, Call *c, int i, const char *fn, bool *none) {
   const char *r = A(i)->s;
   *none = !strcmp(r, "none");
-  if (strcmp(r, "mean") && strcmp(r, "sum") && strcmp(r, "none")) {
-    sema_error(s, c->argloc[i], "%s: reduction is \"mean\", \"sum\" or \"none\", got \"%s\"", fn, r);
+  bool kl = !strcmp(fn, "kl_div");   /* PyTorch's kl_div also has "batchmean" */
+  if (strcmp(r, "mean") && strcmp(r, "sum") && strcmp(r, "none") && !(kl && !strcmp(r, "batchmean"))) {
+    sema_error(s, c->argloc[i], "%s: reduction is \"mean\", \"sum\"%s or \"none\", got \"%s\"", fn,
+               kl ? ", \"batchmean\"" : "", r);
+    if (kl && !strcmp(r, "batch_mean")) sema_hint(s, "it is spelled \"batchmean\"");
     return false;
   }
   return true;
+}
+
+/* KL(q || p) per element, q (log q - log_p), from log-probabilities log_p
+ * and probabilities q; a q of 0 adds 0 (log q is taken of max(q, 1e-30),
+ * so its gradient stays finite too). */
+static IrNode *kl_elems(Sema *s, IrNode *logp, IrNode *q, Loc l) {
+  IrNode *logq = ir_unary(G, IR_LOG, ir_binary(G, IR_MAX2, q, ir_const(G, 1e-30, l), l), l);
+  return ir_binary(G, IR_MUL, q, ir_binary(G, IR_SUB, logq, logp, l), l);
 }
 
 /* A loss is a scalar, or with reduction "none" one value per element as in
@@ -1494,12 +1505,17 @@ static Value *loss_pair(Sema *s, const Builtin *b, Call *c) {
       IrNode *sp = ir_unary(G, IR_LOG, ir_binary(G, IR_ADD, ir_const(G, 1, l),
                                                  ir_unary(G, IR_EXP, ir_unary(G, IR_NEG, ir_unary(G, IR_ABS, pi, l), l), l), l), l);
       e = ir_binary(G, IR_ADD, ir_binary(G, IR_SUB, ir_unary(G, IR_RELU, pi, l), ir_binary(G, IR_MUL, pi, ti, l), l), sp, l);
+    } else if (!strcmp(n, "kl_div")) {
+      e = kl_elems(s, pi, ti, l);
     }
     if (e && e->shape.rank < p->shape.rank) e = ir_expand(G, e, &p->shape, l);
     if (e) {
       const char *red = A(2)->s;
       unsigned all = all_axes(e->shape.rank);
-      out->ir = !strcmp(red, "none") ? e : !strcmp(red, "sum") ? ir_reduce(G, IR_SUM, e, all, false, l) : lw_mean(s, e, all, false, l);
+      if (!strcmp(red, "batchmean"))   /* the sum over a sample, averaged over the batch (dim 0) */
+        out->ir = ir_binary(G, IR_DIV, ir_reduce(G, IR_SUM, e, all, false, l), lw_count(s, &e->shape, 1u, l), l);
+      else
+        out->ir = !strcmp(red, "none") ? e : !strcmp(red, "sum") ? ir_reduce(G, IR_SUM, e, all, false, l) : lw_mean(s, e, all, false, l);
     }
   }
   return out;
@@ -1583,8 +1599,29 @@ static Value *loss_kd(Sema *s, const Builtin *b, Call *c) {
     sema_error(s, c->argloc[4], "%s: alpha weighs the two terms and must be in [0, 1], got %g", b->name, AF(4));
     return val_err(s);
   }
+  if (AF(3) <= 0) {
+    sema_error(s, c->argloc[3], "%s: the temperature T must be positive, got %g", b->name, AF(3));
+    return val_err(s);
+  }
   Shape o = {0};
-  return val_tensor(s, DT_FLOAT, &o);
+  Value *out = val_tensor(s, DT_FLOAT, &o);
+  if (LOWERING(st) && te->ir && y->ir) {
+    /* alpha T² KL(softmax(t/T) || softmax(s/T)) (batchmean) + (1 - alpha) cross_entropy(s, y),
+     * as in Hinton et al. and the course's HW13 */
+    Loc l = c->loc;
+    double T = AF(3), alpha = AF(4);
+    IrNode *invT = ir_const(G, 1 / T, l);
+    IrNode *logp = ir_row(G, IR_LOG_SOFTMAX, ir_binary(G, IR_MUL, st->ir, invT, l), 0, l);
+    IrNode *q = ir_row(G, IR_SOFTMAX, ir_binary(G, IR_MUL, te->ir, invT, l), 0, l);
+    IrNode *kl = ir_binary(G, IR_DIV, ir_reduce(G, IR_SUM, kl_elems(s, logp, q, l), 3u, false, l),
+                           lw_count(s, &st->ir->shape, 1u, l), l);
+    IrNode *onehot = ir_row(G, IR_ONE_HOT, y->ir, st->ir->shape.d[1].c, l);
+    IrNode *ll = ir_reduce(G, IR_SUM, ir_binary(G, IR_MUL, onehot, ir_row(G, IR_LOG_SOFTMAX, st->ir, 0, l), l), 2u, false, l);
+    IrNode *ce = ir_unary(G, IR_NEG, lw_mean(s, ll, 1u, false, l), l);
+    out->ir = ir_binary(G, IR_ADD, ir_binary(G, IR_MUL, ir_const(G, alpha * T * T, l), kl, l),
+                        ir_binary(G, IR_MUL, ir_const(G, 1 - alpha, l), ce, l), l);
+  }
+  return out;
 }
 
 /* ---- metrics ------------------------------------------------------------ */

@@ -2464,6 +2464,24 @@ static void output_metrics(Sema *s, Scope *sc) {
   }
 }
 
+/* Each load(model, file) of the block fills the parameters named with its
+ * model's prefix ("teacher." when the block has several models, "" for one),
+ * and the model's variable name is kept too: a checkpoint saved by a block
+ * of several models names its tensors "student.conv1.weight". */
+static void load_prefixes(Sema *s, BlockInfo *bi) {
+  Lowering *lw = s->lw;
+  for (int k = 0; k < lw->load_layers.len; k++) {
+    const char *prefix = "", *var = "";
+    for (int i = 0; i < bi->models.len; i++)
+      if (bi->models.items[i] == lw->load_layers.items[k]) {
+        var = bi->model_vars.items[i];
+        if (bi->models.len > 1) prefix = arena_printf(s->arena, "%s.", var);
+      }
+    vec_push(s->arena, &lw->load_prefixes, (void *)prefix);
+    vec_push(s->arena, &lw->load_vars, (void *)var);
+  }
+}
+
 /* The end of lowering a train block: parameter names, the outputs (loss,
  * metrics), and, for a training step, autodiff and the optimizer update. */
 static void finish_lowering(Sema *s, const Node *blk, Scope *sc, BlockInfo *bi, int nsteps) {
@@ -2481,14 +2499,7 @@ static void finish_lowering(Sema *s, const Node *blk, Scope *sc, BlockInfo *bi, 
       lw->failed = true;
       return;
     }
-    /* each load(model, file) fills the parameters named with its model's prefix */
-    for (int k = 0; k < lw->load_layers.len; k++) {
-      const char *prefix = "";
-      for (int i = 0; i < bi->models.len; i++)
-        if (bi->models.items[i] == lw->load_layers.items[k] && bi->models.len > 1)
-          prefix = arena_printf(s->arena, "%s.", (char *)bi->model_vars.items[i]);
-      vec_push(s->arena, &lw->load_prefixes, (void *)prefix);
-    }
+    load_prefixes(s, bi);
     output_metrics(s, sc);
     s->prog->lowered = lw;
     return;
@@ -2500,6 +2511,7 @@ static void finish_lowering(Sema *s, const Node *blk, Scope *sc, BlockInfo *bi, 
   }
   for (int i = 0; i < bi->models.len; i++)
     lw_name_params(s, bi->models.items[i], bi->models.len == 1 ? "" : arena_printf(s->arena, "%s.", (char *)bi->model_vars.items[i]));
+  load_prefixes(s, bi);   /* a frozen teacher: load(teacher, ...) before training */
   /* a variable of the block (an input being optimised) takes its binding's name */
   for (int k = 0; k < sc->names.len; k++) {
     Value *v = sc->vals.items[k];

@@ -246,6 +246,7 @@ struct Lowering {
   Vec load_paths;          /* predict: the checkpoints load(...) names (const char*) ... */
   Vec load_layers;         /* ... and the models they go into (Layer*) */
   Vec load_prefixes;       /* ... whose parameters' names start with these (set at the end) */
+  Vec load_vars;           /* ... and the models' variable names in the block */
   Vec png_paths;           /* predict: write png_grid(...)/png(...): the files, */
   Vec png_nodes;           /* the images (IrNode*) */
   Vec png_rows;            /* and, for a grid, images per row (intptr_t; 0 for png: one file each) */

@@ -498,6 +498,10 @@ static const GradCase cases[] = {
     {"gradient_of_a_penalty_on_the_input_gradient_of_softmax_matches_finite_differences", NULL,
      "  gp = sum(square(grad(sum(square(softmax(net(x), -1))), x)))\n"
      "  loss = mean(square(h)) + gp", NULL},
+    {"gradient_of_kl_div_matches_finite_differences", NULL,
+     "  loss = kl_div(log_softmax(h, -1), softmax(0.5 * h, -1), reduction: \"batchmean\") + kl_div(log_softmax(h, -1), softmax(h * h, -1))", NULL},
+    {"gradient_of_kd_loss_matches_finite_differences", NULL,
+     "  loss = kd_loss(h, 2.0 * one_hot(y, 4) + 0.5, y, T: 3.0, alpha: 0.7)", NULL},   /* a teacher that does not move with the parameters */
     /* images: every convolution and pooling layer, then a penalty on the
      * input gradient, whose gradient differentiates the adjoints again */
     {"gradient_of_a_cnn_with_every_convolution_and_pooling_matches_finite_differences", CONV_NET,
@@ -763,6 +767,24 @@ static void gradient_of_linear_mse_equals_the_formula(void **state) {
   free_lowered(c);
 }
 
+/* kd_loss is alpha T² KL(softmax(t/T) || softmax(s/T)) (batchmean) plus
+ * (1 - alpha) cross_entropy(s, y): the two sides, evaluated, agree. */
+static void kd_loss_equals_its_definition(void **state) {
+  (void)state;
+  GradCase gc = {"", NULL,
+                 "  t = stop_grad(2 * h)\n"
+                 "  kd = kd_loss(h, t, y, T: 3.0, alpha: 0.7)\n"
+                 "  byhand = 0.7 * 9.0 * kl_div(log_softmax(h / 3.0, -1), softmax(t / 3.0, -1), reduction: \"batchmean\") + 0.3 * cross_entropy(h, y)\n"
+                 "  loss = kd - byhand + 0 * mean(h)", NULL};
+  Lowered *c = lower_spec(spec_of(&gc), false);
+  fill_leaves(c, 3);
+  double **v = run(c, c->nfwd);
+  double diff = v[c->lw->loss->id][0];
+  free_values(c, v);
+  free_lowered(c);
+  if (!(fabs(diff) < 1e-12)) fail_msg("kd_loss - its definition = %g", diff);
+}
+
 /* ---- the optimizer's update ---------------------------------------------------- */
 
 /* Lowers `gc` with its update, runs the whole step once, and checks every
@@ -895,6 +917,7 @@ int main(void) {
       cmocka_unit_test(the_cases_differentiate_every_op_that_has_a_gradient),
       cmocka_unit_test(matmul_gradients_match_for_every_transpose_pattern),
       cmocka_unit_test(convolution_gradients_match_for_every_geometry),
+      cmocka_unit_test(kd_loss_equals_its_definition),
       cmocka_unit_test(pooling_gradients_match_for_every_kind),
       cmocka_unit_test(expand_gradient_sums_over_the_broadcast_axes),
       cmocka_unit_test(gradient_of_linear_mse_equals_the_formula),
