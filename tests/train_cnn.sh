@@ -127,6 +127,29 @@ else
   bad "image folder: nnc train failed" "$TMP/folder.out"
 fi
 
+# HW10's I-FGSM (examples/adversarial.nn on less data): a gradient with
+# respect to the input inside an unrolled loop, two checkpoints loaded into
+# one predict block, and the attack's images within eps = 8/255 of the
+# originals (max_of |x_adv - x| * 255 <= 8). The attack must cost the proxy
+# at least 5 points of accuracy (it costs 15-20).
+sed -e 's/take(fashion, 6000)/take(fashion, 3000)/' -e 's/epochs = 2/epochs = 1/' \
+    -e "s#\.\./models/examples/#$TMP/#" -e "s#\.\./out/examples/#$TMP/#" \
+    "$ROOT/examples/adversarial.nn" > "$TMP/adv.nn"
+if "$NNC" train "$TMP/adv.nn" --block proxy > "$TMP/adv.out" 2>&1 &&
+   "$NNC" train "$TMP/adv.nn" --block victim >> "$TMP/adv.out" 2>&1 &&
+   "$NNC" predict "$TMP/adv.nn" > "$TMP/adv.pred" 2>&1; then
+  line=$(grep '^metrics over' "$TMP/adv.pred")
+  if echo "$line" | awk '{ for (i = 1; i <= NF; i++) v[$i] = $(i + 1) }
+        END { exit !(v["accuracy"] - v["accuracy_2"] >= 0.05 && v["max_of"] <= 8.0001 && v["max_of"] >= 7.99) }' &&
+     [ -f "$TMP/ifgsm.png" ]; then
+    ok "I-FGSM: $line"
+  else
+    bad "I-FGSM: accuracy did not drop by 0.05, or a pixel moved more than 8/255: $line" "$TMP/adv.pred"
+  fi
+else
+  bad "I-FGSM example failed" "$TMP/adv.out" "$TMP/adv.pred"
+fi
+
 # the training-curve chart next to the log: a PNG with a line per number logged
 if [ "$(head -c 4 "$TMP/plain.curves.png" 2>/dev/null | od -An -tx1 | tr -d ' ')" = "89504e47" ]; then
   ok "plain.curves.png is drawn next to plain.log.jsonl"
