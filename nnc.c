@@ -513,6 +513,59 @@ static bool load_block_data(Arena *a, const Options *o, const TrainDesc *td, con
   return false;
 }
 
+/* Before the first step: every field the step reads has the size the spec
+ * gave it (IDX images of 32 x 32 pixels where the spec says 28 x 28 are
+ * named with their file), and every class id is one the step can encode.
+ * Fields a pipeline transforms are checked batch by batch (train.c). */
+static bool check_data(Arena *a, const Options *o, const RtStep *st, const DataDesc *dd, const RtTable *t,
+                       const RtPipeline *pl) {
+  const char *file = dd->path ? dd->path : "the data";
+  for (int i = 0; i < st->nslots; i++) {
+    const RtSlot *s = &st->slots[i];
+    const RtField *f = s->kind == RT_SLOT_INPUT ? rt_table_field(t, s->name) : NULL;
+    if (!f || (pl && pl->n > 0 && !strcmp(s->name, pl->field))) continue;
+    int64_t want = rt_slot_numel(s, 1);
+    if (f->width == want) continue;
+    if (f->rank == 2 && s->rank >= 3) {   /* images [rows, cols] against [B, ..., H, W] */
+      fprintf(stderr, "%s: error: %s holds images of %lld x %lld pixels (%lld values each), but the spec's field "
+                      "'%s' is %lld x %lld (%lld values)\n", o->spec, file, (long long)f->shape[0],
+              (long long)f->shape[1], (long long)f->width, s->name, (long long)s->shape[s->rank - 2],
+              (long long)s->shape[s->rank - 1], (long long)want);
+      fprintf(stderr, "      = hint: are these the right files? MNIST and Fashion-MNIST images are 28 x 28\n");
+    } else {
+      fprintf(stderr, "%s: error: %s: field '%s' has %lld values per sample, the compiled step expects %lld\n", o->spec,
+              file, s->name, (long long)f->width, (long long)want);
+    }
+    return false;
+  }
+  RtBadClass bad;
+  if (!rt_find_bad_class(st, t, NULL, 0, &bad)) return true;
+  /* where the value is: the line of a CSV file, the byte of an IDX label
+   * file; a field that is not read from the file (a constant, concat_data)
+   * by its row */
+  char where[1200];
+  const char *at = NULL;
+  bool from_csv = false;
+  for (int i = 0; i < dd->nfields; i++) from_csv |= !strcmp(dd->fields[i].name, bad.field);
+  RtError lerr = {{0}};
+  int64_t line;
+  if (dd->path && !strcmp(dd->source, "csv") && from_csv &&
+      rt_csv_row_line(dd->path, dd->header, bad.row, &line, &lerr)) {
+    snprintf(where, sizeof where, "%s:%lld", dd->path, (long long)line);
+    at = where;
+  } else if (dd->path && (!strcmp(dd->source, "fashion_mnist") || !strcmp(dd->source, "mnist_test")) &&
+             !strcmp(bad.field, "y") && labels_of(a, dd->path)) {
+    /* the labels file: an 8-byte header, then one byte per label */
+    snprintf(where, sizeof where, "%s, label %lld (byte %lld of the uncompressed data)", labels_of(a, dd->path),
+             (long long)bad.row + 1, (long long)bad.row + 8);
+    at = where;
+  }
+  RtError err = {{0}};
+  rt_bad_class_fail(&bad, at, &err);
+  fprintf(stderr, "%s: error: %s\n", o->spec, err.msg);
+  return false;
+}
+
 static double seconds_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -547,8 +600,18 @@ static int evaluate_test(Arena *a, const Options *o, const RtProgram *rp, const 
   rt_rng_seed(&rng, td->seed);
   double loss, m[RT_MAX_METRICS];
   RtPipeline pl;
-  bool ok = pipeline_of(&td->test, &test, &pl, &err) &&
-            rt_evaluate(rp, arena, &test, idx, test.rows, td->batch, &pl, &rng, &loss, m, &err);
+  if (!pipeline_of(&td->test, &test, &pl, &err)) {
+    free(idx);
+    fprintf(stderr, "%s: error: %s\n", o->spec, err.msg);
+    rt_table_free(&test);
+    return EXIT_USER;
+  }
+  if (!check_data(a, o, &rp->eval, &td->test, &test, &pl)) {
+    free(idx);
+    rt_table_free(&test);
+    return EXIT_USER;
+  }
+  bool ok = rt_evaluate(rp, arena, &test, idx, test.rows, td->batch, &pl, &rng, &loss, m, &err);
   free(idx);
   if (!ok) {
     fprintf(stderr, "%s: error: %s\n", o->spec, err.msg);
@@ -627,6 +690,12 @@ static int cmd_train(Arena *a, Diag *d, const Options *o) {
   if (!pipeline_of(&td.data, &table, &train_pl, &err) ||
       !pipeline_of(td.valid_data.source ? &td.valid_data : &td.data, &table, &valid_pl, &err)) {
     fprintf(stderr, "%s: error: %s\n", o->spec, err.msg);
+    rt_table_free(&table);
+    compiled_free(c);
+    return EXIT_USER;
+  }
+  if (!check_data(a, o, &rp.train, &td.data, &table, &train_pl) ||
+      !check_data(a, o, &rp.eval, &td.data, &table, &valid_pl)) {
     rt_table_free(&table);
     compiled_free(c);
     return EXIT_USER;
@@ -794,7 +863,13 @@ static int cmd_predict(Arena *a, Diag *d, const Options *o) {
   }
   for (int i = 0; i < pd.nloads; i++)
     if (!rt_load_model(&rp, arena, pd.load_paths[i], pd.load_prefixes[i], &err)) {
-      if (access(pd.load_paths[i], F_OK) != 0)
+      if (access(pd.load_paths[i], F_OK) == 0)
+        ;
+      else if (o->ckpt && i == 0)   /* a path the user typed, not one a train block writes */
+        snprintf(err.msg + strlen(err.msg), sizeof err.msg - strlen(err.msg),
+                 "\n      = hint: the file given with --ckpt does not exist; its path is relative to the current "
+                 "folder, not to the spec's");
+      else
         snprintf(err.msg + strlen(err.msg), sizeof err.msg - strlen(err.msg),
                  "\n      = hint: train it first (the train block that saves %s)", pd.load_paths[i]);
       goto fail;
@@ -846,6 +921,7 @@ static int cmd_predict(Arena *a, Diag *d, const Options *o) {
   }
   RtPipeline pl;
   if (!pipeline_of(&pd.data, &table, &pl, &err)) goto fail;
+  if (!check_data(a, o, &rp.train, &pd.data, &table, &pl)) goto done;
   double metrics[RT_MAX_METRICS];
   if (!rt_predict(&rp, arena, &table, pd.batch, &pl, pd.ncols + pd.npngs, offsets, widths, cols, metrics, &err))
     goto fail;

@@ -180,6 +180,27 @@ static bool is_metric(const Lowering *lw, const char *name) {
   return false;
 }
 
+/* The node a value is a view of. */
+static const IrNode *viewed(const IrNode *x) {
+  while (x->op == IR_RESHAPE) x = x->src[0];
+  return x;
+}
+
+/* How many classes the step one-hot encodes input `in` with (its class
+ * ids must be 0..n-1; cross_entropy and nll do this to their labels), the
+ * smallest if several; 0 if it is not one_hot's input. An id the input is
+ * compared with (cross_entropy's ignore_index: `ids == -100` masks those
+ * rows) is allowed too, in *ignored. */
+static int64_t classes_of(const Graph *g, const IrNode *in, float *ignored) {
+  int64_t classes = 0;
+  for (int i = 0; i < g->nodes.len; i++) {
+    const IrNode *x = g->nodes.items[i];
+    if (x->op == IR_ONE_HOT && viewed(x->src[0]) == in && (classes == 0 || x->n < classes)) classes = x->n;
+    if (x->op == IR_EQ && viewed(x->src[0]) == in && x->src[1]->op == IR_CONST) *ignored = (float)x->src[1]->f;
+  }
+  return classes;
+}
+
 static bool build_step(Arena *a, const CgApi *cg, Jit *jit, Program *p, int64_t n_max, int64_t floor, const char *name, RtStep *st,
                        MemPlan *plan, char *err, size_t errlen, bool checked) {
   Graph *g = p->lowered->g;
@@ -199,6 +220,7 @@ static bool build_step(Arena *a, const CgApi *cg, Jit *jit, Program *p, int64_t 
     if (x->op != IR_INPUT && x->op != IR_RAND) continue;
     RtSlot *s = arena_alloc(a, sizeof *s);
     *s = slot_of(a, x);
+    if (x->op == IR_INPUT) s->classes = classes_of(g, x, &s->ignored);
     vec_push(a, &slots, s);
   }
   st->nslots = slots.len;
@@ -235,16 +257,30 @@ static int64_t int_setting(const Lowering *lw, const char *name, int64_t dflt) {
   return v && v->kind == V_INT ? v->i : dflt;
 }
 
+/* A path without the "./" in front that names the current folder
+ * ("data.csv", not "./data.csv"), as messages should show it. */
+static const char *tidy_path(const char *p) {
+  while (p && p[0] == '.' && p[1] == '/' && p[2] && p[2] != '/') p += 2;
+  return p;
+}
+
+/* A path the spec writes, relative to the spec's folder `dir`: the folder
+ * is left out when it is the current one ("." or none); "" is the root
+ * (a spec in /). */
+static const char *spec_path(Arena *a, const char *dir, const char *p) {
+  if (p[0] == '/' || !dir || !strcmp(dir, ".")) return tidy_path(p);
+  return tidy_path(arena_printf(a, "%s/%s", dir, p));
+}
+
 static const char *path_setting(Arena *a, const Lowering *lw, const char *name) {
   Value *v = setting(lw, name);
   if (!v || v->kind != V_STRING) return NULL;
-  if (v->s[0] == '/' || !lw->spec_dir) return v->s;
-  return arena_printf(a, "%s/%s", lw->spec_dir, v->s);
+  return spec_path(a, lw->spec_dir, v->s);
 }
 
 static void describe_data(Arena *a, const Lowering *lw, const Dataset *ds, DataDesc *dd) {
   dd->source = ds->source;
-  dd->path = ds->path ? (ds->path[0] == '/' ? ds->path : arena_printf(a, "%s/%s", lw->spec_dir, ds->path)) : NULL;
+  dd->path = ds->path ? spec_path(a, lw->spec_dir, ds->path) : NULL;
   dd->header = true;
   for (int i = 0; i < ds->fields->items.len && dd->nfields < 16; i++) {
     RecField *f = ds->fields->items.items[i];
@@ -430,14 +466,14 @@ Compiled *compile_predict(Arena *a, Diag *d, const Node *ast, const char *block,
   if (dv && dv->kind == V_DATASET) describe_data(a, lw, dv->ds, &pd->data);
   pd->batch = int_setting(lw, "batch", 256);
   for (int i = 0; i < lw->load_paths.len && i < 8; i++) {
-    pd->load_paths[pd->nloads] = lw->load_paths.items[i];
+    pd->load_paths[pd->nloads] = tidy_path(lw->load_paths.items[i]);   /* the checker joined the spec's folder */
     pd->load_prefixes[pd->nloads++] = lw->load_prefixes.items[i];
   }
-  pd->write_path = lw->write_path;
+  pd->write_path = tidy_path(lw->write_path);
   for (int i = 0; i < lw->png_paths.len && i < 8; i++) {
     IrNode *x = lw->png_nodes.items[i];
     const Shape *sh = &x->shape;   /* [B, C, H, W] or [B, H, W] */
-    pd->png_paths[pd->npngs] = lw->png_paths.items[i];
+    pd->png_paths[pd->npngs] = tidy_path(lw->png_paths.items[i]);
     pd->png_offset[pd->npngs] = x->offset;
     pd->png_c[pd->npngs] = sh->rank == 4 ? (int)sh->d[1].c : 1;
     pd->png_h[pd->npngs] = (int)sh->d[sh->rank - 2].c;

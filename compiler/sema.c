@@ -1015,6 +1015,8 @@ static Value *zip_data(Sema *s, const Args *a, Loc loc) {
     f->name = a->kwname[i];
     f->val = part;
     vec_push(s->arena, &d->fields->items, f);
+    vec_push(s->arena, &d->parts, v->ds);   /* for the runtime: loaded side by side */
+    vec_push(s->arena, &d->part_names, (void *)a->kwname[i]);
     if (k < sizeof buf - 80) k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s: %s", i ? ", " : "", a->kwname[i], v->ds->desc);
     if (v->ds->rows >= 0 && (d->rows < 0 || v->ds->rows < d->rows)) d->rows = v->ds->rows;
   }

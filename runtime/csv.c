@@ -434,3 +434,26 @@ done:
     rt_table_free(&t);
   return ok;
 }
+
+bool rt_csv_row_line(const char *path, bool header, int64_t row, int64_t *line, RtError *err) {
+  Csv c = {.path = path, .line = 1, .err = err};
+  char *buf = read_file(path, &c.len, err);
+  if (!buf) return false;
+  c.buf = buf;
+  if (c.len >= 3 && !memcmp(buf, "\xEF\xBB\xBF", 3)) c.pos = c.line_start = 3;
+  /* the records as rt_load_csv reads them: blank lines skipped, quoted
+   * cells over several lines */
+  int64_t k = header ? -1 : 0;
+  int r = 0;
+  bool found = false;
+  while (!found && (r = read_record(&c)) == 1) {
+    if (k++ == row) {
+      *line = c.cells[0].line;
+      found = true;
+    }
+  }
+  if (!found && r >= 0) rt_fail(err, "%s has no data row %lld", path, (long long)row + 1);
+  free(c.cells);
+  free(buf);
+  return found;
+}

@@ -91,6 +91,10 @@ typedef struct {
 bool rt_load_csv(const char *path, bool header, const RtColumnSel *sel, int nsel,
                  RtTable *out, RtError *err);
 
+/* The line of `path` where data row `row` (from 0, as the table counts
+ * rows) starts, for messages about a value rt_load_csv loaded. */
+bool rt_csv_row_line(const char *path, bool header, int64_t row, int64_t *line, RtError *err);
+
 /* Loads IDX images (magic 2051, unsigned bytes, gzip or plain) as field "x"
  * [rows*cols] scaled to [0, 1], and, if `labels_path` is not NULL, IDX labels
  * (magic 2049) as field "y" [1] holding the class id. */
@@ -281,6 +285,10 @@ typedef struct {
   int64_t shape[RT_MAX_RANK];
   int init;              /* RT_INIT_*: how parameters and state start */
   float bound;           /* RT_INIT_UNIFORM: U(-bound, bound) */
+  int64_t classes;       /* an input of class ids the step one-hot encodes:
+                            how many classes (ids 0..classes-1); 0: none */
+  float ignored;         /* ... and an id the loss skips (ignore_index), allowed
+                            too (0, a class anyway, when there is none) */
 } RtSlot;
 
 /* One compiled step: `fn(arena, n)` runs it on a batch of n. */
@@ -407,8 +415,25 @@ double rt_auc(const float *score, const float *label, int64_t n);
  * over all rows go to metrics (may be NULL). */
 bool rt_predict(const RtProgram *p, float *arena, const RtTable *t, int64_t batch, const RtPipeline *pl, int ncols,
                 const int64_t *offsets, const int64_t *widths, float **cols, double *metrics, RtError *err);
+/* A sample whose class id is not one the step can encode: field `field`
+ * (a slot with classes > 0) holds `value` in row `row` of the table. */
+typedef struct {
+  const char *field;
+  int64_t row;
+  double value;
+  int64_t classes;
+} RtBadClass;
+/* Looks at the class-id fields of step `st` in rows idx[0..n) of t (every
+ * row if idx is NULL), one pass over each: true, and *bad filled, at the
+ * first value that is not a whole number in 0..classes-1. rt_train,
+ * rt_evaluate and rt_predict refuse such data before their first step. */
+bool rt_find_bad_class(const RtStep *st, const RtTable *t, const int64_t *idx, int64_t n, RtBadClass *bad);
+/* The message for it, with a hint: `where` names the place ("data.csv:5";
+ * NULL: the row of the table). Returns false. */
+bool rt_bad_class_fail(const RtBadClass *bad, const char *where, RtError *err);
+
 /* Loads a checkpoint into the arena: every parameter and buffer must be
- * there with the right size; optimizer state is loaded when present. */
+ * there with the right shape; optimizer state is loaded when present. */
 bool rt_load_program(const RtProgram *p, float *arena, const char *path, bool params_only, RtError *err);
 /* Loads one model of several: the parameters (and running statistics)
  * whose names start with `prefix` ("proxy."), from tensors named without

@@ -13,6 +13,8 @@
  */
 #include "runtime/runtime.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +125,53 @@ static bool fill_inputs(const RtStep *st, float *arena, const RtTable *t, const 
   return true;
 }
 
+/* ---- class ids ----------------------------------------------------------- */
+
+/* A class id out of range one-hot encodes to a row of zeros, which adds
+ * nothing to the loss: the sample would be skipped without a word. So the
+ * class-id fields are checked before the first step, once. */
+bool rt_find_bad_class(const RtStep *st, const RtTable *t, const int64_t *idx, int64_t n, RtBadClass *bad) {
+  if (!idx) n = t->rows;
+  for (int i = 0; i < st->nslots; i++) {
+    const RtSlot *s = &st->slots[i];
+    if (s->kind != RT_SLOT_INPUT || s->classes <= 0) continue;
+    const RtField *f = rt_table_field(t, s->name);
+    if (!f) continue;   /* fill_inputs says so */
+    float top = (float)s->classes;
+    for (int64_t k = 0; k < n; k++) {
+      int64_t row = idx ? idx[k] : k;
+      const float *v = f->data + row * f->width;
+      for (int64_t j = 0; j < f->width; j++)
+        if (!(v[j] >= 0 && v[j] < top && v[j] == floorf(v[j])) && v[j] != s->ignored) {
+          *bad = (RtBadClass){s->name, row, v[j], s->classes};
+          return true;
+        }
+    }
+  }
+  return false;
+}
+
+bool rt_bad_class_fail(const RtBadClass *bad, const char *where, RtError *err) {
+  char row[48], hint[256];
+  if (!where) {
+    snprintf(row, sizeof row, "row %lld of the data", (long long)bad->row + 1);
+    where = row;
+  }
+  double v = bad->value;
+  long long c = (long long)bad->classes;
+  if (v == (double)c)
+    snprintf(hint, sizeof hint, "class ids count from 0: labels that run from 1 to %lld need to become 0 to %lld, "
+                                "or the model needs %lld outputs", c, c - 1, c + 1);
+  else if (v > (double)c && v == floor(v))
+    snprintf(hint, sizeof hint, "does the field hold class ids (the right column, the right file)? A model with %lld "
+                                "outputs tells %lld classes apart; a class id of %g needs %g outputs", c, c, v, v + 1);
+  else
+    snprintf(hint, sizeof hint, "class ids are whole numbers from 0; does the field hold class ids (the right "
+                                "column, the right file)?");
+  return rt_fail(err, "%s: field '%s' holds the class id %g, but there are %lld classes (ids 0 to %lld)\n"
+                      "      = hint: %s", where, bad->field, v, c, c - 1, hint);
+}
+
 /* ---- metrics over batches ---------------------------------------------- */
 
 /* The metrics of a step over many batches: the per-batch ones averaged by
@@ -207,8 +256,8 @@ double rt_auc(const float *score, const float *label, int64_t n) {
 
 /* Runs the evaluation step over samples idx[0..count) in batches; the mean
  * loss and metrics, weighted by batch size, go into loss/metrics. */
-bool rt_evaluate(const RtProgram *p, float *arena, const RtTable *t, const int64_t *idx, int64_t count,
-                 int64_t batch, const RtPipeline *pl, RtRng *rng, double *loss, double *metrics, RtError *err) {
+static bool evaluate(const RtProgram *p, float *arena, const RtTable *t, const int64_t *idx, int64_t count,
+                     int64_t batch, const RtPipeline *pl, RtRng *rng, double *loss, double *metrics, RtError *err) {
   const RtStep *st = &p->eval;
   double sl = 0;
   MetricSum ms;
@@ -225,6 +274,13 @@ bool rt_evaluate(const RtProgram *p, float *arena, const RtTable *t, const int64
   *loss = count ? sl / (double)count : NAN;
   msum_finish(&ms, st, metrics);
   return ok;
+}
+
+bool rt_evaluate(const RtProgram *p, float *arena, const RtTable *t, const int64_t *idx, int64_t count,
+                 int64_t batch, const RtPipeline *pl, RtRng *rng, double *loss, double *metrics, RtError *err) {
+  RtBadClass bad;
+  if (rt_find_bad_class(&p->eval, t, idx, count, &bad)) return rt_bad_class_fail(&bad, NULL, err);
+  return evaluate(p, arena, t, idx, count, batch, pl, rng, loss, metrics, err);
 }
 
 bool rt_save_program(const RtProgram *p, const float *arena, const char *path, const RtMeta *meta, int nmeta,
@@ -256,6 +312,24 @@ bool rt_load_model(const RtProgram *p, float *arena, const char *path, const cha
   return load_slots(p, arena, path, true, prefix, err);
 }
 
+/* "[2, 1]" */
+static void shape_text(char *buf, size_t len, int rank, const int64_t *shape) {
+  size_t k = (size_t)snprintf(buf, len, "[");
+  for (int i = 0; i < rank && k < len; i++)
+    k += (size_t)snprintf(buf + k, len - k, "%s%lld", i ? ", " : "", (long long)shape[i]);
+  if (k < len) snprintf(buf + k, len - k, "]");
+}
+
+/* Whether a checkpoint's tensor has the slot's shape. Persistent slots
+ * have no batch dimension; a scalar may be saved as [] or [1]. */
+static bool same_shape(const RtTensor *t, const RtSlot *s) {
+  if (t->numel == 1) return true;   /* and the counts agree */
+  if (t->rank != s->rank) return false;
+  for (int i = 0; i < s->rank; i++)
+    if (s->shape[i] >= 0 && t->shape[i] != s->shape[i]) return false;
+  return true;
+}
+
 /* The persistent slots whose names start with `prefix`, from the tensors
  * named without it. */
 static bool load_slots(const RtProgram *p, float *arena, const char *path, bool params_only, const char *prefix,
@@ -281,14 +355,76 @@ static bool load_slots(const RtProgram *p, float *arena, const char *path, bool 
       rt_checkpoint_free(&ck);
       return false;
     }
+    if (!same_shape(t, s)) {
+      /* the same number of values in another layout: a transposed weight
+       * would load and silently compute something else */
+      char have[160], need[160];
+      shape_text(have, sizeof have, t->rank, t->shape);
+      shape_text(need, sizeof need, s->rank, s->shape);
+      rt_fail(err, "%s: tensor '%s' has shape %s, the model needs %s; was it saved from another model (or "
+                   "transposed)?", path, s->name + plen, have, need);
+      rt_checkpoint_free(&ck);
+      return false;
+    }
     memcpy(arena + s->offset, t->data, sizeof(float) * (size_t)want);
   }
   rt_checkpoint_free(&ck);
   return true;
 }
 
+/* ---- resuming ------------------------------------------------------------ */
+
+/* A metadata value for a message: at most 40 characters, anything but
+ * printable ASCII as '?'. */
+static void shown(char out[48], const char *text) {
+  size_t k = 0;
+  for (; k < 40 && text[k]; k++) out[k] = text[k] >= 0x20 && text[k] < 0x7f ? text[k] : '?';
+  if (text[k]) out[k++] = '.', out[k++] = '.', out[k++] = '.';
+  out[k] = 0;
+}
+
+/* The message about a state file whose metadata `key` holds `text`, which
+ * is not `what`. Returns false. */
+static bool damaged(RtError *err, const char *path, const char *key, const char *text, const char *what) {
+  char v[48];
+  shown(v, text);
+  return rt_fail(err, "%s is damaged: its '%s' is '%s', which is not %s; start again without --resume "
+                      "(or delete the file)", path, key, v, what);
+}
+
+/* The whole number in metadata `key` of state file `path`: only digits
+ * (a '-' first), no spaces, from lo to hi (hi < 0: no upper bound). */
+static bool state_int(const char *path, const char *key, const char *text, int64_t lo, int64_t hi, int64_t *out,
+                      RtError *err) {
+  char what[96];
+  if (hi < 0) snprintf(what, sizeof what, "a whole number of at least %lld", (long long)lo);
+  else snprintf(what, sizeof what, "a whole number from %lld to %lld", (long long)lo, (long long)hi);
+  const char *p = text + (text[0] == '-');
+  if (*p < '0' || *p > '9') return damaged(err, path, key, text, what);
+  char *end;
+  errno = 0;
+  long long v = strtoll(text, &end, 10);
+  /* INT64_MAX is no epoch: the next one would overflow */
+  if (*end || errno || v < lo || (hi >= 0 && v > hi) || v == INT64_MAX) return damaged(err, path, key, text, what);
+  *out = v;
+  return true;
+}
+
+/* The number in metadata `key`, as "%.17g" wrote it ("nan" too: the best
+ * of a metric that was never defined), nothing around it. */
+static bool state_number(const char *path, const char *key, const char *text, double *out, RtError *err) {
+  char *end;
+  double v = strtod(text, &end);
+  if (!*text || isspace((unsigned char)*text) || *end) return damaged(err, path, key, text, "a number");
+  *out = v;
+  return true;
+}
+
 bool rt_train(const RtProgram *p, const RtTrainConfig *cfg, const RtTable *t, RtTrainResult *res, RtError *err) {
   memset(res, 0, sizeof *res);
+  RtBadClass bad;
+  if (rt_find_bad_class(&p->train, t, NULL, 0, &bad) || rt_find_bad_class(&p->eval, t, NULL, 0, &bad))
+    return rt_bad_class_fail(&bad, NULL, err);
   float *arena = calloc((size_t)p->arena_floats, sizeof(float));
   if (!arena) return rt_fail(err, "out of memory: the arena needs %lld MiB", (long long)(p->arena_floats * 4 >> 20));
   RtRng rng;
@@ -311,19 +447,37 @@ bool rt_train(const RtProgram *p, const RtTrainConfig *cfg, const RtTable *t, Rt
     const char *e = rt_checkpoint_meta(&ck, "epoch"), *r = rt_checkpoint_meta(&ck, "rng");
     const char *b = rt_checkpoint_meta(&ck, "best"), *sb = rt_checkpoint_meta(&ck, "since_best");
     const char *tu = rt_checkpoint_meta(&ck, "updates"), *be = rt_checkpoint_meta(&ck, "best_epoch");
-    if (!e || !r || !b || !sb || !tu || !be || !rt_rng_parse(r, &rng)) {
-      rt_fail(err, "%s is not a training state nnc can resume from (it lacks the epoch or RNG state)", cfg->resume_path);
-      rt_checkpoint_free(&ck);
+    const char *path = cfg->resume_path;
+    int64_t done = 0;
+    bool good = e && r && b && sb && tu && be;
+    if (!good)
+      rt_fail(err, "%s is not a training state nnc can resume from (it lacks the epoch or RNG state)", path);
+    else if (!rt_rng_parse(r, &rng))
+      good = damaged(err, path, "rng", r, "the state of a random generator (64 hex digits, not all 0)");
+    else if (!state_int(path, "epoch", e, 1, -1, &done, err) ||
+             !state_int(path, "since_best", sb, 0, done, &since_resumed, err) ||
+             !state_int(path, "updates", tu, 0, -1, &t_resumed, err) ||
+             !state_int(path, "best_epoch", be, 0, done, &best_epoch_resumed, err))
+      good = false;
+    else if (!state_number(path, "best", b, &best_resumed, err))
+      good = false;
+    else if (done > cfg->epochs) {
+      rt_fail(err, "%s holds the state after epoch %lld, but this run has %lld epochs; pass --epochs N with N above "
+                   "%lld to train on, or start again without --resume", path, (long long)done, (long long)cfg->epochs,
+              (long long)done);
+      good = false;
+    }
+    rt_checkpoint_free(&ck);
+    if (!good) {
       free(arena);
       return false;
     }
-    first_epoch = strtoll(e, NULL, 10) + 1;
-    best_resumed = strtod(b, NULL);
-    since_resumed = strtoll(sb, NULL, 10);
-    t_resumed = strtoll(tu, NULL, 10);
-    best_epoch_resumed = strtoll(be, NULL, 10);
-    rt_checkpoint_free(&ck);
-    fprintf(cfg->out, "resuming from %s after epoch %lld\n", cfg->resume_path, (long long)(first_epoch - 1));
+    first_epoch = done + 1;
+    res->epochs_run = done;
+    fprintf(cfg->out, "resuming from %s after epoch %lld\n", path, (long long)done);
+    if (done == cfg->epochs)
+      fprintf(cfg->out, "all %lld epochs were trained already; pass --epochs N with N above %lld to train on\n",
+              (long long)done, (long long)done);
   }
 
   RtSplit split;
@@ -407,7 +561,7 @@ bool rt_train(const RtProgram *p, const RtTrainConfig *cfg, const RtTable *t, Rt
     for (int m = 0; m < p->train.nmetrics; m++) ms[nm++] = (RtMetric){p->train.metric_names[m], train_m[m]};
     double vloss = NAN, vm[RT_MAX_METRICS] = {0};
     if (split.nvalid > 0) {
-      if (!rt_evaluate(p, arena, t, split.valid, split.nvalid, batch, cfg->valid_pipeline, &rng, &vloss, vm, err)) {
+      if (!evaluate(p, arena, t, split.valid, split.nvalid, batch, cfg->valid_pipeline, &rng, &vloss, vm, err)) {
         ok = false;
         break;
       }
@@ -511,6 +665,8 @@ bool rt_train(const RtProgram *p, const RtTrainConfig *cfg, const RtTable *t, Rt
 bool rt_predict(const RtProgram *p, float *arena, const RtTable *t, int64_t batch, const RtPipeline *pl, int ncols,
                 const int64_t *offsets, const int64_t *widths, float **cols, double *metrics, RtError *err) {
   const RtStep *st = &p->train;
+  RtBadClass bad;
+  if (rt_find_bad_class(st, t, NULL, 0, &bad)) return rt_bad_class_fail(&bad, NULL, err);
   int64_t *idx = malloc(sizeof(int64_t) * (size_t)(t->rows ? t->rows : 1));
   if (!idx) return rt_fail(err, "out of memory");
   for (int64_t i = 0; i < t->rows; i++) idx[i] = i;

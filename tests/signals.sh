@@ -174,7 +174,7 @@ k=$(sed -n 's/^interrupted in epoch \([0-9]*\);.*/\1/p' err)
 if [ $rc -ne 1 ]; then bad "$name" "exit $rc, expected 1"
 elif [ -z "$k" ]; then bad "$name" "no 'interrupted in epoch N' line"
 elif [ "$k" -le 1 ]; then bad "$name" "interrupted in epoch $k, before the first epoch ended"
-elif ! grep -q "^interrupted in epoch $k; the state after epoch $((k - 1)) is in ./ck/m.state.safetensors$" err; then
+elif ! grep -q "^interrupted in epoch $k; the state after epoch $((k - 1)) is in ck/m.state.safetensors$" err; then
   bad "$name" "it does not name the state of epoch $((k - 1))"
 elif ! grep -q "^continue with: nnc train r.nn --resume$" err; then bad "$name" "no 'continue with: nnc train r.nn --resume'"
 else ok "$name (in epoch $k)"
@@ -224,7 +224,7 @@ printf '{"epoch":21,"train_loss":1,"valid_loss":1,"ms":1}\n{"epoch":22,"tra' >> 
 rc=$?
 sed 's/,"ms":[^}]*}$/}/' int/ck/m.log.jsonl > int.log
 if [ $rc -ne 0 ]; then bad "$name" "exit $rc"
-elif ! grep -q "^resuming from ./ck/m.state.safetensors after epoch 20$" out; then bad "$name" "it did not resume after epoch 20"
+elif ! grep -q "^resuming from ck/m.state.safetensors after epoch 20$" out; then bad "$name" "it did not resume after epoch 20"
 elif ! cmp -s full.log int.log; then bad "$name" "$(diff full.log int.log | head -n 5)"
 else ok "$name"
 fi

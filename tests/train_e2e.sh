@@ -149,6 +149,17 @@ else
   fi
 fi
 
+# --resume of a run that trained all its epochs: nothing is left to train;
+# it says so and reports the best epoch of that run ("of 20", not "of 0")
+train "$TMP/det1/hw1.nn" --resume
+name="resuming_a_finished_run_trains_nothing_and_says_so"
+if [ $rc -ne 0 ]; then bad "$name" "exit $rc"
+elif ! grep -q "^all 20 epochs were trained already" "$TMP/out"; then bad "$name" "no 'all 20 epochs were trained already'"
+elif grep -q "^epoch " "$TMP/out"; then bad "$name" "it trained an epoch"
+elif grep -q "^best valid_loss [^ ]* at epoch [0-9]* of 20;" "$TMP/out"; then ok "$name"
+else bad "$name" "no 'best valid_loss ... of 20'"
+fi
+
 # ---- (c) a diverging loss ---------------------------------------------------
 mkdir -p "$TMP/nan"
 spec "$TMP/nan/hw1.nn" "covid" "SGD(net, lr: 10, momentum: 0.9)" 5 1
