@@ -742,7 +742,12 @@ static int cmd_train(Arena *a, Diag *d, const Options *o) {
       .log_path = log_path[0] ? log_path : NULL, .curves_path = curves_path[0] ? curves_path : NULL, .schedule = td.schedule, .out = stdout, .tty = tty,
       .print_every = td.epochs > 50 ? td.epochs / 30 : 1, .meta = meta, .nmeta = 3, .extra = extra,
       .nextra = nextra, .state_path = state_path[0] ? state_path : NULL,
-      .resume_path = resume ? state_path : NULL, .init_path = o->init};
+      .resume_path = resume ? state_path : NULL, .init_path = o->init, .nloads = td.nloads};
+  for (int i = 0; i < td.nloads; i++) {
+    cfg.load_paths[i] = td.load_paths[i];
+    cfg.load_prefixes[i] = td.load_prefixes[i];
+    cfg.load_vars[i] = td.load_vars[i];
+  }
   cfg.train_pipeline = &train_pl;
   cfg.valid_pipeline = &valid_pl;
   NumericsCheck nc = {c, d, false};
@@ -852,7 +857,7 @@ static int cmd_predict(Arena *a, Diag *d, const Options *o) {
   float *cols[24] = {0};
   int rc = EXIT_USER;
   /* --ckpt replaces the block's (first) load(...) */
-  if (o->ckpt && pd.nloads == 0) pd.load_prefixes[pd.nloads++] = "";
+  if (o->ckpt && pd.nloads == 0) pd.load_vars[0] = "", pd.load_prefixes[pd.nloads++] = "";
   if (o->ckpt) pd.load_paths[0] = o->ckpt;
   const char *ckpath = pd.nloads ? pd.load_paths[0] : NULL;
   if (!arena) goto done;
@@ -862,7 +867,7 @@ static int cmd_predict(Arena *a, Diag *d, const Options *o) {
     goto done;
   }
   for (int i = 0; i < pd.nloads; i++)
-    if (!rt_load_model(&rp, arena, pd.load_paths[i], pd.load_prefixes[i], &err)) {
+    if (!rt_load_model(&rp, arena, pd.load_paths[i], pd.load_prefixes[i], pd.load_vars[i], &err)) {
       if (access(pd.load_paths[i], F_OK) == 0)
         ;
       else if (o->ckpt && i == 0)   /* a path the user typed, not one a train block writes */

@@ -332,6 +332,11 @@ static void describe_data(Arena *a, const Lowering *lw, const Dataset *ds, DataD
 
 static void describe(Arena *a, const Lowering *lw, TrainDesc *td) {
   memset(td, 0, sizeof *td);
+  for (int i = 0; i < lw->load_paths.len && i < 8; i++) {
+    td->load_paths[td->nloads] = tidy_path(lw->load_paths.items[i]);
+    td->load_vars[td->nloads] = lw->load_vars.items[i];
+    td->load_prefixes[td->nloads++] = lw->load_prefixes.items[i];
+  }
   td->seed = (uint64_t)int_setting(lw, "seed", 0);
   td->batch = int_setting(lw, "batch", 32);
   td->epochs = int_setting(lw, "epochs", 1);
@@ -467,6 +472,7 @@ Compiled *compile_predict(Arena *a, Diag *d, const Node *ast, const char *block,
   pd->batch = int_setting(lw, "batch", 256);
   for (int i = 0; i < lw->load_paths.len && i < 8; i++) {
     pd->load_paths[pd->nloads] = tidy_path(lw->load_paths.items[i]);   /* the checker joined the spec's folder */
+    pd->load_vars[pd->nloads] = lw->load_vars.items[i];
     pd->load_prefixes[pd->nloads++] = lw->load_prefixes.items[i];
   }
   pd->write_path = tidy_path(lw->write_path);

@@ -80,6 +80,8 @@ typedef struct {
   RtSchedule schedule;
   DataDesc data;
   DataDesc test;           /* `test = ds`: evaluated after training (source NULL: none) */
+  int nloads;              /* load(model, file) in the block, as in PredictDesc */
+  const char *load_paths[8], *load_prefixes[8], *load_vars[8];
   DataDesc valid_data;     /* `valid = ds.valid.map(...)`: the held-out part's own transforms
                             * (source NULL: none; the part is data's `valid` fraction) */
 } TrainDesc;
@@ -90,7 +92,8 @@ typedef struct {
   int64_t batch;
   int nloads;              /* load(model, file): the checkpoints (resolved), and the */
   const char *load_paths[8];   /* prefix of the parameter names each one fills ("" */
-  const char *load_prefixes[8];/* with one model; "proxy." with several) */
+  const char *load_prefixes[8];/* with one model; "proxy." with several), and the */
+  const char *load_vars[8];    /* model's variable name ("proxy") */
   const char *write_path;  /* the CSV file (resolved), or NULL */
   int npngs;               /* write png_grid(...) / png(...): the files, */
   const char *png_paths[8];

@@ -102,8 +102,10 @@ void ir_simplify(Graph *g) {
         }
       }
     }
-    if (r != node && r->id >= 0 && r->id < n && g->nodes.items[r->id] == r) {
-      fwd[i] = r;          /* an earlier node */
+    /* an earlier node: one of the graph's, or a constant folded earlier in
+     * this pass (placed where the node it replaced was) */
+    if (r != node && r->id >= 0 && r->id < n && (g->nodes.items[r->id] == r || fwd[r->id] == r)) {
+      fwd[i] = r;
       continue;
     }
     if (r != node) {       /* a new constant */

@@ -375,6 +375,10 @@ typedef struct {
   const char *state_path;
   const char *resume_path;
   const char *init_path;     /* start from these weights instead of random ones */
+  /* the block's load(model, file): each file fills the parameters named
+   * with its prefix (rt_load_model), after initialization */
+  int nloads;
+  const char *load_paths[8], *load_prefixes[8], *load_vars[8];
   /* Called after every training step (NULL: none); returning false stops
    * training (the hook has said why). For --check-numerics. */
   bool (*after_step)(void *ctx, const float *arena, int64_t n, int64_t epoch, int64_t batch);
@@ -437,8 +441,11 @@ bool rt_bad_class_fail(const RtBadClass *bad, const char *where, RtError *err);
 bool rt_load_program(const RtProgram *p, float *arena, const char *path, bool params_only, RtError *err);
 /* Loads one model of several: the parameters (and running statistics)
  * whose names start with `prefix` ("proxy."), from tensors named without
- * it (as the model's own training saved them). */
-bool rt_load_model(const RtProgram *p, float *arena, const char *path, const char *prefix, RtError *err);
+ * it (as the model's own training saved them), or, failing that, named
+ * `var`.NAME (a checkpoint of a block of several models, where the model
+ * was the variable `var`). */
+bool rt_load_model(const RtProgram *p, float *arena, const char *path, const char *prefix, const char *var,
+                   RtError *err);
 
 /* ---- images: PNG files, augmentation, image folders, training curves ---- */
 /*

@@ -302,14 +302,15 @@ bool rt_save_program(const RtProgram *p, const float *arena, const char *path, c
 }
 
 static bool load_slots(const RtProgram *p, float *arena, const char *path, bool params_only, const char *prefix,
-                       RtError *err);
+                       const char *var, RtError *err);
 
 bool rt_load_program(const RtProgram *p, float *arena, const char *path, bool params_only, RtError *err) {
-  return load_slots(p, arena, path, params_only, "", err);
+  return load_slots(p, arena, path, params_only, "", "", err);
 }
 
-bool rt_load_model(const RtProgram *p, float *arena, const char *path, const char *prefix, RtError *err) {
-  return load_slots(p, arena, path, true, prefix, err);
+bool rt_load_model(const RtProgram *p, float *arena, const char *path, const char *prefix, const char *var,
+                   RtError *err) {
+  return load_slots(p, arena, path, true, prefix, var ? var : "", err);
 }
 
 /* "[2, 1]" */
@@ -331,9 +332,10 @@ static bool same_shape(const RtTensor *t, const RtSlot *s) {
 }
 
 /* The persistent slots whose names start with `prefix`, from the tensors
- * named without it. */
+ * named without it, or else named after the model's variable `var` (a
+ * checkpoint saved by a block of several models: "student.conv1.weight"). */
 static bool load_slots(const RtProgram *p, float *arena, const char *path, bool params_only, const char *prefix,
-                       RtError *err) {
+                       const char *var, RtError *err) {
   RtCheckpoint ck;
   if (!rt_load_safetensors(path, &ck, err)) return false;
   size_t plen = strlen(prefix);
@@ -342,6 +344,11 @@ static bool load_slots(const RtProgram *p, float *arena, const char *path, bool 
     if (params_only && s->kind != RT_SLOT_PARAM && !s->buffer) continue;
     if (strncmp(s->name, prefix, plen) != 0) continue;
     const RtTensor *t = rt_checkpoint_find(&ck, s->name + plen);
+    if (!t && *var) {
+      char named[512];
+      snprintf(named, sizeof named, "%s.%s", var, s->name + plen);
+      t = rt_checkpoint_find(&ck, named);
+    }
     if (!t) {
       if (s->kind != RT_SLOT_PARAM && !s->buffer) continue;   /* optimizer state may be absent */
       rt_fail(err, "%s: the checkpoint has no tensor '%s'; was it saved from another model?", path, s->name + plen);
@@ -434,6 +441,12 @@ bool rt_train(const RtProgram *p, const RtTrainConfig *cfg, const RtTable *t, Rt
     free(arena);
     return false;
   }
+  /* load(teacher, file) in the block: a model trained before (frozen, or fine-tuned) */
+  for (int i = 0; i < cfg->nloads; i++)
+    if (!rt_load_model(p, arena, cfg->load_paths[i], cfg->load_prefixes[i], cfg->load_vars[i], err)) {
+      free(arena);
+      return false;
+    }
   /* continuing a run: everything it saved at the end of its last epoch */
   int64_t first_epoch = 1;
   double best_resumed = NAN;

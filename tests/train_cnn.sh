@@ -150,6 +150,82 @@ else
   bad "I-FGSM example failed" "$TMP/adv.out" "$TMP/adv.pred"
 fi
 
+# HW13's knowledge distillation: a student with depthwise-separable
+# convolutions learns from the proxy above (load(teacher, ...) in the train
+# block, frozen: stop_grad, and not in the optimizer) with kd_loss. The
+# teacher's weights must come out of training unchanged (the teacher loaded
+# from the student's checkpoint, where it is "teacher.*", scores exactly as
+# the original), and the student must learn (chance is 0.10).
+cat > "$TMP/kd.nn" <<NN
+data fashion = fashion_mnist(split: "train")
+data few = take(fashion_mnist(split: "test"), 500)
+model Small {
+  f = seq {
+    Conv2d(1, 8, 3, padding: 1), ReLU, MaxPool2d(2)
+    Conv2d(8, 16, 3, padding: 1), ReLU, MaxPool2d(2)
+    Flatten, Linear(16 * 7 * 7, 10)
+  }
+  forward(x: [B, 1, 28, 28]) -> [B, 10] { return f(x) }
+}
+model Tiny {
+  f = seq {
+    Conv2d(1, 8, 3, padding: 1), ReLU, MaxPool2d(2)
+    Conv2d(8, 8, 3, padding: 1, groups: 8), Conv2d(8, 16, 1), ReLU, MaxPool2d(2)
+    Flatten, Linear(16 * 7 * 7, 10)
+  }
+  forward(x: [B, 1, 28, 28]) -> [B, 10] { return f(x) }
+}
+train {
+  seed = 4
+  data = take(fashion, 3000)
+  batch = 32
+  epochs = 2
+  save_last = "$TMP/kd.safetensors"
+  teacher = Small()
+  load(teacher, "$TMP/proxy.safetensors")
+  student = Tiny()
+  logits = student(x)
+  loss = kd_loss(logits, stop_grad(teacher(x)), y, T: 4.0, alpha: 0.5)
+  metrics = [accuracy(logits, y)]
+  optimizer = Adam(student, lr: 3e-3)
+}
+predict student {
+  data = few
+  student = Tiny()
+  load(student, "$TMP/kd.safetensors")
+  metrics = [accuracy(student(x), y)]
+  write csv("$TMP/kd.csv") { id = index }
+}
+predict teacher_before {
+  data = few
+  teacher = Small()
+  load(teacher, "$TMP/proxy.safetensors")
+  metrics = [accuracy(teacher(x), y)]
+  write csv("$TMP/t1.csv") { id = index }
+}
+predict teacher_after {
+  data = few
+  teacher = Small()
+  load(teacher, "$TMP/kd.safetensors")
+  metrics = [accuracy(teacher(x), y)]
+  write csv("$TMP/t2.csv") { id = index }
+}
+NN
+metric() { sed -n 's/^metrics over.*accuracy \([0-9.]*\).*/\1/p' "$1"; }
+if [ -f "$TMP/proxy.safetensors" ] && "$NNC" train "$TMP/kd.nn" > "$TMP/kd.out" 2>&1 &&
+   "$NNC" predict "$TMP/kd.nn" --block student > "$TMP/kd.s" 2>&1 &&
+   "$NNC" predict "$TMP/kd.nn" --block teacher_before > "$TMP/kd.t1" 2>&1 &&
+   "$NNC" predict "$TMP/kd.nn" --block teacher_after > "$TMP/kd.t2" 2>&1; then
+  s=$(metric "$TMP/kd.s") t1=$(metric "$TMP/kd.t1") t2=$(metric "$TMP/kd.t2")
+  if [ -n "$s" ] && [ -n "$t1" ] && [ "$t1" = "$t2" ] && awk -v a="$s" 'BEGIN { exit !(a >= 0.5) }'; then
+    ok "distillation: student accuracy $s; the frozen teacher scores $t1 before and $t2 after"
+  else
+    bad "distillation: student '$s' (>= 0.5), teacher before '$t1' and after '$t2' (equal)" "$TMP/kd.out" "$TMP/kd.s" "$TMP/kd.t2"
+  fi
+else
+  bad "distillation failed" "$TMP/kd.out" "$TMP/kd.s" "$TMP/kd.t1" "$TMP/kd.t2"
+fi
+
 # the training-curve chart next to the log: a PNG with a line per number logged
 if [ "$(head -c 4 "$TMP/plain.curves.png" 2>/dev/null | od -An -tx1 | tr -d ' ')" = "89504e47" ]; then
   ok "plain.curves.png is drawn next to plain.log.jsonl"

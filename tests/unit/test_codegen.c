@@ -516,6 +516,22 @@ static void linear_classifier_training_step(void **state) {
 
 /* ---- errors ----------------------------------------------------------- */
 
+/* A constant folded once (2·3) and found again later (CSE matches the
+ * literal 6 to it) is placed once: the simplified graph still verifies. */
+static void a_folded_constant_used_twice_is_placed_once(void **state) {
+  (void)state;
+  Arena *a = arena_new();
+  Graph *g = ir_new(a);
+  IrNode *x = input(g, "x", "B,3");
+  IrNode *c = ir_binary(g, IR_MUL, ir_const(g, 2, L0), ir_const(g, 3, L0), L0);
+  IrNode *six = ir_const(g, 6, L0);
+  ir_output(g, ir_binary(g, IR_ADD, ir_binary(g, IR_MUL, x, c, L0), six, L0), "y");
+  ir_simplify(g);
+  assert_true(ir_verify(g));
+  check_graph(a, g);
+  arena_free(a);
+}
+
 static void unbound_symbol_is_an_error_not_a_crash(void **state) {
   (void)state;
   Arena *a = arena_new();
@@ -557,6 +573,7 @@ int main(void) {
       cmocka_unit_test(sgd_with_momentum_updates_in_place),
       cmocka_unit_test(assign_copies_a_matmul_result),
       cmocka_unit_test(linear_classifier_training_step),
+      cmocka_unit_test(a_folded_constant_used_twice_is_placed_once),
       cmocka_unit_test(unbound_symbol_is_an_error_not_a_crash),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
