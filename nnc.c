@@ -40,7 +40,6 @@ static const char *const stages[] = {"ast", "graph", "grad", "opt", "fused",
 enum { NSTAGES = sizeof stages / sizeof stages[0] };
 
 typedef struct {
-  const char *cmd;     /* the subcommand */
   const char *spec;    /* the spec file, if the command takes one */
   const char *stage;   /* --stage=NAME (ir) */
   const char *block;   /* --block=NAME: which train block (default: the first) */
@@ -803,7 +802,9 @@ static int cmd_train(Arena *a, Diag *d, const Options *o) {
     }
   } else {
     /* without held-out data the runtime follows the training loss */
-    const char *followed = td.valid <= 0 ? "train_loss" : !strcmp(td.monitor, "loss") ? "valid_loss" : td.monitor;
+    const char *followed = td.valid <= 0                  ? "train_loss"
+                           : !strcmp(td.monitor, "loss") ? "valid_loss"
+                                                         : arena_printf(a, "valid_%s", td.monitor);
     printf("best %s %.6g at epoch %lld of %lld", followed, res.best, (long long)res.best_epoch, (long long)res.epochs_run);
     if (td.save_best) printf("; saved %s", td.save_best);
     printf("\n");
@@ -1153,7 +1154,7 @@ int main(int argc, char **argv) {
     return usage_error("unknown command '%s'", cmd, near ? hint : NULL);
   }
 
-  Options o = {.cmd = cmd, .max_errors = 20, .color = -1, .check_files = 1, .epochs = -1, .batch = -1, .seed = -1};
+  Options o = {.max_errors = 20, .color = -1, .check_files = 1, .epochs = -1, .batch = -1, .seed = -1};
   int rc = parse_options(&o, argc, argv);
   if (rc != EXIT_OK) return rc;
   if (o.help) {
