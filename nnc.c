@@ -418,6 +418,33 @@ static bool pipeline_of(const DataDesc *dd, const RtTable *t, RtPipeline *pl, Rt
   return true;
 }
 
+static bool load_data(Arena *a, const TrainDesc *td, const DataDesc *dd, RtTable *t, RtTensorRef *extra, int *nextra,
+                      RtError *err);
+
+/* A part's image transforms, applied once to every image (deterministic:
+ * the centre crop, a flip only with p 1). */
+static bool transform_now(const DataDesc *dd, RtTable *t, RtError *err) {
+  RtPipeline pl;
+  if (!pipeline_of(dd, t, &pl, err)) return false;
+  if (pl.n == 0) return true;
+  RtField *f = rt_table_field(t, pl.field);
+  int c, h, w;
+  rt_pipeline_out(&pl, &c, &h, &w);
+  int64_t width = (int64_t)c * h * w;
+  float *out = malloc(sizeof(float) * (size_t)(t->rows * width + 1));
+  if (!out) return rt_fail(err, "out of memory transforming %lld images", (long long)t->rows);
+  if (!rt_pipeline_run(&pl, false, NULL, f->data, t->rows, out, err)) {
+    free(out);
+    return false;
+  }
+  free(f->data);
+  f->data = out;
+  f->width = width;
+  f->rank = 3;
+  f->shape[0] = c, f->shape[1] = h, f->shape[2] = w;
+  return true;
+}
+
 /* Loads a block's data set as the runtime's table, applying the transforms
  * the runtime does before batching (normalization statistics come from the
  * training split and are kept in the checkpoint). */
@@ -425,7 +452,20 @@ static bool load_data(Arena *a, const TrainDesc *td, const DataDesc *dd, RtTable
                       RtError *err) {
   *nextra = 0;
   if (!dd->source) return rt_fail(err, "the train block has no data set");
-  if (!strcmp(dd->source, "concat")) {
+  if (!strcmp(dd->source, "zip")) {
+    /* zip(plain: a, flipped: b): each part loaded with its transforms done
+     * (deterministically: zip is for evaluation, test-time augmentation),
+     * its fields renamed "plain.x", ..., side by side */
+    for (int i = 0; i < dd->nparts; i++) {
+      RtTable part = {0};
+      RtTensorRef ignored[4];
+      int nignored = 0;
+      bool ok = load_data(a, td, &dd->parts[i], &part, ignored, &nignored, err) &&
+                transform_now(&dd->parts[i], &part, err) && rt_table_zip(t, &part, dd->part_names[i], err);
+      rt_table_free(&part);
+      if (!ok) return false;
+    }
+  } else if (!strcmp(dd->source, "concat")) {
     /* concat_data([a, b]): each loaded (with its own transforms and
      * constant fields), then one after another */
     for (int i = 0; i < dd->nparts; i++) {

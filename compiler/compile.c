@@ -172,6 +172,14 @@ static Fusion *unfused(Arena *a, Graph *g) {
   return f;
 }
 
+/* The graph's output called `name` as it is after simplification (which
+ * may have replaced the node the lowering made by an equal one). */
+static IrNode *output_named(const Graph *g, const char *name) {
+  for (int i = 0; i < g->outputs.len; i++)
+    if (!strcmp(g->output_names.items[i], name)) return g->outputs.items[i];
+  nnc_die(__FILE__, __LINE__, "no output '%s'", name);
+}
+
 /* Whether output `name` is one of the block's metrics (not a column or an
  * image a predict block writes). */
 static bool is_metric(const Lowering *lw, const char *name) {
@@ -327,6 +335,7 @@ static void describe_data(Arena *a, const Lowering *lw, const Dataset *ds, DataD
     dd->nparts = ds->parts.len;
     dd->parts = arena_alloc(a, sizeof(DataDesc) * (size_t)ds->parts.len);
     for (int i = 0; i < ds->parts.len; i++) describe_data(a, lw, ds->parts.items[i], &dd->parts[i]);
+    dd->part_names = (const char **)ds->part_names.items;
   }
 }
 
@@ -477,7 +486,7 @@ Compiled *compile_predict(Arena *a, Diag *d, const Node *ast, const char *block,
   }
   pd->write_path = tidy_path(lw->write_path);
   for (int i = 0; i < lw->png_paths.len && i < 8; i++) {
-    IrNode *x = lw->png_nodes.items[i];
+    IrNode *x = output_named(lw->g, arena_printf(a, "image%d", i));
     const Shape *sh = &x->shape;   /* [B, C, H, W] or [B, H, W] */
     pd->png_paths[pd->npngs] = tidy_path(lw->png_paths.items[i]);
     pd->png_offset[pd->npngs] = x->offset;
@@ -487,7 +496,7 @@ Compiled *compile_predict(Arena *a, Diag *d, const Node *ast, const char *block,
     pd->png_rows[pd->npngs++] = (int)(intptr_t)lw->png_rows.items[i];
   }
   for (int i = 0; i < lw->write_cols.len && i < 16; i++) {
-    IrNode *x = lw->write_nodes.items[i];
+    IrNode *x = output_named(lw->g, lw->write_cols.items[i]);
     pd->col_names[i] = lw->write_cols.items[i];
     pd->col_int[i] = lw->write_int.items[i] != NULL;
     pd->col_offset[i] = x->offset;

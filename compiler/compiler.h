@@ -68,6 +68,7 @@ typedef struct DataDesc {
   int image_c, image_size; /* source "image_folder": channels (1 gray, 3 RGB) and size */
   int nparts;              /* source "concat": the data sets, one after another */
   struct DataDesc *parts;
+  const char **part_names; /* source "zip": each part's name, its fields' prefix ("plain") */
 } DataDesc;
 
 /* A train block's settings, with their defaults filled in. */

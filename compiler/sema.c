@@ -2334,9 +2334,8 @@ static void exec_stmt(Sema *s, Scope *sc, const Node *st, Exec *ex) {
         return;
       }
       vec_push(s->arena, &s->lw->png_paths, (void *)resolve_path(s, w->str2));
-      vec_push(s->arena, &s->lw->png_nodes, im->ir);
       vec_push(s->arena, &s->lw->png_rows, (void *)(intptr_t)(strcmp(b->name, "png_grid") ? 0 : c.arg[2]->i));
-      ir_output(s->lw->g, im->ir, "image");
+      ir_output(s->lw->g, im->ir, arena_printf(s->arena, "image%d", s->lw->png_paths.len - 1));
     }
     if (s->lw && is_csv && ex->ctx == CX_PREDICT) {
       s->lw->write_path = resolve_path(s, w->str2);
@@ -2348,7 +2347,6 @@ static void exec_stmt(Sema *s, Scope *sc, const Node *st, Exec *ex) {
           continue;
         }
         vec_push(s->arena, &s->lw->write_cols, (void *)f->name);
-        vec_push(s->arena, &s->lw->write_nodes, f->val->ir);
         vec_push(s->arena, &s->lw->write_int, f->val->dtype != DT_FLOAT ? (void *)1 : NULL);
         ir_output(s->lw->g, f->val->ir, f->name);
       }

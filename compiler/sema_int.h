@@ -249,11 +249,9 @@ struct Lowering {
   Vec load_prefixes;       /* ... whose parameters' names start with these (set at the end) */
   Vec load_vars;           /* ... and the models' variable names in the block */
   Vec png_paths;           /* predict: write png_grid(...)/png(...): the files, */
-  Vec png_nodes;           /* the images (IrNode*) */
   Vec png_rows;            /* and, for a grid, images per row (intptr_t; 0 for png: one file each) */
   const char *write_path;  /* predict: the csv file write csv(...) names */
   Vec write_cols;          /* const char*: its columns, in order */
-  Vec write_nodes;         /* IrNode* */
   Vec write_int;           /* non-NULL where the column holds whole numbers */
 };
 

@@ -107,6 +107,9 @@ RtField *rt_table_field(const RtTable *t, const char *name);
 /* Adds field `name` holding `value` in every row (a data set's constant
  * field, `{ anomaly = 1 }`). */
 bool rt_table_add_constant(RtTable *t, const char *name, float value, RtError *err);
+/* Adds the fields of `part` to t as "NAME.field" (zip: data sets side by
+ * side; rows: the fewer of the two), moving their data out of `part`. */
+bool rt_table_zip(RtTable *t, RtTable *part, const char *name, RtError *err);
 /* Appends the rows of `more` to t (every field of t must be in `more`, as
  * wide) and frees `more`; into an empty t, `more` is moved. */
 bool rt_table_append(RtTable *t, RtTable *more, RtError *err);

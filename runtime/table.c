@@ -50,6 +50,27 @@ bool rt_table_add_constant(RtTable *t, const char *name, float value, RtError *e
   return true;
 }
 
+bool rt_table_zip(RtTable *t, RtTable *part, const char *name, RtError *err) {
+  int64_t rows = t->nfields == 0 ? part->rows : (part->rows < t->rows ? part->rows : t->rows);
+  RtField *fs = realloc(t->fields, sizeof(RtField) * (size_t)(t->nfields + part->nfields + 1));
+  if (!fs) return rt_fail(err, "out of memory");
+  t->fields = fs;
+  for (int i = 0; i < part->nfields; i++) {
+    RtField *f = &t->fields[t->nfields];
+    *f = part->fields[i];
+    size_t len = strlen(name) + strlen(part->fields[i].name) + 2;
+    f->name = malloc(len);
+    if (!f->name) return rt_fail(err, "out of memory");
+    snprintf(f->name, len, "%s.%s", name, part->fields[i].name);
+    free(part->fields[i].name);
+    part->fields[i].name = NULL;
+    part->fields[i].data = NULL;   /* moved */
+    t->nfields++;
+  }
+  t->rows = rows;
+  return true;
+}
+
 bool rt_table_append(RtTable *t, RtTable *more, RtError *err) {
   if (t->nfields == 0 && t->rows == 0) {   /* the first part: taken over */
     *t = *more;
