@@ -131,7 +131,7 @@ train {
   seed = 1
   data = covid.map(normalize())
   valid = 0.2
-  batch = 32
+  batch = 4
   epochs = 120
   save_best = "ck/m.safetensors"
   net = M()
