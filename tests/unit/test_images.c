@@ -26,24 +26,9 @@
 #include <zlib.h>
 
 #include "runtime/runtime.h"
+#include "tmpdir.h"
 
-static char tmpdir[] = "/tmp/nnc-test-images-XXXXXX";
 
-/* A path inside the temporary folder (static buffers, four in rotation). */
-static const char *tmp(const char *name) {
-  static char bufs[4][512];
-  static int next;
-  char *b = bufs[next++ % 4];
-  snprintf(b, sizeof bufs[0], "%s/%s", tmpdir, name);
-  return b;
-}
-
-static void write_bytes(const char *path, const void *data, size_t n) {
-  FILE *f = fopen(path, "wb");
-  assert_non_null(f);
-  assert_int_equal(fwrite(data, 1, n, f), n);
-  assert_int_equal(fclose(f), 0);
-}
 
 static unsigned char *read_all(const char *path, size_t *n) {
   FILE *f = fopen(path, "rb");
@@ -77,19 +62,15 @@ static void make_dir(const char *path) {
       fail_msg("%s = %.9g, expected %.9g (line %d)", #a, a_, b_, __LINE__);   \
   } while (0)
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-  (void)st, (void)flag, (void)ftw;
-  return remove(path);
-}
 
 static int setup(void **state) {
   (void)state;
-  return mkdtemp(tmpdir) ? 0 : -1;
+  return tmpdir_make("images");
 }
 
 static int teardown(void **state) {
   (void)state;
-  return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  return tmpdir_remove();
 }
 
 /* ---- PNG files made with libpng directly --------------------------------- */

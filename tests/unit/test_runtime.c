@@ -27,6 +27,7 @@
 #include <zlib.h>
 
 #include "runtime/runtime.h"
+#include "tmpdir.h"
 
 #ifndef NNC_SOURCE_DIR
 #define NNC_SOURCE_DIR "."
@@ -35,23 +36,7 @@
 #define COVID NNC_SOURCE_DIR "/data/hw1/covid.train.csv"
 #define MNIST NNC_SOURCE_DIR "/data/hw14/"
 
-static char tmpdir[] = "/tmp/nnc-test-runtime-XXXXXX";
 
-/* A path inside the temporary folder (static buffers, four in rotation). */
-static const char *tmp(const char *name) {
-  static char bufs[4][512];
-  static int next;
-  char *b = bufs[next++ % 4];
-  snprintf(b, sizeof bufs[0], "%s/%s", tmpdir, name);
-  return b;
-}
-
-static void write_bytes(const char *path, const void *data, size_t n) {
-  FILE *f = fopen(path, "wb");
-  assert_non_null(f);
-  assert_int_equal(fwrite(data, 1, n, f), n);
-  assert_int_equal(fclose(f), 0);
-}
 
 static void write_text(const char *path, const char *text) {
   write_bytes(path, text, strlen(text));
@@ -89,19 +74,15 @@ static bool skip_unless(const char *path) {
       fail_msg("error lacks \"%s\"; it was:\n%s", (needle), (err).msg);        \
   } while (0)
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
-  (void)st, (void)flag, (void)ftw;
-  return remove(path);
-}
 
 static int setup(void **state) {
   (void)state;
-  return mkdtemp(tmpdir) ? 0 : -1;
+  return tmpdir_make("runtime");
 }
 
 static int teardown(void **state) {
   (void)state;
-  return nftw(tmpdir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  return tmpdir_remove();
 }
 
 /* ---- CSV ----------------------------------------------------------------- */
