@@ -1843,6 +1843,7 @@ static bool file_exists(Sema *s, const char *path, Loc loc, const char *what) {
 static Value *src_csv(Sema *s, const Builtin *b, Call *c) {
   const char *path = A(0)->s;
   Dataset *d = ds_new(s, "csv", arena_printf(s->arena, "csv \"%s\"", path));
+  d->header = AB(1);
   d->path = path;
   if (!file_exists(s, path, c->argloc[0], "data file")) return val_err(s);
   if (s->opt->check_files) {

@@ -289,7 +289,7 @@ static const char *path_setting(Arena *a, const Lowering *lw, const char *name) 
 static void describe_data(Arena *a, const Lowering *lw, const Dataset *ds, DataDesc *dd) {
   dd->source = ds->source;
   dd->path = ds->path ? spec_path(a, lw->spec_dir, ds->path) : NULL;
-  dd->header = true;
+  dd->header = ds->header;
   for (int i = 0; i < ds->fields->items.len && dd->nfields < 16; i++) {
     RecField *f = ds->fields->items.items[i];
     if (!f->is_column) continue;

@@ -190,6 +190,7 @@ struct Dataset {
   double valid_frac;     /* > 0: `valid: f` given, .train/.valid split it */
   int64_t take;          /* > 0: only the first `take` samples */
   const char *part;      /* "train" or "valid" for a part of a split */
+  bool header;           /* csv: the first line names the columns */
   Vec parts;             /* concat_data: the data sets, one after another (Dataset*); zip: side by side */
   Vec part_names;        /* zip: each part's name (const char*) */
 };

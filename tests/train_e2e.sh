@@ -261,5 +261,20 @@ if [ $rc -eq 0 ] && grep -Eq "step +median [0-9.]+ ms, range" "$TMP/out"; then o
 else bad "$name" "exit $rc"
 fi
 
+# ---- (f) a CSV file without a header line ----------------------------------
+# every line is a sample: the rows of covid.train.csv less its header line
+# (an older version always skipped a first line)
+mkdir -p "$TMP/nohead"
+tail -n +2 "$CSV" > "$TMP/nohead/covid.csv"
+spec "$TMP/nohead/hw1.nn" covid "SGD(net, lr: 1e-5, momentum: 0.9)" 1 1 "$TMP/nohead/covid.csv"
+sed -i 's/header: true/header: false/' "$TMP/nohead/hw1.nn"
+rows=$(wc -l < "$TMP/nohead/covid.csv" | tr -d ' ')
+(cd "$TMP/nohead" && "$NNC" train hw1.nn) > "$TMP/out" 2> "$TMP/err"
+rc=$?
+name="header_false_trains_on_every_line"
+if [ $rc -eq 0 ] && grep -q "^train: .* $rows samples" "$TMP/out"; then ok "$name ($rows samples)"
+else bad "$name" "exit $rc, expected $rows samples"
+fi
+
 echo "$pass/$total passed"
 [ "$pass" -eq "$total" ]
