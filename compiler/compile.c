@@ -446,7 +446,7 @@ static Compiled *compile_train_mode(Arena *a, Diag *d, const Node *ast, const ch
     if (!same) refuse = "a validation data set other than the .valid part of the training data";
   }
   if (refuse) {
-    diag_error(d, (Loc){0}, "%s cannot be used for training yet", refuse);
+    diag_error(d, (Loc){.src = ast->loc.src}, "%s cannot be used for training yet", refuse);
     diag_hint(d, "train on ds.train of a source declared with valid: f (and validate on ds.valid), or hold out a fraction: valid = 0.2");
     c->cg.jit_free(c->jit);
     return NULL;

@@ -2724,8 +2724,9 @@ Program *sema_check(Arena *a, Diag *d, const Node *ast, const SemaOptions *opt) 
     }
     if (!to_lower) {
       const char *what = s->opt->lower_predict ? "predict" : "train";
-      if (*s->opt->lower_block) sema_error(s, (Loc){0}, "the spec has no %s block named '%s'", what, s->opt->lower_block);
-      else sema_error(s, (Loc){0}, "the spec has no %s block", what);
+      Loc file = {.src = ast->loc.src};   /* the file as a whole: no line */
+      if (*s->opt->lower_block) sema_error(s, file, "the spec has no %s block named '%s'", what, s->opt->lower_block);
+      else sema_error(s, file, "the spec has no %s block", what);
     }
   }
   for (int i = 0; i < ast->list.len && !diag_full(d); i++) {

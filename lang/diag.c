@@ -89,8 +89,10 @@ void diag_vreport(Diag *d, DiagLevel lv, Loc loc, const char *fmt, va_list ap) {
     d->nwarnings++;
   }
   if (d->color) fputs("\033[1m", d->out);
-  if (loc.src)
+  if (loc.src && loc.line >= 1)
     fprintf(d->out, "%s:%d:%d: ", loc.src->path, loc.line, loc.col);
+  else if (loc.src)
+    fprintf(d->out, "%s: ", loc.src->path);   /* the file as a whole */
   else
     fputs("nnc: ", d->out);
   if (d->color) fprintf(d->out, "%s%s:\033[0m\033[1m ", colors[lv], names[lv]);
