@@ -68,6 +68,9 @@ Fusion *fuse_graph(Arena *a, const Graph *g);
 /* `nnc ir --stage=fused`: one block per kernel, its nodes, what it reads
  * and what it writes. Stable text. */
 void fusion_print(FILE *out, const Graph *g, const Fusion *f);
+/* A kernel in a few words, as `--stage=fused` heads it and the profile
+ * lists it: "call nnc_conv2d over [B, 64, 14, 14] (im2col + sgemm)". */
+void fusion_kernel_title(char *buf, size_t len, const Kernel *kn);
 
 /* ---- code generation and the JIT (codegen.c, jit.c) ------------------ */
 

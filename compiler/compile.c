@@ -582,28 +582,6 @@ bool compiled_check_numerics(const Compiled *c, Diag *d, const float *arena, int
   return true;
 }
 
-/* One line of the profile: what kernel k does, in a few words. */
-static void kernel_what(char *buf, size_t len, const Kernel *kn) {
-  Arena *tmp = arena_new();
-  const IrNode *last = kn->nodes.items[kn->nodes.len - 1];
-  const Shape *sh = (kn->kind == FK_REDUCE || kn->kind == FK_ROW) ? &last->src[0]->shape : &last->shape;
-  char op[32];
-  ir_lowercase(op, sizeof op, ir_op_name(last->op));
-  switch (kn->kind) {
-  case FK_CALL: {
-    bool conv = last->op == IR_CONV2D || last->op == IR_CONV2D_BWD_X || last->op == IR_CONV2D_BWD_W;
-    snprintf(buf, len, "nnc_%s %s%s%s%s", op, shape_str(tmp, sh), conv ? " (" : "", conv ? ir_conv_method(last) : "",
-             conv ? ")" : "");
-    break;
-  }
-  case FK_MATMUL: snprintf(buf, len, "cblas_sgemm %s", shape_str(tmp, sh)); break;
-  case FK_REDUCE: snprintf(buf, len, "%s of %s", op, shape_str(tmp, sh)); break;
-  case FK_ROW: snprintf(buf, len, "%s rows of %s", op, shape_str(tmp, sh)); break;
-  case FK_LOOP: snprintf(buf, len, "loop over %s, %d op%s", shape_str(tmp, sh), kn->nodes.len, kn->nodes.len == 1 ? "" : "s"); break;
-  }
-  arena_free(tmp);
-}
-
 typedef struct {
   int k;
   double ms;
@@ -632,13 +610,13 @@ bool compiled_print_profile(FILE *out, const Compiled *c, int64_t steps, int top
   static const char *const kinds[5] = {"loops", "reductions", "rows", "sgemm", "conv/pool calls"};
   for (int i = 0; i < 5; i++)
     if (by_kind[i] > 0) fprintf(out, " %s %.0f%%", kinds[i], 100 * by_kind[i] / (total > 0 ? total : 1));
-  fprintf(out, "\n  %6s %10s %6s  %-48s %s\n", "kernel", "ms/step", "share", "what", "spec");
+  fprintf(out, "\n  %6s %10s %6s  %-58s %s\n", "kernel", "ms/step", "share", "what", "spec");
   for (int i = 0; i < f->nkernels && i < top; i++) {
     const Kernel *kn = &f->kernels[t[i].k];
     const IrNode *last = kn->nodes.items[kn->nodes.len - 1];
     char what[160];
-    kernel_what(what, sizeof what, kn);
-    fprintf(out, "  %6d %10.3f %5.1f%%  %-48s %d:%d%s\n", t[i].k, t[i].ms, 100 * t[i].ms / (total > 0 ? total : 1), what,
+    fusion_kernel_title(what, sizeof what, kn);
+    fprintf(out, "  %6d %10.3f %5.1f%%  %-58s %d:%d%s\n", t[i].k, t[i].ms, 100 * t[i].ms / (total > 0 ? total : 1), what,
             last->loc.line, last->loc.col, last->grad_of ? " (gradient)" : "");
   }
   free(t);

@@ -225,6 +225,22 @@ static const char *kind_name(FuseKind k) {
   return "?";
 }
 
+void fusion_kernel_title(char *buf, size_t len, const Kernel *kn) {
+  Arena *a = arena_new();
+  const IrNode *last = kn->nodes.items[kn->nodes.len - 1];
+  const Shape *sh = (kn->kind == FK_REDUCE || kn->kind == FK_ROW) ? &last->src[0]->shape : &last->shape;
+  if (kn->kind == FK_CALL) {
+    char fn[40];
+    ir_lowercase(fn, sizeof fn, ir_op_name(last->op));
+    bool conv = ir_is_conv(last->op);
+    snprintf(buf, len, "call nnc_%s over %s%s%s%s", fn, shape_str(a, sh), conv ? " (" : "",
+             conv ? ir_conv_method(last) : "", conv ? ")" : "");
+  } else {
+    snprintf(buf, len, "%s over %s", kind_name(kn->kind), shape_str(a, sh));
+  }
+  arena_free(a);
+}
+
 /* Prints each node once in a list: "%3 %7". */
 static void print_set(FILE *out, const char *label, const Vec *v) {
   fprintf(out, "  %s", label);
@@ -251,19 +267,9 @@ void fusion_print(FILE *out, const Graph *g, const Fusion *f) {
   Arena *a = arena_new();
   for (int k = 0; k < f->nkernels; k++) {
     const Kernel *kn = &f->kernels[k];
-    const IrNode *lastn = kn->nodes.items[kn->nodes.len - 1];
-    const Shape *sh = &lastn->shape;
-    if (kn->kind == FK_REDUCE || kn->kind == FK_ROW) sh = &lastn->src[0]->shape;
-    if (kn->kind == FK_CALL) {
-      bool conv = lastn->op == IR_CONV2D || lastn->op == IR_CONV2D_BWD_X || lastn->op == IR_CONV2D_BWD_W;
-      char fn[40];
-      ir_lowercase(fn, sizeof fn, ir_op_name(lastn->op));
-      fprintf(out, "kernel %d: call nnc_%s over %s", k, fn, shape_str(a, sh));
-      if (conv) fprintf(out, " (%s)", ir_conv_method(lastn));
-      fputc('\n', out);
-    } else {
-      fprintf(out, "kernel %d: %s over %s\n", k, kind_name(kn->kind), shape_str(a, sh));
-    }
+    char title[160];
+    fusion_kernel_title(title, sizeof title, kn);
+    fprintf(out, "kernel %d: %s\n", k, title);
     Vec reads = {0}, writes = {0};
     for (int i = 0; i < kn->nodes.len; i++) {
       const IrNode *x = kn->nodes.items[i];

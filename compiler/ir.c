@@ -190,6 +190,8 @@ static void chw(const Shape *s, int64_t *c, int64_t *h, int64_t *w) {
   *c = s->d[s->rank - 3].c, *h = s->d[s->rank - 2].c, *w = s->d[s->rank - 1].c;
 }
 
+bool ir_is_conv(IrOp op) { return op == IR_CONV2D || op == IR_CONV2D_BWD_X || op == IR_CONV2D_BWD_W; }
+
 const char *ir_conv_method(const IrNode *n) {
   const Shape *xs, *ys;
   ir_window_sides(n, &xs, &ys);
@@ -223,7 +225,7 @@ int ir_window_geom(const IrNode *n, int64_t g[RT_GEOM_COUNT]) {
   const Shape *xs, *ys;
   ir_window_sides(n, &xs, &ys);
   const IrWindow *k = &n->win;
-  bool conv = n->op == IR_CONV2D || n->op == IR_CONV2D_BWD_X || n->op == IR_CONV2D_BWD_W;
+  bool conv = ir_is_conv(n->op);
   chw(xs, &g[RT_GEOM_C], &g[RT_GEOM_H], &g[RT_GEOM_W]);
   chw(ys, &g[RT_GEOM_O], &g[RT_GEOM_OH], &g[RT_GEOM_OW]);
   if (!conv) g[RT_GEOM_C] = g[RT_GEOM_O] = 1;
@@ -240,7 +242,7 @@ int ir_window_geom(const IrNode *n, int64_t g[RT_GEOM_COUNT]) {
 }
 
 int64_t ir_scratch(const IrNode *n, int64_t n_max) {
-  if (n->op != IR_CONV2D && n->op != IR_CONV2D_BWD_X && n->op != IR_CONV2D_BWD_W) return 0;
+  if (!ir_is_conv(n->op)) return 0;
   if (strcmp(ir_conv_method(n), "im2col + sgemm") != 0) return 0;
   int64_t chunk = conv_chunk(n);
   return conv_per_image(n) * (chunk < n_max ? chunk : n_max);

@@ -103,6 +103,8 @@ void ir_window_sides(const IrNode *n, const Shape **x, const Shape **y);
 /* Floats of scratch space a CALL node needs for batches of up to n_max
  * (im2col's columns), or 0. */
 int64_t ir_scratch(const IrNode *n, int64_t n_max);
+/* CONV2D or one of its adjoints. */
+bool ir_is_conv(IrOp op);
 /* How a convolution runs: "im2col + sgemm", "sgemm" (1x1, no im2col) or
  * "direct" (depthwise); the runtime kernel makes the same choice. */
 const char *ir_conv_method(const IrNode *n);

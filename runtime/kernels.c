@@ -21,7 +21,6 @@
 
 #include <cblas.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
 #include <time.h>
@@ -94,56 +93,6 @@ static void col2im(const Geom *k, int64_t cg, const float *col, int64_t ld, floa
       }
 }
 
-/* ---- a parallel loop ----------------------------------------------------- */
-
-/* What a range of a parallel loop needs (each kernel uses some fields). */
-typedef struct {
-  const Geom *k;
-  const float *a, *b;
-  float *out;
-  int64_t i0, m, g;
-  int op;
-} Job;
-
-typedef void RangeFn(void *job, int64_t lo, int64_t hi);
-
-typedef struct {
-  RangeFn *fn;
-  void *job;
-  int64_t lo, hi;
-} Slice;
-
-static void *run_slice(void *v) {
-  Slice *sl = v;
-  sl->fn(sl->job, sl->lo, sl->hi);
-  return NULL;
-}
-
-/* fn over [0, n) in as many slices as the BLAS has threads (so
- * OPENBLAS_NUM_THREADS=1 keeps nnc on one core), the first in the calling
- * thread; small loops (under about a million element operations) run
- * whole, where starting threads would cost more than it saves. */
-static void parallel_for(int64_t n, int64_t cost_per_item, RangeFn *fn, void *job) {
-  enum { MAX_THREADS = 16 };
-  int t = openblas_get_num_threads();
-  if (t > MAX_THREADS) t = MAX_THREADS;
-  if (t > n) t = (int)n;
-  if (t <= 1 || n * cost_per_item < (1 << 20)) {
-    fn(job, 0, n);
-    return;
-  }
-  Slice sl[MAX_THREADS];
-  pthread_t th[MAX_THREADS];
-  bool started[MAX_THREADS] = {false};
-  for (int i = 0; i < t; i++) sl[i] = (Slice){fn, job, n * i / t, n * (i + 1) / t};
-  for (int i = 1; i < t; i++) started[i] = pthread_create(&th[i], NULL, run_slice, &sl[i]) == 0;
-  fn(job, sl[0].lo, sl[0].hi);
-  for (int i = 1; i < t; i++) {
-    if (started[i]) pthread_join(th[i], NULL);
-    else fn(job, sl[i].lo, sl[i].hi);   /* no thread to be had: this one does it */
-  }
-}
-
 static void sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
                   int64_t ldb, float beta, float *C, int64_t ldc) {
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K,
@@ -196,29 +145,10 @@ static void from_block(const float *b, float *t, int64_t i0, int64_t m, int64_t 
       memcpy(t + ((i0 + j) * C + g * og + o) * P, b + (o * m + j) * P, sizeof(float) * (size_t)P);
 }
 
-/* The columns of images i0 .. i0+m of group g, side by side: [K, m·P]
- * (an image a thread). */
-static void columns_of(void *vjob, int64_t lo, int64_t hi) {
-  const Job *jb = vjob;
-  const Geom *k = jb->k;
-  int64_t cg = k->c / k->groups, P = k->oh * k->ow;
-  for (int64_t j = lo; j < hi; j++)
-    im2col(k, cg, jb->a + ((jb->i0 + j) * k->c + jb->g * cg) * k->h * k->w, jb->out + j * P, jb->m * P);
-}
-
+/* The columns of images i0 .. i0+m of group g, side by side: [K, m·P]. */
 static void columns(const Geom *k, const float *x, int64_t i0, int64_t m, int64_t g, float *col) {
-  Job jb = {.k = k, .a = x, .out = col, .i0 = i0, .m = m, .g = g};
-  parallel_for(m, (k->c / k->groups) * k->kh * k->kw * k->oh * k->ow, columns_of, &jb);
-}
-
-/* The columns `col` [K, m·P] folded back into images i0 .. i0+m of group g
- * of dx (an image a thread: each writes only its own). */
-static void images_of(void *vjob, int64_t lo, int64_t hi) {
-  const Job *jb = vjob;
-  const Geom *k = jb->k;
   int64_t cg = k->c / k->groups, P = k->oh * k->ow;
-  for (int64_t j = lo; j < hi; j++)
-    col2im(k, cg, jb->a + j * P, jb->m * P, jb->out + ((jb->i0 + j) * k->c + jb->g * cg) * k->h * k->w);
+  for (int64_t j = 0; j < m; j++) im2col(k, cg, x + ((i0 + j) * k->c + g * cg) * k->h * k->w, col + j * P, m * P);
 }
 
 void nnc_conv2d(const float *x, const float *w, float *y, float *scratch, int64_t n, const int64_t *gp) {
@@ -267,8 +197,8 @@ void nnc_conv2d_bwd_x(const float *dy, const float *w, float *dx, float *scratch
     for (int64_t g = 0; g < k.groups; g++) {
       to_block(dy, blk, i0, m, g, og, k.o, P);
       sgemm(true, false, K, m * P, og, w + g * og * K, K, blk, m * P, 0.0f, col, m * P);
-      Job jb = {.k = &k, .a = col, .out = dx, .i0 = i0, .m = m, .g = g};
-      parallel_for(m, K * P, images_of, &jb);
+      for (int64_t j = 0; j < m; j++)   /* the columns folded back into each image of the group */
+        col2im(&k, cg, col + j * P, m * P, dx + ((i0 + j) * k.c + g * cg) * k.h * k.w);
     }
   }
 }
@@ -298,6 +228,11 @@ void nnc_conv2d_bwd_w(const float *x, const float *dy, float *dw, float *scratch
     }
   }
 }
+
+/* The image loops (im2col, col2im, pooling) run on the calling thread:
+ * starting threads of their own made a CNN step slower (40.5 against
+ * 33.8 ms for the benchmark's CNN at batch 64), competing with OpenBLAS's
+ * threads, which keep spinning for a while after a GEMM. */
 
 /* ---- pooling ------------------------------------------------------------ */
 
@@ -338,7 +273,15 @@ static int64_t argmax_window(const Geom *k, const float *plane, int64_t oy, int6
   return best;
 }
 
-/* The pooling loops, over image planes [lo, hi) of a Job. */
+/* What a pooling loop reads and writes. */
+typedef struct {
+  const Geom *k;
+  const float *a, *b;
+  float *out;
+  int op;
+} Job;
+
+/* The pooling loops, over n image planes of a Job. */
 enum { POOL_MAX, POOL_MAX_BWD, POOL_MAX_PICK, POOL_AVG, POOL_AVG_BWD };
 
 /* The maximum of a window of four, branch-free (maxss), with a NaN among
@@ -364,10 +307,10 @@ static inline float keep(float v, bool t) {
 /* 2×2 max pooling with stride 2 and no padding, forward, backward or
  * picking: the usual case, as straight loops over pairs of rows. The first
  * maximum of a window wins, as in argmax_window. */
-static void max2x2_planes(const Job *jb, int64_t lo, int64_t hi) {
+static void max2x2_planes(const Job *jb, int64_t n) {
   const Geom *k = jb->k;
   int64_t W = k->w, HW = k->h * k->w, OW = k->ow, OHW = k->oh * k->ow;
-  for (int64_t p = lo; p < hi; p++) {
+  for (int64_t p = 0; p < n; p++) {
     const float *plane = jb->a + p * HW;
     float *out = jb->out + (jb->op == POOL_MAX_BWD ? p * HW : p * OHW);
     /* the windows cover the plane but an odd last row or column */
@@ -396,15 +339,14 @@ static void max2x2_planes(const Job *jb, int64_t lo, int64_t hi) {
   }
 }
 
-static void pool_planes(void *vjob, int64_t lo, int64_t hi) {
-  const Job *jb = vjob;
+static void pool_planes(const Job *jb, int64_t n) {
   const Geom *k = jb->k;
   if (two_by_two(k) && (jb->op == POOL_MAX || jb->op == POOL_MAX_BWD || jb->op == POOL_MAX_PICK)) {
-    max2x2_planes(jb, lo, hi);
+    max2x2_planes(jb, n);
     return;
   }
   int64_t HW = k->h * k->w, OHW = k->oh * k->ow;
-  for (int64_t p = lo; p < hi; p++) {
+  for (int64_t p = 0; p < n; p++) {
     const float *plane = jb->a + (jb->op == POOL_AVG_BWD ? 0 : p * HW);
     float *out = jb->out + (jb->op == POOL_MAX_BWD || jb->op == POOL_AVG_BWD ? p * HW : p * OHW);
     if (jb->op == POOL_MAX_BWD || jb->op == POOL_AVG_BWD) memset(out, 0, sizeof(float) * (size_t)HW);
@@ -439,7 +381,7 @@ static void pool_planes(void *vjob, int64_t lo, int64_t hi) {
 static void pool(int op, const float *a, const float *b, float *out, int64_t n, const int64_t *gp) {
   Geom k = geom(gp);
   Job jb = {.k = &k, .a = a, .b = b, .out = out, .op = op};
-  parallel_for(n, k.h * k.w + k.oh * k.ow, pool_planes, &jb);
+  pool_planes(&jb, n);
 }
 
 void nnc_maxpool2d(const float *x, const float *unused, float *y, float *scratch, int64_t n, const int64_t *gp) {

@@ -260,6 +260,14 @@ name="bench_times_the_training_step"
 if [ $rc -eq 0 ] && grep -Eq "step +median [0-9.]+ ms, range" "$TMP/out"; then ok "$name"
 else bad "$name" "exit $rc"
 fi
+(cd "$TMP/learn" && "$NNC" bench hw1.nn --kernels) > "$TMP/out" 2> "$TMP/err"
+rc=$?
+name="bench_kernels_lists_the_kernels_with_their_spec_lines"
+# the 15 slowest, each with its time, share, what it does and its spec line
+if [ $rc -eq 0 ] && grep -Eq "^  kernels +[0-9]+, [0-9.]+ ms a step in all:" "$TMP/out" &&
+   [ "$(grep -Ec "^ +[0-9]+ +[0-9.]+ +[0-9.]+% +.* over \[.*\] +[0-9]+:[0-9]+( \(gradient\))?\$" "$TMP/out")" -eq 15 ]; then ok "$name"
+else bad "$name" "exit $rc"
+fi
 
 # ---- (f) a CSV file without a header line ----------------------------------
 # every line is a sample: the rows of covid.train.csv less its header line
