@@ -664,6 +664,27 @@ static int evaluate_test(Arena *a, const Options *o, const RtProgram *rp, const 
   return EXIT_OK;
 }
 
+/* The images of a write png_grid(path, x, rows) (one PNG) or
+ * png(path, x) (one file per image, path-0000.png ...). */
+static bool write_images(const PngOut *po, const float *x, int64_t n, RtError *err) {
+  const char *path = po->path;
+  int c = po->c, h = po->h, w = po->w;
+  if (po->rows > 0) {
+    /* rows: images per row, as torchvision's make_grid(nrow) */
+    if (!rt_png_grid(path, x, n, c, h, w, po->rows, 2, err)) return false;
+    printf("wrote %s: %lld images in a grid, %d a row\n", path, (long long)n, po->rows);
+    return true;
+  }
+  size_t len = strlen(path);
+  for (int64_t k = 0; k < n; k++) {
+    char one[1100];
+    snprintf(one, sizeof one, "%.*s-%04lld.png", (int)(len - 4), path, (long long)k);
+    if (!rt_png_write(one, x + k * c * h * w, c, h, w, err)) return false;
+  }
+  printf("wrote %lld images %.*s-0000.png ...\n", (long long)n, (int)(len - 4), path);
+  return true;
+}
+
 /* Ctrl-C during training: finish the step, keep the last epoch's state. */
 static volatile sig_atomic_t interrupted;
 
@@ -685,6 +706,54 @@ static bool numerics_hook(void *ctx, const float *arena, int64_t n, int64_t epoc
   fprintf(stderr, "      = note: in epoch %lld, batch %lld\n", (long long)epoch, (long long)batch);
   nc->found = true;
   return false;
+}
+
+/* A block's `after epoch` and `after train` work: pruning, then the
+ * after step's images. */
+typedef struct {
+  const RtProgram *rp;
+  const TrainDesc *td;
+} AfterWork;
+
+static bool after_hook(void *ctx, float *arena, int when, int64_t epoch, RtError *err) {
+  AfterWork *aw = ctx;
+  const TrainDesc *td = aw->td;
+  if (when == RT_AFTER_EPOCH && td->nprunes) {
+    int64_t zero = 0, all = 0, cut = 0;
+    for (int i = 0; i < td->nprunes; i++) {
+      const PruneDesc *pr = &td->prunes[i];
+      int64_t k = rt_prune(arena + pr->weight, arena + pr->mask, pr->numel, pr->amount);
+      if (k < 0) return rt_fail(err, "out of memory pruning %s", pr->name);
+      cut += k;
+      all += pr->numel;
+      for (int64_t j = 0; j < pr->numel; j++) zero += arena[pr->weight + j] == 0;   /* kept at 0 by the masks */
+    }
+    printf("pruned %lld weights after epoch %lld: %lld of %lld (%.1f%%) are now zero\n", (long long)cut,
+           (long long)epoch, (long long)zero, (long long)all, all ? 100.0 * (double)zero / (double)all : 0.0);
+  }
+  bool any = false;
+  for (int i = 0; i < td->npngs; i++) any |= td->pngs[i].each_epoch == (when == RT_AFTER_EPOCH);
+  if (!any || !aw->rp->after.fn) return true;
+  /* its noise is drawn from the block's seed alone: the same samples after
+   * every epoch, so that the pictures show the model change */
+  const RtStep *st = &aw->rp->after;
+  RtRng rng;
+  rt_rng_seed(&rng, td->seed);
+  for (int i = 0; i < st->nslots; i++) {
+    const RtSlot *s = &st->slots[i];
+    float *dst = arena + s->offset;
+    int64_t e = rt_slot_numel(s, 1);
+    for (int64_t k = 0; k < e; k++)
+      dst[k] = s->kind == RT_SLOT_RANDN ? (float)rt_rng_normal(&rng) : s->kind == RT_SLOT_RAND ? (float)rt_rng_uniform(&rng)
+               : !strcmp(s->name, "n") ? 1.0f : 0.0f;
+  }
+  st->fn(arena, 1);
+  for (int i = 0; i < td->npngs; i++) {
+    const PngOut *po = &td->pngs[i];
+    if (po->each_epoch != (when == RT_AFTER_EPOCH)) continue;
+    if (!write_images(po, arena + po->offset, po->count > 0 ? po->count : 1, err)) return false;
+  }
+  return true;
 }
 
 /* nnc train SPEC: compile the block's steps, load its data, train. */
@@ -718,7 +787,11 @@ static int cmd_train(Arena *a, Diag *d, const Options *o) {
   RtError err = {{0}};
   RtTensorRef extra[4];
   int nextra = 0;
-  if (!load_block_data(a, o, &td, &td.data, &table, extra, &nextra)) {
+  if (td.iterations > 0) {
+    /* no data: one epoch of `iterations` steps, each on an empty batch of 1 */
+    table.rows = td.iterations;
+    td.batch = 1, td.epochs = 1, td.valid = 0;
+  } else if (!load_block_data(a, o, &td, &td.data, &table, extra, &nextra)) {
     compiled_free(c);
     return EXIT_USER;
   }
@@ -767,9 +840,13 @@ static int cmd_train(Arena *a, Diag *d, const Options *o) {
     return EXIT_USER;
   }
   bool tty = isatty(fileno(stdout));
-  printf("train%s%s: %lld parameters, %lld samples (%g%% held out), batch %lld, %lld epochs, seed %llu\n",
-         o->block ? " " : "", o->block ? o->block : "", (long long)params, (long long)table.rows, td.valid * 100,
-         (long long)td.batch, (long long)td.epochs, (unsigned long long)td.seed);
+  if (td.iterations > 0)
+    printf("train%s%s: %lld parameters, no data: %lld iterations, seed %llu\n", o->block ? " " : "",
+           o->block ? o->block : "", (long long)params, (long long)td.iterations, (unsigned long long)td.seed);
+  else
+    printf("train%s%s: %lld parameters, %lld samples (%g%% held out), batch %lld, %lld epochs, seed %llu\n",
+           o->block ? " " : "", o->block ? o->block : "", (long long)params, (long long)table.rows, td.valid * 100,
+           (long long)td.batch, (long long)td.epochs, (unsigned long long)td.seed);
   printf("compiled the training and evaluation steps in %.0f ms\n", compile_ms);
   fflush(stdout);
   char seed_text[32];
@@ -789,6 +866,11 @@ static int cmd_train(Arena *a, Diag *d, const Options *o) {
   }
   cfg.train_pipeline = &train_pl;
   cfg.valid_pipeline = &valid_pl;
+  AfterWork aw = {&rp, &td};
+  if (rp.after.fn || td.nprunes) {
+    cfg.after = after_hook;
+    cfg.after_ctx = &aw;
+  }
   NumericsCheck nc = {c, d, false};
   if (o->check_numerics) {
     cfg.after_step = numerics_hook;
@@ -845,7 +927,11 @@ static int cmd_train(Arena *a, Diag *d, const Options *o) {
     const char *followed = td.valid <= 0                  ? "train_loss"
                            : !strcmp(td.monitor, "loss") ? "valid_loss"
                                                          : arena_printf(a, "valid_%s", td.monitor);
-    printf("best %s %.6g at epoch %lld of %lld", followed, res.best, (long long)res.best_epoch, (long long)res.epochs_run);
+    if (td.iterations > 0)
+      printf("done: %lld iterations, mean loss %.6g", (long long)td.iterations, res.last_train_loss);
+    else
+      printf("best %s %.6g at epoch %lld of %lld", followed, res.best, (long long)res.best_epoch,
+             (long long)res.epochs_run);
     if (td.save_best) printf("; saved %s", td.save_best);
     printf("\n");
     if (td.test.source) rc = evaluate_test(a, o, &rp, &td, final, extra, nextra);
@@ -857,27 +943,6 @@ static int cmd_train(Arena *a, Diag *d, const Options *o) {
 }
 
 /* ---- nnc predict ------------------------------------------------------ */
-
-/* The images of predict's write png_grid(path, x, rows) (one PNG) or
- * png(path, x) (one file per image, path-0000.png ...). */
-static bool write_images(const PredictDesc *pd, int i, const float *x, int64_t n, RtError *err) {
-  const char *path = pd->png_paths[i];
-  int c = pd->png_c[i], h = pd->png_h[i], w = pd->png_w[i];
-  if (pd->png_rows[i] > 0) {
-    /* rows: images per row, as torchvision's make_grid(nrow) */
-    if (!rt_png_grid(path, x, n, c, h, w, pd->png_rows[i], 2, err)) return false;
-    printf("wrote %s: %lld images in a grid, %d a row\n", path, (long long)n, pd->png_rows[i]);
-    return true;
-  }
-  size_t len = strlen(path);
-  for (int64_t k = 0; k < n; k++) {
-    char one[1100];
-    snprintf(one, sizeof one, "%.*s-%04lld.png", (int)(len - 4), path, (long long)k);
-    if (!rt_png_write(one, x + k * c * h * w, c, h, w, err)) return false;
-  }
-  printf("wrote %lld images %.*s-0000.png ...\n", (long long)n, (int)(len - 4), path);
-  return true;
-}
 
 /* nnc predict SPEC: load the trained weights, run the predict block's step
  * over its data, write its CSV file (atomically). */
@@ -957,11 +1022,11 @@ static int cmd_predict(Arena *a, Diag *d, const Options *o) {
   for (int i = 0; i < pd.ncols; i++) offsets[i] = pd.col_offset[i], widths[i] = 1;
   for (int i = 0; i < pd.npngs; i++) {
     int k = pd.ncols + i;
-    offsets[k] = pd.png_offset[i];
-    widths[k] = (int64_t)pd.png_c[i] * pd.png_h[i] * pd.png_w[i];
+    offsets[k] = pd.pngs[i].offset;
+    widths[k] = (int64_t)pd.pngs[i].c * pd.pngs[i].h * pd.pngs[i].w;
     cols[k] = calloc((size_t)(table.rows * widths[k] + 1), sizeof(float));
     if (!cols[k]) {
-      rt_fail(&err, "out of memory for the images of %s", pd.png_paths[i]);
+      rt_fail(&err, "out of memory for the images of %s", pd.pngs[i].path);
       goto fail;
     }
   }
@@ -981,7 +1046,7 @@ static int cmd_predict(Arena *a, Diag *d, const Options *o) {
     printf("\n");
   }
   for (int i = 0; i < pd.npngs; i++) {
-    if (!write_images(&pd, i, cols[pd.ncols + i], table.rows, &err)) goto fail;
+    if (!write_images(&pd.pngs[i], cols[pd.ncols + i], table.rows, &err)) goto fail;
   }
   if (rp.train.nmetrics > 0) {
     printf("metrics over the %lld rows:", (long long)table.rows);

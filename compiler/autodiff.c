@@ -151,6 +151,9 @@ static void backward(Ad *ad, IrNode *n) {
   case IR_MAXPOOL2D_PICK: acc(ad, b, W(ad, IR_MAXPOOL2D_BWD, a, g, &b->shape, n), loc); return;
   case IR_AVGPOOL2D: acc(ad, a, W(ad, IR_AVGPOOL2D_BWD, g, NULL, &a->shape, n), loc); return;
   case IR_AVGPOOL2D_BWD: acc(ad, a, W(ad, IR_AVGPOOL2D, g, NULL, &a->shape, n), loc); return;
+  /* a slice copies; its adjoint puts back, and the two are each other's adjoints */
+  case IR_SLICE: acc(ad, a, W(ad, IR_SLICE_BWD, g, NULL, &a->shape, n), loc); return;
+  case IR_SLICE_BWD: acc(ad, a, W(ad, IR_SLICE, g, NULL, &a->shape, n), loc); return;
   case IR_OP_COUNT:
     break;
   }

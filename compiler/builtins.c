@@ -637,11 +637,12 @@ static IrNode *lower_norm(Sema *s, Layer *l, IrNode *x, Loc loc) {
     pshape.d[i] = feat ? x->shape.d[i] : dim_int(1);
   }
   IrNode *eps = ir_const(G, l->farg[1], loc), *mean, *var;
-  if (!batch || s->lw->training || !l->st[0]) {
+  bool training = s->lw->training && !sema_layer_frozen(s, l);   /* a frozen model runs as in evaluation */
+  if (!batch || training || !l->st[0]) {
     mean = lw_mean(s, x, axes, true, loc);
     IrNode *d = ir_binary(G, IR_SUB, x, mean, loc);
     var = lw_mean(s, ir_binary(G, IR_MUL, d, d, loc), axes, true, loc);
-    if (batch && l->st[0] && s->lw->training) {
+    if (batch && l->st[0] && training) {
       double m = l->farg[0];
       IrNode *count = lw_count(s, &x->shape, axes, loc);
       IrNode *unbiased = ir_binary(G, IR_MUL, var, ir_binary(G, IR_DIV, count, ir_binary(G, IR_SUB, count, ir_const(G, 1, loc), loc), loc), loc);
@@ -691,7 +692,7 @@ static Value *ap_same(Sema *s, Layer *l, Call *c) {
     const char *t = l->type;
     if (!strcmp(t, "Dropout")) {
       double p = l->farg[0];
-      if (!s->lw->training || p <= 0) return with_ir(out, x->ir);
+      if (!s->lw->training || sema_layer_frozen(s, l) || p <= 0) return with_ir(out, x->ir);
       /* keep with probability 1-p, scaled by 1/(1-p) (inverted dropout) */
       IrNode *keep = ir_binary(G, IR_GT, lw_rand(s, &x->shape, c->loc), ir_const(G, p, c->loc), c->loc);
       return with_ir(out, ir_binary(G, IR_MUL, x->ir, ir_binary(G, IR_MUL, keep, ir_const(G, 1 / (1 - p), c->loc), c->loc), c->loc));
@@ -1199,7 +1200,31 @@ static Value *fn_concat(Sema *s, const Builtin *b, Call *c) {
   } else {
     o.d[a] = sum;
   }
-  return val_tensor(s, first->dtype, &o);
+  Value *out = val_tensor(s, first->dtype, &o);
+  if (!s->lw) return out;
+  for (int i = 0; i < l->items.len; i++)
+    if (!LOWERING((Value *)l->items.items[i])) return out;   /* not lowered: said where it was made */
+  if (!lw_sliceable(&o, a)) {
+    lw_unsupported(s, c->loc, arena_printf(s->arena, "%s along a dim of the batch's size", b->name));
+    return out;
+  }
+  /* each part put in its place in the whole (SLICE_BWD: zeros elsewhere),
+   * and the places added: the gradient of each part is then its slice */
+  int64_t at = 0;
+  for (int i = 0; i < l->items.len; i++) {
+    IrNode *part = ((Value *)l->items.items[i])->ir;
+    if (stack) {
+      Shape ps = o;
+      ps.d[a] = dim_int(1);
+      part = ir_reshape(G, part, &ps, c->loc);
+    }
+    int64_t len = part->shape.d[a].c;
+    IrWindow w = {.axis = a, .start = at, .stop = at + len, .step = 1};
+    IrNode *placed = l->items.len == 1 ? part : ir_window(G, IR_SLICE_BWD, part, NULL, &o, &w, c->loc);
+    out->ir = out->ir ? ir_binary(G, IR_ADD, out->ir, placed, c->loc) : placed;
+    at += len;
+  }
+  return out;
 }
 
 static Value *fn_softmax(Sema *s, const Builtin *b, Call *c) {
@@ -1425,6 +1450,22 @@ static Value *fn_effect(Sema *s, const Builtin *b, Call *c) {
     if (amt <= 0 || amt >= 1) {
       sema_error(s, c->argloc[1], "prune: amount is the fraction of weights to remove, in (0, 1); got %g", amt);
       return val_err(s);
+    }
+    if (A(0)->kind == V_MODEL)
+      sema_line(s, "  prune      %s: the smallest %g%% of each weight's remaining entries, by magnitude", A(0)->layer->type,
+                amt * 100);
+    if (s->lw) {
+      if (!s->after_when || strcmp(s->after_when, "epoch") != 0 || A(0)->kind != V_MODEL) {
+        lw_unsupported(s, c->loc, "prune(...) other than in after epoch { ... } on a model");
+      } else {
+        double *keep = arena_alloc(s->arena, sizeof *keep);
+        *keep = amt;
+        vec_push(s->arena, &s->lw->prune_layers, A(0)->layer);
+        vec_push(s->arena, &s->lw->prune_amounts, keep);
+        Loc *at = arena_alloc(s->arena, sizeof *at);
+        *at = c->loc;
+        vec_push(s->arena, &s->lw->prune_locs, at);
+      }
     }
   }
   Value *v = val_new(s, V_NONE);

@@ -105,13 +105,17 @@ void compiled_profile_reset(void) {
   if (reset) reset();
 }
 
-static bool lower(Arena *a, Diag *d, const Node *ast, const char *block, const SemaOptions *base, bool training,
-                  bool predict, Program **out) {
+/* Checks the spec again, lowering block `block`: its training step
+ * (`training`, with the update), its evaluation step, a predict block's
+ * step (`predict`), or a train block's after writes (`after`). */
+static bool lower_mode(Arena *a, Diag *d, const Node *ast, const char *block, const SemaOptions *base, bool training,
+                       bool predict, bool after, Program **out) {
   SemaOptions o = *base;
   o.lower_block = block;
   o.lower_training = training;
   o.lower_update = training;
   o.lower_predict = predict;
+  o.lower_after = after;
   Program *p = sema_check(a, d, ast, &o);
   if (!p || d->nerrors) return false;
   if (!p->lowered || p->lowered->failed) {
@@ -120,6 +124,11 @@ static bool lower(Arena *a, Diag *d, const Node *ast, const char *block, const S
   }
   *out = p;
   return true;
+}
+
+static bool lower(Arena *a, Diag *d, const Node *ast, const char *block, const SemaOptions *base, bool training,
+                  bool predict, Program **out) {
+  return lower_mode(a, d, ast, block, base, training, predict, false, out);
 }
 
 static void verify(const Graph *g, const char *after) {
@@ -350,6 +359,7 @@ static void describe(Arena *a, const Lowering *lw, TrainDesc *td) {
   td->batch = int_setting(lw, "batch", 32);
   td->epochs = int_setting(lw, "epochs", 1);
   td->early_stop = int_setting(lw, "early_stop", 0);
+  td->iterations = int_setting(lw, "iterations", 0);
   Value *v = setting(lw, "valid");
   td->valid = v && val_is_number(v) ? val_num(v) : 0;
   td->save_best = path_setting(a, lw, "save_best");
@@ -394,11 +404,82 @@ static void persistent_slots(Arena *a, Graph *g, RtProgram *rp) {
   for (int i = 0; i < pers.len; i++) rp->persistent[i] = *(RtSlot *)pers.items[i];
 }
 
+/* The i-th write png_grid/png of a block: its file and where the step
+ * leaves its images x ([B, C, H, W] or [B, H, W]). */
+static PngOut png_out(const Lowering *lw, int i, const IrNode *x) {
+  const Shape *sh = &x->shape;
+  PngOut po = {.path = tidy_path(lw->png_paths.items[i]), .offset = x->offset,
+               .c = sh->rank == 4 ? (int)sh->d[1].c : 1, .h = (int)sh->d[sh->rank - 2].c,
+               .w = (int)sh->d[sh->rank - 1].c, .rows = (int)(intptr_t)lw->png_rows.items[i]};
+  if (lw->png_when.len > i) po.each_epoch = !strcmp(lw->png_when.items[i], "epoch");
+  if (sh->rank >= 3 && dim_known(sh->d[0])) po.count = sh->d[0].c;
+  return po;
+}
+
+/* An after write runs on its own, between epochs, with no batch: what it
+ * draws must not read the data (it may read parameters, and noise). */
+static bool reads_no_data(Diag *d, const Graph *g) {
+  char *seen = calloc((size_t)g->nodes.len + 1, 1);
+  const IrNode **stack = malloc(sizeof(IrNode *) * ((size_t)g->nodes.len + 1));
+  bool ok = seen && stack;
+  for (int o = 0; ok && o < g->outputs.len; o++) {
+    const IrNode *out = g->outputs.items[o];
+    int top = 0;
+    stack[top++] = out;
+    while (top > 0 && ok) {
+      const IrNode *x = stack[--top];
+      if (seen[x->id]) continue;
+      seen[x->id] = 1;
+      if (x->op == IR_INPUT && x->name && strcmp(x->name, "n") != 0 && strcmp(x->name, "lr") != 0) {
+        diag_error(d, out->loc, "this write after an epoch or training reads the data field '%s'", x->name);
+        diag_hint(d, "it runs between epochs, on no batch: draw images of the parameters, or of noise such as "
+                     "G(randn([64, 100])) (the same noise after every epoch)");
+        ok = false;
+      }
+      for (int k = 0; k < 3; k++)
+        if (x->src[k]) stack[top++] = x->src[k];
+    }
+  }
+  free(seen);
+  free(stack);
+  return ok;
+}
+
+/* The parameters and state of another step of the block sit where the
+ * training step has them (same names, same offsets). */
+static void check_shared(const RtProgram *rp, const Graph *g, const char *step) {
+  for (int i = 0; i < g->nodes.len; i++) {
+    IrNode *x = g->nodes.items[i];
+    if (x->op != IR_PARAM && x->op != IR_STATE) continue;
+    bool found = false;
+    for (int k = 0; k < rp->npersistent; k++)
+      found |= !strcmp(rp->persistent[k].name, x->name ? x->name : "") && rp->persistent[k].offset == x->offset;
+    if (!found) nnc_die(__FILE__, __LINE__, "%s step's '%s' is not where the train step has it", step, x->name);
+  }
+}
+
+/* `after epoch { prune(...) }`: each mask the training step multiplies by,
+ * with its weight, now that both have places in the arena. */
+static void describe_prunes(Arena *a, const Lowering *lw, TrainDesc *td) {
+  td->nprunes = lw->masks.len;
+  td->prunes = arena_alloc(a, sizeof(PruneDesc) * (size_t)(lw->masks.len + 1));
+  for (int i = 0; i < lw->masks.len; i++) {
+    const IrNode *m = lw->masks.items[i], *w = lw->masked.items[i];
+    td->prunes[i] = (PruneDesc){.name = w->name, .weight = w->offset, .mask = m->offset, .numel = ir_numel(w, 1),
+                                .amount = *(double *)lw->mask_amounts.items[i]};
+  }
+}
+
 static Compiled *compile_train_mode(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max,
                                     const SemaOptions *base, RtProgram *rp, TrainDesc *td, bool checked) {
   Compiled *c = arena_alloc(a, sizeof *c);
   if (!lower(a, d, ast, block, base, true, false, &c->train)) return NULL;
   if (!lower(a, d, ast, block, base, false, false, &c->eval)) return NULL;
+  /* the block's after writes, a third step (when it has some) */
+  Program *after = NULL;
+  if (!lower_mode(a, d, ast, block, base, false, false, true, &after)) return NULL;
+  if (!after->lowered->png_paths.len) after = NULL;
+  if (after && !reads_no_data(d, after->lowered->g)) return NULL;
   char err[1024];
   if (!cg_load(&c->cg, err, sizeof err)) {
     diag_error(d, (Loc){0}, "%s", err);
@@ -409,29 +490,31 @@ static Compiled *compile_train_mode(Arena *a, Diag *d, const Node *ast, const ch
     diag_error(d, (Loc){0}, "%s", err);
     return NULL;
   }
-  MemPlan tp, ep;
+  MemPlan tp, ep, ap = {0};
   if (!build_step(a, &c->cg, c->jit, c->train, n_max, 0, "train_step", &rp->train, &tp, err, sizeof err, checked) ||
       !build_step(a, &c->cg, c->jit, c->eval, n_max, tp.persistent, "eval_step", &rp->eval, &ep, err, sizeof err,
-                  false)) {
+                  false) ||
+      (after && !build_step(a, &c->cg, c->jit, after, 1, tp.persistent, "after_step", &rp->after, &ap, err,
+                            sizeof err, false))) {
     diag_error(d, (Loc){0}, "code generation failed: %s", err);
     c->cg.jit_free(c->jit);
     return NULL;
   }
   rp->n_max = n_max;
   rp->arena_floats = tp.size > ep.size ? tp.size : ep.size;
-  /* persistent buffers, in the train step's order; the eval step's must
+  if (ap.size > rp->arena_floats) rp->arena_floats = ap.size;
+  /* persistent buffers, in the train step's order; the other steps' must
    * sit at the same offsets (same forward code, same slots) */
   persistent_slots(a, c->train->lowered->g, rp);
-  Graph *ge = c->eval->lowered->g;
-  for (int i = 0; i < ge->nodes.len; i++) {
-    IrNode *x = ge->nodes.items[i];
-    if (x->op != IR_PARAM && x->op != IR_STATE) continue;
-    bool found = false;
-    for (int k = 0; k < rp->npersistent; k++)
-      found |= !strcmp(rp->persistent[k].name, x->name ? x->name : "") && rp->persistent[k].offset == x->offset;
-    if (!found) nnc_die(__FILE__, __LINE__, "eval step's '%s' is not where the train step has it", x->name);
-  }
+  check_shared(rp, c->eval->lowered->g, "eval");
   describe(a, c->train->lowered, td);
+  if (after) {
+    check_shared(rp, after->lowered->g, "after");
+    const Lowering *al = after->lowered;
+    for (int i = 0; i < al->png_paths.len && i < 8; i++)
+      td->pngs[td->npngs++] = png_out(al, i, output_named(al->g, arena_printf(a, "image%d", i)));
+  }
+  describe_prunes(a, c->train->lowered, td);
   /* settings the runtime does not honour yet are refused, not ignored */
   Value *vs = setting(c->train->lowered, "valid");
   const char *refuse = NULL;
@@ -487,13 +570,7 @@ Compiled *compile_predict(Arena *a, Diag *d, const Node *ast, const char *block,
   pd->write_path = tidy_path(lw->write_path);
   for (int i = 0; i < lw->png_paths.len && i < 8; i++) {
     IrNode *x = output_named(lw->g, arena_printf(a, "image%d", i));
-    const Shape *sh = &x->shape;   /* [B, C, H, W] or [B, H, W] */
-    pd->png_paths[pd->npngs] = tidy_path(lw->png_paths.items[i]);
-    pd->png_offset[pd->npngs] = x->offset;
-    pd->png_c[pd->npngs] = sh->rank == 4 ? (int)sh->d[1].c : 1;
-    pd->png_h[pd->npngs] = (int)sh->d[sh->rank - 2].c;
-    pd->png_w[pd->npngs] = (int)sh->d[sh->rank - 1].c;
-    pd->png_rows[pd->npngs++] = (int)(intptr_t)lw->png_rows.items[i];
+    pd->pngs[pd->npngs++] = png_out(lw, i, x);
   }
   for (int i = 0; i < lw->write_cols.len && i < 16; i++) {
     IrNode *x = output_named(lw->g, lw->write_cols.items[i]);

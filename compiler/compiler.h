@@ -30,6 +30,8 @@ typedef struct {
   int lower_training;  /* lower the training step (else the eval step) */
   int lower_update;    /* and append autodiff and the optimizer's update */
   int lower_predict;   /* lower_block names a predict block instead */
+  int lower_after;     /* lower a train block's `after epoch/train` writes
+                          as a step of their own (else they are only checked) */
   /* `--set NAME=VALUE`: replaces a constant, or a binding of a train or
    * predict block (batch, epochs, lr, ...), wherever it is set */
   int nset;
@@ -71,6 +73,27 @@ typedef struct DataDesc {
   const char **part_names; /* source "zip": each part's name, its fields' prefix ("plain") */
 } DataDesc;
 
+/* An image file a step's output becomes: write png_grid(path, x, rows)
+ * (one grid) or png(path, x) (a file per image). */
+typedef struct {
+  const char *path;
+  int64_t offset;          /* where the step leaves the images [n, c, h, w] */
+  int c, h, w;
+  int rows;                /* images per grid row; 0: one file per image */
+  int64_t count;           /* images, when the first dim is not the batch (after writes); 0: per sample */
+  bool each_epoch;         /* a train block's `after epoch` write (else `after train`) */
+} PngOut;
+
+/* Pruning a weight after every epoch: the smallest `amount` of its
+ * remaining entries by magnitude are zeroed, and its mask (state the
+ * update multiplies by) keeps them so. */
+typedef struct {
+  const char *name;        /* the weight's name */
+  int64_t weight, mask;    /* offsets in the arena */
+  int64_t numel;
+  double amount;
+} PruneDesc;
+
 /* A train block's settings, with their defaults filled in. */
 typedef struct {
   uint64_t seed;
@@ -85,6 +108,11 @@ typedef struct {
   const char *load_paths[8], *load_prefixes[8], *load_vars[8];
   DataDesc valid_data;     /* `valid = ds.valid.map(...)`: the held-out part's own transforms
                             * (source NULL: none; the part is data's `valid` fraction) */
+  int64_t iterations;      /* > 0: a block without data, trained for this many steps */
+  int npngs;               /* `after epoch/train { write png_grid(...) }`, made by RtProgram.after */
+  PngOut pngs[8];
+  int nprunes;             /* `after epoch { prune(model, amount) }`: each weight pruned */
+  PruneDesc *prunes;
 } TrainDesc;
 
 /* A predict block: what to load, what to run it on, what to write. */
@@ -96,11 +124,8 @@ typedef struct {
   const char *load_prefixes[8];/* with one model; "proxy." with several), and the */
   const char *load_vars[8];    /* model's variable name ("proxy") */
   const char *write_path;  /* the CSV file (resolved), or NULL */
-  int npngs;               /* write png_grid(...) / png(...): the files, */
-  const char *png_paths[8];
-  int64_t png_offset[8];   /* where the step leaves each batch's images */
-  int png_c[8], png_h[8], png_w[8];
-  int png_rows[8];         /* images per grid row; 0: one file per image */
+  int npngs;               /* write png_grid(...) / png(...) */
+  PngOut pngs[8];
   int ncols;
   const char *col_names[16];
   bool col_int[16];        /* whole numbers (ids, classes) */

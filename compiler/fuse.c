@@ -97,7 +97,7 @@ static int kernel_kind(IrOp op) {
   case IR_MATMUL:
     return FK_MATMUL;
   case IR_CONV2D: case IR_CONV2D_BWD_X: case IR_CONV2D_BWD_W: case IR_MAXPOOL2D: case IR_MAXPOOL2D_BWD:
-  case IR_MAXPOOL2D_PICK: case IR_AVGPOOL2D: case IR_AVGPOOL2D_BWD:
+  case IR_MAXPOOL2D_PICK: case IR_AVGPOOL2D: case IR_AVGPOOL2D_BWD: case IR_SLICE: case IR_SLICE_BWD:
     return FK_CALL;
   case IR_OP_COUNT:
     break;

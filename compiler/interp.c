@@ -80,7 +80,7 @@ static double elem(IrOp op, double a, double b, double c) {
   case IR_SUM: case IR_MAXR: case IR_ARGMAX: case IR_RESHAPE: case IR_MATMUL:
   case IR_LOG_SOFTMAX: case IR_SOFTMAX: case IR_ONE_HOT: case IR_OP_COUNT:
   case IR_CONV2D: case IR_CONV2D_BWD_X: case IR_CONV2D_BWD_W: case IR_MAXPOOL2D: case IR_MAXPOOL2D_BWD:
-  case IR_MAXPOOL2D_PICK: case IR_AVGPOOL2D: case IR_AVGPOOL2D_BWD:
+  case IR_MAXPOOL2D_PICK: case IR_AVGPOOL2D: case IR_AVGPOOL2D_BWD: case IR_SLICE: case IR_SLICE_BWD:
     break;
   }
   nnc_die(__FILE__, __LINE__, "interp: %s is not elementwise", ir_op_name(op));
@@ -233,6 +233,17 @@ static void run_window(const IrNode *y, double *values[], int64_t n) {
   for (int i = 0; i < lead; i++) count *= d[i];
   const double *a = values[y->src[0]->id], *b = y->src[1] ? values[y->src[1]->id] : NULL;
   double *out = values[y->id] = alloc_values(cg_numel(&y->shape, n));
+  if (ir_is_slice(y->op)) {
+    int64_t len = g[RT_SLICE_LEN], m = g[RT_SLICE_OUT], inner = g[RT_SLICE_INNER];
+    for (int64_t p = 0; p < count; p++)
+      for (int64_t j = 0; j < m; j++)
+        for (int64_t e = 0; e < inner; e++) {
+          int64_t xi = (p * len + g[RT_SLICE_START] + j * g[RT_SLICE_STEP]) * inner + e, yi = (p * m + j) * inner + e;
+          if (y->op == IR_SLICE) out[yi] = a[xi];
+          else out[xi] = a[yi];
+        }
+    return;
+  }
   TapFn *tap = y->op == IR_CONV2D ? tap_y : y->op == IR_CONV2D_BWD_X ? tap_dx : y->op == IR_CONV2D_BWD_W ? tap_dw : NULL;
   if (tap) {
     conv_taps(g, count, tap, out, a, b);

@@ -162,8 +162,11 @@ IrNode *ir_assign(Graph *g, IrNode *dst, IrNode *src, Loc loc) {
 
 IrNode *ir_window(Graph *g, IrOp op, IrNode *a, IrNode *b, const Shape *out, const IrWindow *w, Loc loc) {
   NNC_ASSERT(op_info[op].kind == OPK_CALL && (op_info[op].arity == 2) == (b != NULL));
-  NNC_ASSERT(a->shape.rank >= 3 && out->rank >= 3 && w->groups >= 1);
-  IrNode *n = node_new(g, op, DT_FLOAT, out, loc);
+  if (ir_is_slice(op))
+    NNC_ASSERT(w->axis >= 0 && w->axis < a->shape.rank && w->step > 0 && out->rank == a->shape.rank);
+  else
+    NNC_ASSERT(a->shape.rank >= 3 && out->rank >= 3 && w->groups >= 1);
+  IrNode *n = node_new(g, op, ir_is_slice(op) ? a->dtype : DT_FLOAT, out, loc);   /* a slice of class ids stays ints */
   n->src[0] = a;
   n->src[1] = b;
   n->win = *w;
@@ -175,9 +178,9 @@ IrNode *ir_window(Graph *g, IrOp op, IrNode *a, IrNode *b, const Shape *out, con
 
 void ir_window_sides(const IrNode *n, const Shape **x, const Shape **y) {
   IrOp op = n->op;
-  if (op == IR_CONV2D || op == IR_MAXPOOL2D || op == IR_AVGPOOL2D || op == IR_MAXPOOL2D_PICK)
+  if (op == IR_CONV2D || op == IR_MAXPOOL2D || op == IR_AVGPOOL2D || op == IR_MAXPOOL2D_PICK || op == IR_SLICE)
     *x = &n->src[0]->shape, *y = &n->shape;
-  else if (op == IR_CONV2D_BWD_X || op == IR_AVGPOOL2D_BWD)
+  else if (op == IR_CONV2D_BWD_X || op == IR_AVGPOOL2D_BWD || op == IR_SLICE_BWD)
     *x = &n->shape, *y = &n->src[0]->shape;
   else if (op == IR_CONV2D_BWD_W || op == IR_MAXPOOL2D_BWD)
     *x = &n->src[0]->shape, *y = &n->src[1]->shape;
@@ -191,6 +194,18 @@ static void chw(const Shape *s, int64_t *c, int64_t *h, int64_t *w) {
 }
 
 bool ir_is_conv(IrOp op) { return op == IR_CONV2D || op == IR_CONV2D_BWD_X || op == IR_CONV2D_BWD_W; }
+
+bool ir_is_slice(IrOp op) { return op == IR_SLICE || op == IR_SLICE_BWD; }
+
+IrNode *ir_slice(Graph *g, IrNode *x, int axis, int64_t start, int64_t stop, int64_t step, Loc loc) {
+  Dim d = x->shape.d[axis];
+  NNC_ASSERT(dim_known(d) && 0 <= start && start < stop && stop <= d.c && step > 0);
+  if (start == 0 && stop == d.c && step == 1) return x;
+  Shape o = x->shape;
+  o.d[axis] = dim_int((stop - start + step - 1) / step);
+  IrWindow w = {.axis = axis, .start = start, .stop = stop, .step = step};
+  return ir_window(g, IR_SLICE, x, NULL, &o, &w, loc);
+}
 
 const char *ir_conv_method(const IrNode *n) {
   const Shape *xs, *ys;
@@ -225,6 +240,15 @@ int ir_window_geom(const IrNode *n, int64_t g[RT_GEOM_COUNT]) {
   const Shape *xs, *ys;
   ir_window_sides(n, &xs, &ys);
   const IrWindow *k = &n->win;
+  if (ir_is_slice(n->op)) {
+    /* [count, len, inner] -> [count, out, inner]: count runs over the dims
+     * before the axis (the batch among them), inner over those after */
+    memset(g, 0, sizeof(int64_t) * RT_GEOM_COUNT);
+    g[RT_SLICE_LEN] = xs->d[k->axis].c, g[RT_SLICE_OUT] = ys->d[k->axis].c;
+    g[RT_SLICE_START] = k->start, g[RT_SLICE_STEP] = k->step, g[RT_SLICE_INNER] = 1;
+    for (int i = k->axis + 1; i < xs->rank; i++) g[RT_SLICE_INNER] *= xs->d[i].c;
+    return k->axis;
+  }
   bool conv = ir_is_conv(n->op);
   chw(xs, &g[RT_GEOM_C], &g[RT_GEOM_H], &g[RT_GEOM_W]);
   chw(ys, &g[RT_GEOM_O], &g[RT_GEOM_OH], &g[RT_GEOM_OW]);
@@ -282,6 +306,12 @@ static void lower_name(char *buf, size_t n, IrOp op) { ir_lowercase(buf, n, ir_o
 /* " k 3x3 s 1 p 1", with " d 2" and " g 32" when they are not 1. */
 size_t ir_window_str(char *buf, size_t len, const IrWindow *w) {
   int k;
+  if (w->step > 0) {   /* a slice: " axis 1 [2:5]", " axis 2 [0:8:2]" */
+    k = w->step == 1 ? snprintf(buf, len, " axis %d [%lld:%lld]", w->axis, (long long)w->start, (long long)w->stop)
+                     : snprintf(buf, len, " axis %d [%lld:%lld:%lld]", w->axis, (long long)w->start,
+                                (long long)w->stop, (long long)w->step);
+    return k < 0 ? 0 : (size_t)k < len ? (size_t)k : len ? len - 1 : 0;
+  }
   if (w->adaptive) k = snprintf(buf, len, " adaptive");
   else if (w->kh == w->kw && w->sh == w->sw && w->ph == w->pw)
     k = snprintf(buf, len, " k %lldx%lld s %lld p %lld", (long long)w->kh, (long long)w->kw, (long long)w->sh, (long long)w->ph);

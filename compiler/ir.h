@@ -38,6 +38,10 @@ typedef enum { OPK_LEAF, OPK_ELEM, OPK_REDUCE, OPK_MATMUL, OPK_VIEW, OPK_ROW, OP
 typedef struct {
   int64_t kh, kw, sh, sw, ph, pw, dh, dw, groups;
   bool adaptive;
+  /* SLICE, SLICE_BWD: x[..., start:stop:step, ...] along `axis` (stop is
+   * past the last index taken, as in Python; step > 0) */
+  int axis;
+  int64_t start, stop, step;
 } IrWindow;
 
 typedef struct IrNode IrNode;
@@ -105,6 +109,11 @@ void ir_window_sides(const IrNode *n, const Shape **x, const Shape **y);
 int64_t ir_scratch(const IrNode *n, int64_t n_max);
 /* CONV2D or one of its adjoints. */
 bool ir_is_conv(IrOp op);
+/* SLICE or SLICE_BWD. */
+bool ir_is_slice(IrOp op);
+/* x sliced along `axis`: x[..., start:stop:step, ...] (ir_window with a
+ * slice's window); returns x itself when the slice takes everything. */
+IrNode *ir_slice(Graph *g, IrNode *x, int axis, int64_t start, int64_t stop, int64_t step, Loc loc);
 /* How a convolution runs: "im2col + sgemm", "sgemm" (1x1, no im2col) or
  * "direct" (depthwise); the runtime kernel makes the same choice. */
 const char *ir_conv_method(const IrNode *n);
@@ -127,6 +136,9 @@ bool ad_grad(Graph *g, IrNode *y, IrNode **wrt, int nwrt, IrNode **out);
 /* ---- lowering helpers (lower.c), used by the checker's walk ---------- */
 IrNode *lw_of(Sema *s, const Value *v, Loc loc);
 void lw_unsupported(Sema *s, Loc loc, const char *what);
+/* A SLICE (or concat) along `axis` compiles when that dim and every later
+ * one are known ints (the batch comes before). */
+bool lw_sliceable(const Shape *sh, int axis);
 IrNode *lw_count(Sema *s, const Shape *sh, unsigned axes, Loc loc);
 IrNode *lw_mean(Sema *s, IrNode *x, unsigned axes, bool keepdim, Loc loc);
 IrNode *lw_param(Sema *s, const Shape *sh, int init, double bound, Loc loc);

@@ -29,6 +29,12 @@ void lw_unsupported(Sema *s, Loc loc, const char *what) {
   s->lw->failed = true;
 }
 
+bool lw_sliceable(const Shape *sh, int axis) {
+  for (int i = axis; i < sh->rank; i++)
+    if (!dim_known(sh->d[i])) return false;
+  return true;
+}
+
 IrNode *lw_of(Sema *s, const Value *v, Loc loc) {
   if (!s->lw) return NULL;
   if (v->kind == V_TENSOR) return v->ir;
@@ -150,6 +156,34 @@ bool lw_finish_step(Sema *s, IrNode *loss, const Value *optv, Loc loc) {
     IrNode *p = params.items[i];
     if (!grads[i]) grads[i] = ir_expand(g, ir_const(g, 0, loc), &p->shape, loc);
   }
+  /* Pruning (after epoch { prune(model, amount) }): every weight matrix or
+   * filter bank of the model gets a mask, state that starts as ones and
+   * that the runtime's prune zeroes. A masked entry gets no gradient and
+   * stays 0 after the update: PyTorch's weight_orig * weight_mask. */
+  IrNode **mask = arena_alloc(s->arena, sizeof(IrNode *) * (size_t)params.len);
+  memset(mask, 0, sizeof(IrNode *) * (size_t)params.len);
+  for (int k = 0; k < lw->prune_layers.len; k++) {
+    Vec ps = {0};
+    collect_params(lw->prune_layers.items[k], &ps, s->arena);
+    for (int j = 0; j < ps.len; j++) {
+      IrNode *q = ps.items[j];
+      if (q->shape.rank < 2) continue;   /* biases, BatchNorm's scale and shift */
+      int i = 0;
+      while (i < params.len && params.items[i] != q) i++;
+      if (i == params.len) {
+        sema_error(s, loc, "prune(...): the optimizer does not train %s, so its pruned weights would not be fine-tuned",
+                   q->name ? q->name : "the pruned model");
+        return false;
+      }
+      if (!mask[i]) {
+        mask[i] = lw_state(s, &q->shape, INIT_ONES, arena_printf(s->arena, "%s_mask", q->name ? q->name : "param"),
+                           *(Loc *)lw->prune_locs.items[k]);
+        vec_push(s->arena, &lw->masks, mask[i]);
+        vec_push(s->arena, &lw->masked, q);
+        vec_push(s->arena, &lw->mask_amounts, lw->prune_amounts.items[k]);
+      }
+    }
+  }
   /* clip_norm: scale every gradient by min(1, c / (‖g‖ + 1e-6)) */
   double clip = opt_num(o, "clip_norm", 0);
   if (clip > 0) {
@@ -175,6 +209,7 @@ bool lw_finish_step(Sema *s, IrNode *loss, const Value *optv, Loc loc) {
   for (int i = 0; i < params.len; i++) {
     IrNode *p = params.items[i], *gi = grads[i];
     const char *pn = p->name ? p->name : "param";
+    if (mask[i]) gi = ir_binary(g, IR_MUL, gi, mask[i], loc);
     if (wd > 0 && !adamw) gi = ir_binary(g, IR_ADD, gi, ir_binary(g, IR_MUL, ir_const(g, wd, loc), p, loc), loc);
     IrNode *delta;
     if (!strcmp(o->kind, "SGD")) {
@@ -214,6 +249,7 @@ bool lw_finish_step(Sema *s, IrNode *loss, const Value *optv, Loc loc) {
       if (adamw && wd > 0) delta = ir_binary(g, IR_ADD, delta, ir_binary(g, IR_MUL, ir_const(g, wd, loc), p, loc), loc);
     }
     IrNode *np = ir_binary(g, IR_SUB, p, ir_binary(g, IR_MUL, lr, delta, loc), loc);
+    if (mask[i]) np = ir_binary(g, IR_MUL, np, mask[i], loc);
     ir_assign(g, p, np, loc);
   }
   ir_assign(g, lw->step_t, t1, loc);

@@ -758,6 +758,44 @@ static Value *instantiate_block(Sema *s, const Node *bdef, const Args *args, Loc
 }
 
 /* Calls a method of a model instance. */
+static bool contains_layer(const Layer *m, const Layer *l) {
+  if (m == l) return true;
+  for (int i = 0; i < m->subs.len; i++)
+    if (contains_layer(m->subs.items[i], l)) return true;
+  return false;
+}
+
+bool sema_layer_frozen(Sema *s, const Layer *l) {
+  if (!s->lw || !s->lw->training || !s->any_optimizer || !s->block_scope) return false;
+  for (int i = 0; i < s->trained_names.len; i++) {
+    Value *v = scope_lookup(s->block_scope, s->trained_names.items[i], NULL);
+    if (v && (v->kind == V_MODEL || v->kind == V_PARAMS) && v->layer && contains_layer(v->layer, l)) return false;
+  }
+  return true;
+}
+
+/* The names `optimizer = Adam(net, ...)` or `Adam([g, d], ...)` updates,
+ * read from the block before it is walked. */
+static void find_trained_names(Sema *s, const Node *blk) {
+  s->trained_names.len = 0;
+  s->any_optimizer = false;
+  for (int i = 0; i < blk->list.len; i++) {
+    const Node *st = blk->list.items[i];
+    if (st->kind != N_ASSIGN || st->list.len != 1 || strcmp(((Node *)st->list.items[0])->name, "optimizer") != 0) continue;
+    s->any_optimizer = true;
+    if (!st->a || st->a->kind != N_CALL || !st->a->list.len) continue;
+    const Node *arg = st->a->list.items[0];
+    if (arg->kind == N_CALL && arg->list.len) arg = arg->list.items[0];   /* params(net) */
+    if (arg->kind == N_NAME) vec_push(s->arena, &s->trained_names, (void *)arg->name);
+    if (arg->kind == N_LIST)
+      for (int k = 0; k < arg->list.len; k++) {
+        const Node *e = arg->list.items[k];
+        if (e->kind == N_CALL && e->list.len) e = e->list.items[0];
+        if (e->kind == N_NAME) vec_push(s->arena, &s->trained_names, (void *)e->name);
+      }
+  }
+}
+
 Value *model_call(Sema *s, Layer *m, const char *method, const Args *args, Loc loc, Value *subst) {
   const Node *meth = find_method(m->mdef, method);
   if (!meth) {
@@ -1286,7 +1324,6 @@ static Value *unknown_name(Sema *s, Scope *sc, const Node *n) {
 static Value *eval_index(Sema *s, Scope *sc, const Node *n) {
   Value *t = eval(s, sc, n->a);
   if (t->kind == V_ERROR) return t;
-  if (s->lw && t->kind == V_TENSOR && t->ir) lw_unsupported(s, n->loc, "indexing and slicing a tensor");
   if (t->kind == V_MODEL) {
     if (n->list.len != 1) {
       sema_error(s, n->loc, "%s[...] takes one params value", t->layer->type);
@@ -1330,6 +1367,10 @@ static Value *eval_index(Sema *s, Scope *sc, const Node *n) {
     return val_err(s);
   }
   Shape o = {0};
+  /* what lowering needs: per subscripted axis the slice lo:hi:step taken
+   * (an int index k is k:k+1, and its axis is dropped after) */
+  int64_t lo_of[MAX_RANK], hi_of[MAX_RANK], step_of[MAX_RANK];
+  bool cut[MAX_RANK] = {false}, lowerable = true;
   for (int i = 0; i < t->shape.rank; i++) {
     Dim d = t->shape.d[i];
     if (i >= n->list.len) {
@@ -1369,6 +1410,7 @@ static Value *eval_index(Sema *s, Scope *sc, const Node *n) {
         bool rest = symb[0] && !has[1] && v[2] == 1;
         Dim mult = d;
         bool fits = d.nsym == 1 && !strcmp(d.sym[0], sd.sym[0]) && d.c >= 2;
+        lowerable = false;   /* the bounds are not known when the step is compiled */
         if (fits && first) {
           o.d[o.rank++] = sd;
           continue;
@@ -1388,6 +1430,7 @@ static Value *eval_index(Sema *s, Scope *sc, const Node *n) {
       }
       if (!dim_known(d)) {
         if (has[1] && v[1] > 0 && !has[0]) {   /* x[:n] of a symbolic dim */
+          lowerable = false;
           o.d[o.rank++] = dim_int((v[1] + v[2] - 1) / v[2]);
           continue;
         }
@@ -1404,6 +1447,8 @@ static Value *eval_index(Sema *s, Scope *sc, const Node *n) {
         return val_err(s);
       }
       o.d[o.rank++] = dim_int(len);
+      lo_of[i] = lo, hi_of[i] = hi, step_of[i] = v[2];
+      cut[i] = len != d.c;
     } else {
       Value *iv = eval(s, sc, sub);
       if (iv->kind == V_ERROR) return iv;
@@ -1416,9 +1461,27 @@ static Value *eval_index(Sema *s, Scope *sc, const Node *n) {
         sema_error(s, sub->loc, "index %lld is out of range for dim %d of size %lld", (long long)iv->i, i, (long long)d.c);
         return val_err(s);
       }
+      if (!dim_known(d)) lowerable = false;
+      lo_of[i] = iv->i < 0 ? iv->i + d.c : iv->i, hi_of[i] = lo_of[i] + 1, step_of[i] = 1;
+      cut[i] = true;
     }
   }
-  return val_tensor(s, t->dtype, &o);
+  Value *r = val_tensor(s, t->dtype, &o);
+  if (s->lw && t->ir) {
+    /* one SLICE per axis that is cut, then a reshape that drops the int-indexed ones */
+    IrNode *x = t->ir;
+    for (int i = 0; i < n->list.len && lowerable; i++) {
+      if (!cut[i]) continue;
+      if (!lw_sliceable(&t->shape, i)) lowerable = false;
+      else x = ir_slice(s->lw->g, x, i, lo_of[i], hi_of[i], step_of[i], n->loc);
+    }
+    if (!lowerable) {
+      lw_unsupported(s, n->loc, "slicing a dim of the batch's size");
+      return r;
+    }
+    r->ir = x->shape.rank == o.rank ? x : ir_reshape(s->lw->g, x, &o, n->loc);
+  }
+  return r;
 }
 
 static Value *eval_member(Sema *s, Scope *sc, const Node *n) {
@@ -2281,7 +2344,9 @@ static void exec_stmt(Sema *s, Scope *sc, const Node *st, Exec *ex) {
     }
     add_line(s, "after %s:", st->name);
     Exec ax = {.ctx = CX_AFTER};
+    s->after_when = st->name;
     exec_stmts(s, sc, &st->list, &ax);
+    s->after_when = NULL;
     return;
   }
   case N_WRITE: {
@@ -2326,7 +2391,11 @@ static void exec_stmt(Sema *s, Scope *sc, const Node *st, Exec *ex) {
     for (int i = 0; i < wx.wfields->items.len && k < sizeof cols - 40; i++)
       k += (size_t)snprintf(cols + k, sizeof cols - k, "%s%s", i ? "," : "", ((RecField *)wx.wfields->items.items[i])->name);
     add_line(s, "%swrite      %s%s%s", ex->ctx == CX_AFTER ? "  " : "", w->str2, k ? " with columns " : "", cols);
-    if (s->lw && !is_csv && ex->ctx == CX_PREDICT) {
+    if (s->lw && ex->ctx == CX_AFTER && is_csv) {
+      lw_unsupported(s, st->loc, "write csv(...) after an epoch or training");
+      return;
+    }
+    if (s->lw && !is_csv && (ex->ctx == CX_PREDICT || (ex->ctx == CX_AFTER && s->opt->lower_after))) {
       Value *im = c.arg[1];
       if (im->kind != V_TENSOR || !im->ir) {
         sema_error(s, st->loc, "the images of %s cannot be computed by the compiler yet", b->name);
@@ -2335,6 +2404,7 @@ static void exec_stmt(Sema *s, Scope *sc, const Node *st, Exec *ex) {
       }
       vec_push(s->arena, &s->lw->png_paths, (void *)resolve_path(s, w->str2));
       vec_push(s->arena, &s->lw->png_rows, (void *)(intptr_t)(strcmp(b->name, "png_grid") ? 0 : c.arg[2]->i));
+      vec_push(s->arena, &s->lw->png_when, (void *)(s->after_when ? s->after_when : "predict"));
       ir_output(s->lw->g, im->ir, arena_printf(s->arena, "image%d", s->lw->png_paths.len - 1));
     }
     if (s->lw && is_csv && ex->ctx == CX_PREDICT) {
@@ -2464,18 +2534,31 @@ static void output_metrics(Sema *s, Scope *sc) {
   }
 }
 
+/* The prefix of the parameter names of the block's model i: "" when it is
+ * the block's only owner of parameters, else its variable's name
+ * ("teacher."), as when the block has several models or also optimises a
+ * variable of its own (an input image). */
+static const char *model_prefix(Sema *s, Scope *sc, BlockInfo *bi, int i) {
+  bool alone = bi->models.len == 1;
+  for (int k = 0; alone && k < sc->vals.len; k++) {
+    Value *v = sc->vals.items[k];
+    alone = !(v->kind == V_TENSOR && v->trainable && v->ir && v->ir->op == IR_PARAM);
+  }
+  return alone ? "" : arena_printf(s->arena, "%s.", (char *)bi->model_vars.items[i]);
+}
+
 /* Each load(model, file) of the block fills the parameters named with its
- * model's prefix ("teacher." when the block has several models, "" for one),
- * and the model's variable name is kept too: a checkpoint saved by a block
- * of several models names its tensors "student.conv1.weight". */
-static void load_prefixes(Sema *s, BlockInfo *bi) {
+ * model's prefix (model_prefix: "teacher." or ""), and the model's variable
+ * name is kept too: a checkpoint saved by a block of several models names
+ * its tensors "student.conv1.weight". */
+static void load_prefixes(Sema *s, Scope *sc, BlockInfo *bi) {
   Lowering *lw = s->lw;
   for (int k = 0; k < lw->load_layers.len; k++) {
     const char *prefix = "", *var = "";
     for (int i = 0; i < bi->models.len; i++)
       if (bi->models.items[i] == lw->load_layers.items[k]) {
         var = bi->model_vars.items[i];
-        if (bi->models.len > 1) prefix = arena_printf(s->arena, "%s.", var);
+        prefix = model_prefix(s, sc, bi, i);
       }
     vec_push(s->arena, &lw->load_prefixes, (void *)prefix);
     vec_push(s->arena, &lw->load_vars, (void *)var);
@@ -2489,7 +2572,7 @@ static void finish_lowering(Sema *s, const Node *blk, Scope *sc, BlockInfo *bi, 
   if (s->diag->nerrors > 0 || lw->failed) return;
   if (blk->kind == N_PREDICT) {
     for (int i = 0; i < bi->models.len; i++)
-      lw_name_params(s, bi->models.items[i], bi->models.len == 1 ? "" : arena_printf(s->arena, "%s.", (char *)bi->model_vars.items[i]));
+      lw_name_params(s, bi->models.items[i], model_prefix(s, sc, bi, i));
     int di = scope_find(sc, "data");
     lw->data = di >= 0 ? sc->vals.items[di] : NULL;
     lw->scope = sc;
@@ -2499,7 +2582,7 @@ static void finish_lowering(Sema *s, const Node *blk, Scope *sc, BlockInfo *bi, 
       lw->failed = true;
       return;
     }
-    load_prefixes(s, bi);
+    load_prefixes(s, sc, bi);
     output_metrics(s, sc);
     s->prog->lowered = lw;
     return;
@@ -2510,8 +2593,8 @@ static void finish_lowering(Sema *s, const Node *blk, Scope *sc, BlockInfo *bi, 
     return;
   }
   for (int i = 0; i < bi->models.len; i++)
-    lw_name_params(s, bi->models.items[i], bi->models.len == 1 ? "" : arena_printf(s->arena, "%s.", (char *)bi->model_vars.items[i]));
-  load_prefixes(s, bi);   /* a frozen teacher: load(teacher, ...) before training */
+    lw_name_params(s, bi->models.items[i], model_prefix(s, sc, bi, i));
+  load_prefixes(s, sc, bi);   /* a frozen teacher: load(teacher, ...) before training */
   /* a variable of the block (an input being optimised) takes its binding's name */
   for (int k = 0; k < sc->names.len; k++) {
     Value *v = sc->vals.items[k];
@@ -2520,6 +2603,13 @@ static void finish_lowering(Sema *s, const Node *blk, Scope *sc, BlockInfo *bi, 
   for (int k = 0; k < lw->params.len; k++) {
     IrNode *p = lw->params.items[k];
     if (!p->name) p->name = arena_printf(s->arena, "param%d", k);
+  }
+  if (s->opt->lower_after) {
+    /* the after writes alone: their images are the outputs, nothing is updated */
+    lw->scope = sc;
+    lw->spec_dir = s->spec_dir;
+    s->prog->lowered = lw;
+    return;
   }
   int li = scope_find(sc, "loss");
   Value *loss = li >= 0 ? sc->vals.items[li] : NULL;
@@ -2560,14 +2650,21 @@ static void check_block(Sema *s, const Node *blk) {
   scope_define(s, sc, "B", sym_value(s, "B"), blk->loc);
   if (s->lw) {
     /* what training cannot do yet is refused before the walk, by name */
+    bool has_data = false;
+    for (int i = 0; i < blk->list.len; i++) {
+      const Node *st = blk->list.items[i];
+      has_data |= st->kind == N_ASSIGN && st->list.len == 1 && !strcmp(((Node *)st->list.items[0])->name, "data");
+    }
     for (int i = 0; i < blk->list.len; i++) {
       const Node *st = blk->list.items[i];
       const char *what = NULL;
       if (st->kind == N_STEP) what = "a train block with several steps (step ...)";
-      else if (st->kind == N_AFTER) what = arena_printf(s->arena, "after %s { ... }", st->name);
+      else if (st->kind == N_AFTER && strcmp(st->name, "epoch") != 0 && strcmp(st->name, "train") != 0)
+        what = arena_printf(s->arena, "after %s { ... }", st->name);
       else if (st->kind == N_ASSIGN && st->list.len == 1) {
         const char *nm = ((Node *)st->list.items[0])->name;
-        if (!strcmp(nm, "iterations") || !strcmp(nm, "accumulate") || !strcmp(nm, "tasks"))
+        if (!strcmp(nm, "iterations") && has_data) what = "the setting 'iterations' with data (steps instead of epochs)";
+        else if (!strcmp(nm, "accumulate") || !strcmp(nm, "tasks"))
           what = arena_printf(s->arena, "the setting '%s'", nm);
       }
       if (what) {
@@ -2575,6 +2672,8 @@ static void check_block(Sema *s, const Node *blk) {
         break;
       }
     }
+    find_trained_names(s, blk);
+    s->block_scope = sc;
     if (s->lw->failed) {
       s->lw = NULL;   /* check the rest as usual; nothing to lower */
     } else {

@@ -251,6 +251,13 @@ struct Lowering {
   Vec load_vars;           /* ... and the models' variable names in the block */
   Vec png_paths;           /* predict: write png_grid(...)/png(...): the files, */
   Vec png_rows;            /* and, for a grid, images per row (intptr_t; 0 for png: one file each) */
+  Vec png_when;            /* train blocks' after writes: "epoch" or "train" for each (const char*) */
+  Vec prune_layers;        /* prune(model, amount) after epochs: the models (Layer*) ... */
+  Vec prune_amounts;       /* ... the fractions (double*) ... */
+  Vec prune_locs;          /* ... and where the prune(...) calls are (Loc*) */
+  Vec masks;               /* the pruning masks (STATE, ones to start) ... */
+  Vec masked;              /* ... the weights each one masks (PARAM) ... */
+  Vec mask_amounts;        /* ... and how much each prune removes (double*) */
   const char *write_path;  /* predict: the csv file write csv(...) names */
   Vec write_cols;          /* const char*: its columns, in order */
   Vec write_int;           /* non-NULL where the column holds whole numbers */
@@ -286,8 +293,19 @@ typedef struct Sema {
   Vec active;         /* method nodes being evaluated (recursion check) */
   Vec attempted;      /* model declarations someone tried to build */
   Lowering *lw;       /* non-NULL while lowering a block to the graph IR */
+  const char *after_when;  /* inside `after epoch/train { ... }`: "epoch", "train"; else NULL */
+  /* Lowering a training step: a model no optimizer of the block updates (a
+   * loaded teacher, the network an input is optimised against) is frozen,
+   * and runs as in evaluation (BatchNorm's running statistics, no dropout). */
+  Vec trained_names;  /* the names the block's optimizer updates */
+  Scope *block_scope;
+  bool any_optimizer; /* the block has `optimizer = ...` */
   Value *error_val;
 } Sema;
+
+/* Lowering a training step: layer l belongs to no model the block's
+ * optimizer updates, so it is frozen (see Sema.trained_names). */
+bool sema_layer_frozen(Sema *s, const Layer *l);
 
 /* errors at a location; quiet mode counts them without printing */
 void sema_error(Sema *s, Loc loc, const char *fmt, ...)

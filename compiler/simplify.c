@@ -45,7 +45,8 @@ static bool same_node(const IrNode *a, const IrNode *b) {
   const IrWindow *u = &a->win, *v = &b->win;
   bool same_win = u->kh == v->kh && u->kw == v->kw && u->sh == v->sh && u->sw == v->sw && u->ph == v->ph &&
                   u->pw == v->pw && u->dh == v->dh && u->dw == v->dw && u->groups == v->groups &&
-                  u->adaptive == v->adaptive;
+                  u->adaptive == v->adaptive && u->axis == v->axis && u->start == v->start && u->stop == v->stop &&
+                  u->step == v->step;
   return a->f == b->f && a->axes == b->axes && a->keepdim == b->keepdim && a->trans_a == b->trans_a &&
          a->trans_b == b->trans_b && a->n == b->n && same_win;
 }

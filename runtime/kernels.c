@@ -409,6 +409,28 @@ void nnc_avgpool2d_bwd(const float *dy, const float *unused, float *dx, float *s
   pool(POOL_AVG_BWD, dy, NULL, dx, n, gp);
 }
 
+/* ---- slicing ---------------------------------------------------------------- */
+
+/* Rows of INNER floats: y's row j of block p is x's row START + j·STEP. */
+void nnc_slice(const float *x, const float *unused, float *y, float *scratch, int64_t n, const int64_t *g) {
+  (void)unused, (void)scratch;
+  int64_t len = g[RT_SLICE_LEN], out = g[RT_SLICE_OUT], inner = g[RT_SLICE_INNER];
+  int64_t start = g[RT_SLICE_START], step = g[RT_SLICE_STEP];
+  for (int64_t p = 0; p < n; p++)
+    for (int64_t j = 0; j < out; j++)
+      memcpy(y + (p * out + j) * inner, x + (p * len + start + j * step) * inner, sizeof(float) * (size_t)inner);
+}
+
+void nnc_slice_bwd(const float *dy, const float *unused, float *dx, float *scratch, int64_t n, const int64_t *g) {
+  (void)unused, (void)scratch;
+  int64_t len = g[RT_SLICE_LEN], out = g[RT_SLICE_OUT], inner = g[RT_SLICE_INNER];
+  int64_t start = g[RT_SLICE_START], step = g[RT_SLICE_STEP];
+  memset(dx, 0, sizeof(float) * (size_t)(n * len * inner));
+  for (int64_t p = 0; p < n; p++)
+    for (int64_t j = 0; j < out; j++)
+      memcpy(dx + (p * len + start + j * step) * inner, dy + (p * out + j) * inner, sizeof(float) * (size_t)inner);
+}
+
 /* ---- per-kernel timing ---------------------------------------------------- */
 
 /* The profiler's table: process-wide, written only by the thread running a

@@ -44,6 +44,13 @@ enum {
   RT_GEOM_COUNT
 };
 
+/* A slice along one axis sees x as [n, LEN, INNER] and y as [n, OUT, INNER]:
+ * y[p, j, :] = x[p, START + j·STEP, :]. */
+enum {
+  RT_SLICE_LEN = RT_GEOM_H, RT_SLICE_INNER = RT_GEOM_W, RT_SLICE_OUT = RT_GEOM_OH,
+  RT_SLICE_START = RT_GEOM_PH, RT_SLICE_STEP = RT_GEOM_SH
+};
+
 enum { RT_CONV_IM2COL, RT_CONV_GEMM, RT_CONV_DIRECT };   /* convolutions */
 enum { RT_POOL_WINDOW, RT_POOL_ADAPTIVE };                /* poolings */
 
@@ -65,6 +72,11 @@ void nnc_maxpool2d_pick(const float *x, const float *h, float *y, float *scratch
 void nnc_avgpool2d(const float *x, const float *unused, float *y, float *scratch, int64_t n, const int64_t *g);
 /* dx: each dy spread evenly over its window */
 void nnc_avgpool2d_bwd(const float *dy, const float *unused, float *dx, float *scratch, int64_t n, const int64_t *g);
+
+/* y = x[..., START::STEP, ...] along one axis (see RT_SLICE_*) */
+void nnc_slice(const float *x, const float *unused, float *y, float *scratch, int64_t n, const int64_t *g);
+/* dx: dy put back where nnc_slice took it from, zeros elsewhere */
+void nnc_slice_bwd(const float *dy, const float *unused, float *dx, float *scratch, int64_t n, const int64_t *g);
 
 /* Per-kernel timing (`nnc bench --kernels`): a step compiled for profiling
  * calls nnc_prof_begin(k) and nnc_prof_end(k) around its kernel k; the

@@ -318,8 +318,10 @@ typedef struct {
   int64_t arena_floats;  /* for the largest batch */
   int64_t n_max;
   int npersistent;
-  RtSlot *persistent;    /* parameters and state, shared by both steps */
+  RtSlot *persistent;    /* parameters and state, shared by the steps */
   RtStep train, eval;
+  RtStep after;          /* a train block's `after epoch/train` writes: run on
+                            their own, n = 1 (fn NULL: there are none) */
 } RtProgram;
 
 typedef enum { RT_SCHED_CONSTANT, RT_SCHED_STEP, RT_SCHED_LINEAR, RT_SCHED_COSINE, RT_SCHED_NOAM } RtSchedKind;
@@ -389,7 +391,21 @@ typedef struct {
   /* Set by a signal handler (Ctrl-C): training stops after the current
    * step; the state of the last finished epoch is on disk. */
   volatile sig_atomic_t *interrupted;
+  /* The block's `after epoch` (when RT_AFTER_EPOCH: after each epoch's
+   * steps, before it is evaluated and saved) and `after train` (once, at
+   * the end) work (NULL: none); false stops training, err says why. */
+  bool (*after)(void *ctx, float *arena, int when, int64_t epoch, RtError *err);
+  void *after_ctx;
 } RtTrainConfig;
+
+enum { RT_AFTER_EPOCH, RT_AFTER_TRAIN };
+
+/* L1 unstructured pruning, as PyTorch's prune.l1_unstructured applied
+ * again to a pruned weight: of the n entries of w whose mask is not 0,
+ * the round(amount · remaining) smallest by magnitude (the first ones on
+ * ties) get mask 0 and weight 0. Returns how many it zeroed, or -1 when
+ * out of memory. */
+int64_t rt_prune(float *w, float *mask, int64_t n, double amount);
 
 typedef struct {
   int64_t epochs_run, best_epoch;

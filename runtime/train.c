@@ -427,6 +427,31 @@ static bool state_number(const char *path, const char *key, const char *text, do
   return true;
 }
 
+typedef struct {
+  float magnitude;
+  int64_t index;
+} Ranked;
+
+static int by_magnitude(const void *a, const void *b) {
+  const Ranked *x = a, *y = b;
+  if (x->magnitude != y->magnitude) return x->magnitude < y->magnitude ? -1 : 1;
+  return x->index < y->index ? -1 : x->index > y->index;
+}
+
+int64_t rt_prune(float *w, float *mask, int64_t n, double amount) {
+  Ranked *r = malloc(sizeof(Ranked) * (size_t)(n > 0 ? n : 1));
+  if (!r) return -1;
+  int64_t left = 0;
+  for (int64_t i = 0; i < n; i++)
+    if (mask[i] != 0) r[left++] = (Ranked){fabsf(w[i]), i};
+  int64_t k = (int64_t)llround(amount * (double)left);
+  if (k > left) k = left;
+  qsort(r, (size_t)left, sizeof *r, by_magnitude);
+  for (int64_t j = 0; j < k; j++) mask[r[j].index] = 0, w[r[j].index] = 0;
+  free(r);
+  return k;
+}
+
 bool rt_train(const RtProgram *p, const RtTrainConfig *cfg, const RtTable *t, RtTrainResult *res, RtError *err) {
   memset(res, 0, sizeof *res);
   RtBadClass bad;
@@ -568,6 +593,10 @@ bool rt_train(const RtProgram *p, const RtTrainConfig *cfg, const RtTable *t, Rt
     }
     msum_finish(&sum_m, &p->train, train_m);
     if (!ok) break;
+    if (cfg->after && !cfg->after(cfg->after_ctx, arena, RT_AFTER_EPOCH, epoch, err)) {
+      ok = false;
+      break;
+    }
     RtMetric ms[2 + 2 * RT_MAX_METRICS];
     int nm = 0;
     ms[nm++] = (RtMetric){"train_loss", sum_loss / (double)split.ntrain};
@@ -665,6 +694,7 @@ bool rt_train(const RtProgram *p, const RtTrainConfig *cfg, const RtTable *t, Rt
     free(arena);
     return false;
   }
+  if (ok && cfg->after && !cfg->after(cfg->after_ctx, arena, RT_AFTER_TRAIN, res->epochs_run, err)) ok = false;
   if (ok && cfg->save_last) {
     if (!rt_save_program(p, arena, cfg->save_last, cfg->meta, cfg->nmeta, cfg->extra, cfg->nextra, err)) ok = false;
   }

@@ -233,6 +233,107 @@ else
   bad "distillation failed" "$TMP/kd.out" "$TMP/kd.s" "$TMP/kd.t1" "$TMP/kd.t2"
 fi
 
+# A frozen model in a train block (loaded, and in no optimizer) runs as in
+# evaluation: Net's BatchNorm layers use their running statistics and
+# leave them alone, so the teacher loaded back from the student's
+# checkpoint scores exactly what plain.safetensors scores. The student is
+# pruned after each epoch (half of each weight's remaining entries): after
+# epoch 2, 75.0% of its weights are zero, which holds only if the masks
+# kept the entries pruned after epoch 1 at zero through epoch 2's updates.
+# Then a block without data optimises 4 images against the frozen Net
+# (slicing its logits) and writes them after training.
+cat > "$TMP/prune.nn" <<NN
+data fashion = fashion_mnist(split: "train")
+data few = take(fashion_mnist(split: "test"), 500)
+model Net {
+  features = seq {
+    Conv2d(1, 8, 3, padding: 1), BatchNorm2d(8), ReLU, MaxPool2d(2)
+    Conv2d(8, 16, 3, padding: 1), BatchNorm2d(16), ReLU, MaxPool2d(2)
+    Conv2d(16, 32, 3, padding: 1), ReLU, AdaptiveAvgPool2d(1)
+  }
+  head = seq { Flatten, Linear(32, 10) }
+  forward(x: [B, 1, 28, 28]) -> [B, 10] { return head(features(x)) }
+}
+model Tiny {
+  f = seq {
+    Conv2d(1, 8, 3, padding: 1), ReLU, MaxPool2d(2)
+    Conv2d(8, 16, 3, padding: 1), ReLU, MaxPool2d(2)
+    Flatten, Linear(16 * 7 * 7, 10)
+  }
+  forward(x: [B, 1, 28, 28]) -> [B, 10] { return f(x) }
+}
+train {
+  seed = 5
+  data = take(fashion, 2000)
+  batch = 32
+  epochs = 2
+  save_last = "$TMP/pruned.safetensors"
+  teacher = Net()
+  load(teacher, "$TMP/plain.safetensors")
+  student = Tiny()
+  logits = student(x)
+  loss = kd_loss(logits, stop_grad(teacher(x)), y, T: 4.0, alpha: 0.5)
+  metrics = [accuracy(logits, y)]
+  optimizer = Adam(student, lr: 3e-3)
+  after epoch {
+    prune(student, amount: 0.5)
+  }
+}
+train dream {
+  seed = 0
+  iterations = 20
+  net = Net()
+  load(net, "$TMP/plain.safetensors")
+  img = variable([4, 1, 28, 28], init: "rand")
+  loss = -mean(net(img)[:, 3:4]) + mean(square(img))
+  optimizer = Adam(img, lr: 0.05)
+  after train {
+    write png_grid("$TMP/dream.png", clip(img, 0, 1), rows: 2)
+  }
+}
+predict teacher_before {
+  data = few
+  teacher = Net()
+  load(teacher, "$TMP/plain.safetensors")
+  metrics = [accuracy(teacher(x), y)]
+  write csv("$TMP/p1.csv") { id = index }
+}
+predict teacher_after {
+  data = few
+  teacher = Net()
+  load(teacher, "$TMP/pruned.safetensors")
+  metrics = [accuracy(teacher(x), y)]
+  write csv("$TMP/p2.csv") { id = index }
+}
+NN
+if [ -f "$TMP/plain.safetensors" ] && "$NNC" train "$TMP/prune.nn" > "$TMP/prune.out" 2>&1 &&
+   "$NNC" predict "$TMP/prune.nn" --block teacher_before > "$TMP/prune.t1" 2>&1 &&
+   "$NNC" predict "$TMP/prune.nn" --block teacher_after > "$TMP/prune.t2" 2>&1; then
+  t1=$(metric "$TMP/prune.t1") t2=$(metric "$TMP/prune.t2")
+  sparse=$(sed -n 's/^pruned .* after epoch 2: .*(\([0-9.]*\)%) are now zero$/\1/p' "$TMP/prune.out")
+  acc=$(sed -n 's/^epoch 2\/2 .* accuracy \([0-9.]*\).*/\1/p' "$TMP/prune.out")
+  if [ -n "$t1" ] && [ "$t1" = "$t2" ]; then
+    ok "a frozen teacher with BatchNorm scores $t1 before and $t2 after training beside it"
+  else
+    bad "the frozen teacher changed: before '$t1', after '$t2'" "$TMP/prune.out" "$TMP/prune.t2"
+  fi
+  if [ "$sparse" = "75.0" ] && [ -n "$acc" ] && awk -v a="$acc" 'BEGIN { exit !(a >= 0.5) }'; then
+    ok "pruning: 75.0% of the student's weights are zero after 2 epochs, and it trains (accuracy $acc)"
+  else
+    bad "pruning: '$sparse'% zero after epoch 2 (want 75.0), training accuracy '$acc' (>= 0.5)" "$TMP/prune.out"
+  fi
+else
+  bad "pruning or the frozen teacher failed" "$TMP/prune.out" "$TMP/prune.t1" "$TMP/prune.t2"
+  bad "pruning: not run"
+fi
+if "$NNC" train "$TMP/prune.nn" --block dream > "$TMP/dream.out" 2>&1 &&
+   grep -q "^done: 20 iterations" "$TMP/dream.out" &&
+   [ "$(head -c 4 "$TMP/dream.png" 2>/dev/null | od -An -tx1 | tr -d ' ')" = "89504e47" ]; then
+  ok "a block without data trains 20 iterations and writes its images after training"
+else
+  bad "input optimisation (iterations, after train) failed" "$TMP/dream.out"
+fi
+
 # the training-curve chart next to the log: a PNG with a line per number logged
 if [ "$(head -c 4 "$TMP/plain.curves.png" 2>/dev/null | od -An -tx1 | tr -d ' ')" = "89504e47" ]; then
   ok "plain.curves.png is drawn next to plain.log.jsonl"

@@ -451,6 +451,15 @@ static const GradCase cases[] = {
      "  loss = mean(square(max(r, dim: 2))) + mean(square(flatten(unsqueeze(h, 2)) - 0.5))"
      " + mean(square(squeeze(sum(h, dim: 1, keepdim: true), 1)))",
      NULL},
+    {"gradient_of_slicing_and_indexing_matches_finite_differences", NULL,
+     "  r = reshape(h, [B, 2, 2])\n"
+     "  loss = mean(square(h[:, 1:3] - 0.2)) + mean(h[:, 0] * h[:, -1]) + mean(square(h[:, 0:4:2]))"
+     " + mean(tanh(r[:, 1, ::2]) * r[:, 0:1, 1:2])",
+     NULL},
+    {"gradient_of_concat_and_stack_matches_finite_differences", NULL,
+     "  c = concat([h[:, 2:4], tanh(h), h[:, 0:1]], 1)\n"
+     "  loss = mean(square(c - 0.3) * c) + mean(square(stack([h, sigmoid(h)], 1) - 0.1)) + mean(square(concat([h, 2 * h], 1)))",
+     NULL},
     {"gradient_of_broadcasting_sums_back_to_the_input_shape", NULL,
      "  loss = mean(square(h - mean(h, dim: 0))) + mean(square(h * sum(h, dim: 1, keepdim: true)))"
      "",
@@ -526,6 +535,7 @@ static bool has_gradient_rule(IrOp op) {
   case IR_ADD: case IR_SUB: case IR_MUL: case IR_DIV: case IR_POW: case IR_MAX2: case IR_MIN2: case IR_SELECT:
   case IR_SUM: case IR_MAXR: case IR_RESHAPE: case IR_EXPAND: case IR_MATMUL: case IR_LOG_SOFTMAX: case IR_SOFTMAX:
   case IR_CONV2D: case IR_CONV2D_BWD_X: case IR_MAXPOOL2D: case IR_MAXPOOL2D_BWD: case IR_AVGPOOL2D: case IR_AVGPOOL2D_BWD:
+  case IR_SLICE: case IR_SLICE_BWD:
     return true;
   /* in a spec's forward graph only through third-order gradients: covered
    * by convolution_gradients_match_for_every_geometry and

@@ -414,6 +414,24 @@ static void poolings_and_their_adjoints_match(void **state) {
   }
 }
 
+/* Slices along the batch's neighbour, the middle and the last axis (with a
+ * step), an int index, and SLICE_BWD placing parts as concat does. */
+static void slices_and_their_adjoints_match(void **state) {
+  (void)state;
+  Arena *a = arena_new();
+  Graph *g = ir_new(a);
+  IrNode *x = input(g, "x", "B,5,4,6");
+  IrNode *s1 = ir_slice(g, x, 1, 1, 4, 1, L0), *s2 = ir_slice(g, x, 2, 2, 3, 1, L0), *s3 = ir_slice(g, x, 3, 0, 6, 2, L0);
+  ir_output(g, s1, "s1");
+  ir_output(g, s2, "s2");
+  ir_output(g, ir_slice(g, s3, 1, 4, 5, 1, L0), "s3");
+  IrNode *dy = input(g, "dy", "B,5,4,3");
+  IrWindow win = {.axis = 3, .start = 1, .stop = 6, .step = 2};
+  ir_output(g, ir_window(g, IR_SLICE_BWD, dy, NULL, &x->shape, &win, L0), "placed");
+  check_graph(a, g);
+  arena_free(a);
+}
+
 static void matmul_with_batch_as_inner_dimension(void **state) {
   (void)state;
   Arena *a = arena_new();
@@ -569,6 +587,7 @@ int main(void) {
       cmocka_unit_test(matmul_with_batch_as_inner_dimension),
       cmocka_unit_test(convolutions_and_both_adjoints_match),
       cmocka_unit_test(poolings_and_their_adjoints_match),
+      cmocka_unit_test(slices_and_their_adjoints_match),
       cmocka_unit_test(log_softmax_softmax_argmax_one_hot),
       cmocka_unit_test(sgd_with_momentum_updates_in_place),
       cmocka_unit_test(assign_copies_a_matmul_result),

@@ -1068,6 +1068,26 @@ static void lr_schedules_follow_their_formulas(void **state) {
 
 /* ROC AUC as scikit-learn's roc_auc_score computes it: the fraction of
  * (positive, negative) pairs ranked right, a tie counting one half. */
+/* L1 unstructured pruning: the smallest remaining entries by magnitude,
+ * round(amount · remaining) of them, the first on ties; a second prune
+ * takes its share of what the first left. */
+static void prune_zeroes_the_smallest_remaining_weights(void **state) {
+  (void)state;
+  float w[8] = {0.5f, -0.1f, 0.3f, -0.2f, 0.2f, -0.9f, 0.05f, 0.7f};
+  float m[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+  assert_int_equal(rt_prune(w, m, 8, 0.5), 4);   /* 0.05, -0.1, then -0.2 and 0.2 (a tie: both) */
+  static const float after1[8] = {0.5f, 0, 0.3f, 0, 0, -0.9f, 0, 0.7f};
+  for (int i = 0; i < 8; i++) {
+    assert_true(w[i] == after1[i]);
+    assert_true(m[i] == (after1[i] != 0));
+  }
+  assert_int_equal(rt_prune(w, m, 8, 0.25), 1);  /* a quarter of the 4 left: 0.3 */
+  assert_true(w[2] == 0 && m[2] == 0 && w[0] == 0.5f && w[5] == -0.9f && w[7] == 0.7f);
+  float one[1] = {3}, mone[1] = {1};
+  assert_int_equal(rt_prune(one, mone, 1, 0.2), 0);   /* round(0.2) of one weight: none */
+  assert_true(one[0] == 3);
+}
+
 static void auc_counts_pairs_ranked_right_and_ties_as_half(void **state) {
   (void)state;
   const float s1[] = {0.1f, 0.4f, 0.35f, 0.8f}, l1[] = {0, 0, 1, 1};
@@ -1160,6 +1180,7 @@ int main(void) {
       cmocka_unit_test(epoch_line_shows_tiny_and_huge_losses_in_scientific_notation),
       cmocka_unit_test(metrics_log_appends_one_json_object_per_epoch),
       cmocka_unit_test(lr_schedules_follow_their_formulas),
+      cmocka_unit_test(prune_zeroes_the_smallest_remaining_weights),
   };
   return cmocka_run_group_tests_name("runtime", tests, setup, teardown);
 }
