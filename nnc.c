@@ -547,6 +547,13 @@ static bool load_data(Arena *a, const TrainDesc *td, const DataDesc *dd, RtTable
 static bool load_block_data(Arena *a, const Options *o, const TrainDesc *td, const DataDesc *dd, RtTable *t,
                             RtTensorRef *extra, int *nextra) {
   RtError err = {{0}};
+  if (td->iterations > 0 && dd == &td->data) {
+    /* a block without data: `iterations` empty samples, one a step */
+    memset(t, 0, sizeof *t);
+    *nextra = 0;
+    t->rows = td->iterations;
+    return true;
+  }
   if (load_data(a, td, dd, t, extra, nextra, &err)) return true;
   fprintf(stderr, "%s: error: %s\n", o->spec, err.msg);
   return false;
@@ -787,11 +794,8 @@ static int cmd_train(Arena *a, Diag *d, const Options *o) {
   RtError err = {{0}};
   RtTensorRef extra[4];
   int nextra = 0;
-  if (td.iterations > 0) {
-    /* no data: one epoch of `iterations` steps, each on an empty batch of 1 */
-    table.rows = td.iterations;
-    td.batch = 1, td.epochs = 1, td.valid = 0;
-  } else if (!load_block_data(a, o, &td, &td.data, &table, extra, &nextra)) {
+  if (td.iterations > 0) td.batch = 1, td.epochs = 1, td.valid = 0;   /* one epoch of `iterations` steps */
+  if (!load_block_data(a, o, &td, &td.data, &table, extra, &nextra)) {
     compiled_free(c);
     return EXIT_USER;
   }
@@ -1202,17 +1206,22 @@ static int cmd_gradcheck(Arena *a, Diag *d, const Options *o) {
   printf("gradcheck %s: a batch of %lld samples; about %d elements of each parameter;\n"
          "compiled float32 gradients against float64 central differences of the loss\n\n",
          o->spec, (long long)n, per);
-  int w = 9;
-  for (int i = 0; i < nrep; i++)
+  /* the columns as wide as their widest entry */
+  char (*shapes)[64] = arena_alloc(a, sizeof *shapes * (size_t)(nrep + 1));
+  int w = 9, sw = 12;
+  for (int i = 0; i < nrep; i++) {
     if ((int)strlen(rep[i].name) > w) w = (int)strlen(rep[i].name);
-  printf("  %-*s  %-12s  %7s  %13s\n", w, "parameter", "shape", "checked", "max rel error");
+    strcpy(shapes[i], "[");
+    for (int k = 0; k < rep[i].rank; k++)
+      snprintf(shapes[i] + strlen(shapes[i]), 64 - strlen(shapes[i]), "%s%lld", k ? ", " : "", (long long)rep[i].shape[k]);
+    strncat(shapes[i], "]", 64 - strlen(shapes[i]) - 1);
+    if ((int)strlen(shapes[i]) > sw) sw = (int)strlen(shapes[i]);
+  }
+  printf("  %-*s  %-*s  %7s  %13s\n", w, "parameter", sw, "shape", "checked", "max rel error");
   double worst = 0;
   for (int i = 0; i < nrep; i++) {
-    char shape[64] = "[";
-    for (int k = 0; k < rep[i].rank; k++)
-      snprintf(shape + strlen(shape), sizeof shape - strlen(shape), "%s%lld", k ? ", " : "", (long long)rep[i].shape[k]);
-    strncat(shape, "]", sizeof shape - strlen(shape) - 1);
-    printf("  %-*s  %-12s  %7lld  %13.2e\n", w, rep[i].name, shape, (long long)rep[i].checked, rep[i].max_rel_err);
+    printf("  %-*s  %-*s  %7lld  %13.2e\n", w, rep[i].name, sw, shapes[i], (long long)rep[i].checked,
+           rep[i].max_rel_err);
     if (rep[i].max_rel_err > worst) worst = rep[i].max_rel_err;
   }
   /* float32 gradients carry about 1e-6 relative error per operation */
