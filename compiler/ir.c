@@ -229,10 +229,11 @@ static int64_t conv_per_image(const IrNode *n) {
   return (c / n->win.groups * n->win.kh * n->win.kw + o / n->win.groups) * oh * ow;
 }
 
-/* Images per GEMM: as many as fit in 2 Mi floats (8 MiB) of scratch. */
+/* Images per GEMM of one part: as many as fit in 1 Mi floats (4 MiB) of
+ * scratch, 8 MiB for the RT_PARTS parts. */
 static int64_t conv_chunk(const IrNode *n) {
   int64_t per = conv_per_image(n);
-  int64_t chunk = per > 0 ? ((int64_t)2 << 20) / per : 1;
+  int64_t chunk = per > 0 ? ((int64_t)1 << 20) / per : 1;
   return chunk < 1 ? 1 : chunk;
 }
 
@@ -267,9 +268,9 @@ int ir_window_geom(const IrNode *n, int64_t g[RT_GEOM_COUNT]) {
 
 int64_t ir_scratch(const IrNode *n, int64_t n_max) {
   if (!ir_is_conv(n->op)) return 0;
-  if (strcmp(ir_conv_method(n), "im2col + sgemm") != 0) return 0;
-  int64_t chunk = conv_chunk(n);
-  return conv_per_image(n) * (chunk < n_max ? chunk : n_max);
+  int64_t g[RT_GEOM_COUNT];
+  ir_window_geom(n, g);
+  return rt_conv_scratch(g, n->op == IR_CONV2D_BWD_W, n_max);
 }
 
 void ir_output(Graph *g, IrNode *n, const char *name) {

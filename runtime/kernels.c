@@ -21,9 +21,12 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef struct {
   int64_t c, h, w, o, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, groups, method, chunk;
@@ -151,88 +154,185 @@ static void columns(const Geom *k, const float *x, int64_t i0, int64_t m, int64_
   for (int64_t j = 0; j < m; j++) im2col(k, cg, x + ((i0 + j) * k->c + g * cg) * k->h * k->w, col + j * P, m * P);
 }
 
-void nnc_conv2d(const float *x, const float *w, float *y, float *scratch, int64_t n, const int64_t *gp) {
-  Geom k = geom(gp);
-  if (k.method == RT_CONV_DIRECT) {
-    depthwise(0, &k, x, w, y, n);
-    return;
+/* ---- two parts at once ------------------------------------------------------ */
+
+/* A call's images are split in RT_PARTS parts, run at once: part 0 by the
+ * step's thread, part 1 by one worker thread, started at the first call
+ * and asleep on a condition variable between calls (it never spins, so it
+ * takes nothing from OpenBLAS's threads between calls). During the call
+ * OpenBLAS runs one thread per part (TOOLCHAIN.md: give it one thread each
+ * rather than oversubscribe): two single-threaded GEMMs side by side, and
+ * the image loops (im2col, col2im, pooling) on both cores too. With one
+ * CPU, or NNC_KERNEL_THREADS=1, the step's thread runs both parts. */
+typedef void PartFn(void *arg, int part);
+
+static struct {
+  pthread_mutex_t mu;
+  pthread_cond_t go, done;
+  PartFn *fn;
+  void *arg;
+  uint64_t posted, finished;
+  int usable;   /* 0: not decided yet; 1: one thread; 2: the worker runs */
+} pool2 = {.mu = PTHREAD_MUTEX_INITIALIZER, .go = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER};
+
+static void *worker_main(void *unused) {
+  (void)unused;
+  uint64_t seen = 0;
+  for (;;) {
+    pthread_mutex_lock(&pool2.mu);
+    while (pool2.posted == seen) pthread_cond_wait(&pool2.go, &pool2.mu);
+    seen = pool2.posted;
+    PartFn *fn = pool2.fn;
+    void *arg = pool2.arg;
+    pthread_mutex_unlock(&pool2.mu);
+    fn(arg, 1);
+    pthread_mutex_lock(&pool2.mu);
+    pool2.finished = seen;
+    pthread_cond_signal(&pool2.done);
+    pthread_mutex_unlock(&pool2.mu);
   }
-  int64_t cg = k.c / k.groups, og = k.o / k.groups, K = cg * k.kh * k.kw, P = k.oh * k.ow;
-  if (k.method == RT_CONV_GEMM) {   /* 1×1: the image is its own columns */
-    for (int64_t i = 0; i < n; i++)
-      for (int64_t g = 0; g < k.groups; g++)
-        sgemm(false, false, og, P, K, w + g * og * K, K, x + (i * k.c + g * cg) * P, P, 0.0f,
-              y + (i * k.o + g * og) * P, P);
-    return;
-  }
-  for (int64_t i0 = 0; i0 < n; i0 += k.chunk) {
-    int64_t m = n - i0 < k.chunk ? n - i0 : k.chunk;
-    float *col = scratch, *blk = scratch + K * m * P;
-    for (int64_t g = 0; g < k.groups; g++) {
-      columns(&k, x, i0, m, g, col);
-      sgemm(false, false, og, m * P, K, w + g * og * K, K, col, m * P, 0.0f, blk, m * P);
-      from_block(blk, y, i0, m, g, og, k.o, P);
+  return NULL;
+}
+
+/* Whether the worker runs (started on the first call that asks). */
+static bool worker_ready(void) {
+  if (pool2.usable == 0) {
+    pool2.usable = 1;
+    const char *env = getenv("NNC_KERNEL_THREADS");
+    bool one = env && !strcmp(env, "1");
+    if (!one && sysconf(_SC_NPROCESSORS_ONLN) >= 2) {
+      pthread_t t;
+      pthread_attr_t at;
+      pthread_attr_init(&at);
+      pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+      if (pthread_create(&t, &at, worker_main, NULL) == 0) pool2.usable = 2;
+      pthread_attr_destroy(&at);
     }
   }
+  return pool2.usable == 2;
+}
+
+/* fn(arg, 0) and fn(arg, 1), at once when the worker runs. */
+static void run_parts(PartFn *fn, void *arg) {
+  if (!worker_ready()) {
+    fn(arg, 0);
+    fn(arg, 1);
+    return;
+  }
+  int blas = openblas_get_num_threads();
+  openblas_set_num_threads(1);
+  pthread_mutex_lock(&pool2.mu);
+  pool2.fn = fn, pool2.arg = arg;
+  uint64_t ticket = ++pool2.posted;
+  pthread_cond_signal(&pool2.go);
+  pthread_mutex_unlock(&pool2.mu);
+  fn(arg, 0);
+  pthread_mutex_lock(&pool2.mu);
+  while (pool2.finished != ticket) pthread_cond_wait(&pool2.done, &pool2.mu);
+  pthread_mutex_unlock(&pool2.mu);
+  openblas_set_num_threads(blas);
+}
+
+/* ---- convolutions --------------------------------------------------------------- */
+
+/* One call of a convolution kernel: dir 0 forward (a = x, b = w, out =
+ * y), 1 the adjoint in x (a = dy, b = w, out = dx), 2 the adjoint in w
+ * (a = x, b = dy, out = dw). */
+typedef struct {
+  Geom k;
+  int dir;
+  const float *a, *b;
+  float *out, *scratch;
+  int64_t n;
+} Conv;
+
+/* Where a call's parts keep their columns (per part, `chunk` images) and
+ * the second part's share of a filter gradient. */
+static int64_t part_chunk(const Geom *k, int64_t n) {
+  int64_t per_part = rt_part_images(n);
+  return k->chunk < per_part ? k->chunk : per_part;
+}
+
+/* Part `part` of a convolution: its images [lo, hi), its own columns in
+ * the scratch, and, for the filter gradient, its own sum (part 0 the
+ * output, part 1 the scratch after the columns). */
+static void conv_part(void *arg, int part) {
+  const Conv *cv = arg;
+  const Geom *k = &cv->k;
+  int64_t per_part = rt_part_images(cv->n), lo = part * per_part, hi = lo + per_part < cv->n ? lo + per_part : cv->n;
+  int64_t cg = k->c / k->groups, og = k->o / k->groups, K = cg * k->kh * k->kw, P = k->oh * k->ow;
+  int64_t chunk = part_chunk(k, cv->n), per_image = k->method == RT_CONV_IM2COL ? (K + og) * P : 0;
+  /* only im2col has columns; only the filter gradient a second sum */
+  float *col = per_image ? cv->scratch + part * per_image * chunk : NULL, *blk = col ? col + K * chunk * P : NULL;
+  float *dw = cv->dir != 2 ? NULL : part == 0 ? cv->out : cv->scratch + RT_PARTS * per_image * chunk;
+  if (dw) memset(dw, 0, sizeof(float) * (size_t)(k->o * K));
+  if (hi <= lo) return;
+  int64_t xsz = k->c * k->h * k->w, ysz = k->o * P;
+  if (cv->dir == 1) memset(cv->out + lo * xsz, 0, sizeof(float) * (size_t)((hi - lo) * xsz));
+  if (k->method == RT_CONV_DIRECT) {
+    if (cv->dir == 0) depthwise(0, k, cv->a + lo * xsz, cv->b, cv->out + lo * ysz, hi - lo);
+    else if (cv->dir == 1) depthwise(1, k, cv->out + lo * xsz, cv->b, (float *)cv->a + lo * ysz, hi - lo);
+    else depthwise(2, k, cv->a + lo * xsz, dw, (float *)cv->b + lo * ysz, hi - lo);
+    return;
+  }
+  if (k->method == RT_CONV_GEMM) {   /* 1×1: the image is its own columns */
+    for (int64_t i = lo; i < hi; i++)
+      for (int64_t g = 0; g < k->groups; g++) {
+        if (cv->dir == 0)
+          sgemm(false, false, og, P, K, cv->b + g * og * K, K, cv->a + (i * k->c + g * cg) * P, P, 0.0f,
+                cv->out + (i * k->o + g * og) * P, P);
+        else if (cv->dir == 1)
+          sgemm(true, false, K, P, og, cv->b + g * og * K, K, cv->a + (i * k->o + g * og) * P, P, 0.0f,
+                cv->out + (i * k->c + g * cg) * P, P);
+        else
+          sgemm(false, true, og, K, P, cv->b + (i * k->o + g * og) * P, P, cv->a + (i * k->c + g * cg) * P, P, 1.0f,
+                dw + g * og * K, K);
+      }
+    return;
+  }
+  for (int64_t i0 = lo; i0 < hi; i0 += chunk) {
+    int64_t m = hi - i0 < chunk ? hi - i0 : chunk;
+    for (int64_t g = 0; g < k->groups; g++) {
+      if (cv->dir == 0) {
+        columns(k, cv->a, i0, m, g, col);
+        sgemm(false, false, og, m * P, K, cv->b + g * og * K, K, col, m * P, 0.0f, blk, m * P);
+        from_block(blk, cv->out, i0, m, g, og, k->o, P);
+      } else if (cv->dir == 1) {
+        to_block(cv->a, blk, i0, m, g, og, k->o, P);
+        sgemm(true, false, K, m * P, og, cv->b + g * og * K, K, blk, m * P, 0.0f, col, m * P);
+        for (int64_t j = 0; j < m; j++)   /* the columns folded back into each image of the group */
+          col2im(k, cg, col + j * P, m * P, cv->out + ((i0 + j) * k->c + g * cg) * k->h * k->w);
+      } else {
+        columns(k, cv->a, i0, m, g, col);
+        to_block(cv->b, blk, i0, m, g, og, k->o, P);
+        sgemm(false, true, og, K, m * P, blk, m * P, col, m * P, 1.0f, dw + g * og * K, K);
+      }
+    }
+  }
+}
+
+static void conv(int dir, const float *a, const float *b, float *out, float *scratch, int64_t n, const int64_t *gp) {
+  Conv cv = {.k = geom(gp), .dir = dir, .a = a, .b = b, .out = out, .scratch = scratch, .n = n};
+  run_parts(conv_part, &cv);
+  if (dir == 2) {   /* the second part's share of the filter gradient */
+    const Geom *k = &cv.k;
+    int64_t K = k->c / k->groups * k->kh * k->kw;
+    const float *second = scratch + RT_PARTS * rt_conv_per_image(gp) * part_chunk(k, n);
+    for (int64_t i = 0; i < k->o * K; i++) out[i] += second[i];
+  }
+}
+
+void nnc_conv2d(const float *x, const float *w, float *y, float *scratch, int64_t n, const int64_t *gp) {
+  conv(0, x, w, y, scratch, n, gp);
 }
 
 void nnc_conv2d_bwd_x(const float *dy, const float *w, float *dx, float *scratch, int64_t n, const int64_t *gp) {
-  Geom k = geom(gp);
-  memset(dx, 0, sizeof(float) * (size_t)(n * k.c * k.h * k.w));
-  if (k.method == RT_CONV_DIRECT) {
-    depthwise(1, &k, dx, w, (float *)dy, n);
-    return;
-  }
-  int64_t cg = k.c / k.groups, og = k.o / k.groups, K = cg * k.kh * k.kw, P = k.oh * k.ow;
-  if (k.method == RT_CONV_GEMM) {
-    for (int64_t i = 0; i < n; i++)
-      for (int64_t g = 0; g < k.groups; g++)
-        sgemm(true, false, K, P, og, w + g * og * K, K, dy + (i * k.o + g * og) * P, P, 0.0f,
-              dx + (i * k.c + g * cg) * P, P);
-    return;
-  }
-  for (int64_t i0 = 0; i0 < n; i0 += k.chunk) {
-    int64_t m = n - i0 < k.chunk ? n - i0 : k.chunk;
-    float *col = scratch, *blk = scratch + K * m * P;
-    for (int64_t g = 0; g < k.groups; g++) {
-      to_block(dy, blk, i0, m, g, og, k.o, P);
-      sgemm(true, false, K, m * P, og, w + g * og * K, K, blk, m * P, 0.0f, col, m * P);
-      for (int64_t j = 0; j < m; j++)   /* the columns folded back into each image of the group */
-        col2im(&k, cg, col + j * P, m * P, dx + ((i0 + j) * k.c + g * cg) * k.h * k.w);
-    }
-  }
+  conv(1, dy, w, dx, scratch, n, gp);
 }
 
 void nnc_conv2d_bwd_w(const float *x, const float *dy, float *dw, float *scratch, int64_t n, const int64_t *gp) {
-  Geom k = geom(gp);
-  int64_t cg = k.c / k.groups, og = k.o / k.groups, K = cg * k.kh * k.kw, P = k.oh * k.ow;
-  memset(dw, 0, sizeof(float) * (size_t)(k.o * K));
-  if (k.method == RT_CONV_DIRECT) {
-    depthwise(2, &k, x, dw, (float *)dy, n);
-    return;
-  }
-  if (k.method == RT_CONV_GEMM) {
-    for (int64_t i = 0; i < n; i++)
-      for (int64_t g = 0; g < k.groups; g++)
-        sgemm(false, true, og, K, P, dy + (i * k.o + g * og) * P, P, x + (i * k.c + g * cg) * P, P, 1.0f,
-              dw + g * og * K, K);
-    return;
-  }
-  for (int64_t i0 = 0; i0 < n; i0 += k.chunk) {
-    int64_t m = n - i0 < k.chunk ? n - i0 : k.chunk;
-    float *col = scratch, *blk = scratch + K * m * P;
-    for (int64_t g = 0; g < k.groups; g++) {
-      columns(&k, x, i0, m, g, col);
-      to_block(dy, blk, i0, m, g, og, k.o, P);
-      sgemm(false, true, og, K, m * P, blk, m * P, col, m * P, 1.0f, dw + g * og * K, K);
-    }
-  }
+  conv(2, x, dy, dw, scratch, n, gp);
 }
-
-/* The image loops (im2col, col2im, pooling) run on the calling thread:
- * starting threads of their own made a CNN step slower (40.5 against
- * 33.8 ms for the benchmark's CNN at batch 64), competing with OpenBLAS's
- * threads, which keep spinning for a while after a GEMM. */
 
 /* ---- pooling ------------------------------------------------------------ */
 
@@ -378,10 +478,31 @@ static void pool_planes(const Job *jb, int64_t n) {
   }
 }
 
+/* A pooling call, its planes split in parts as a convolution's images. */
+typedef struct {
+  Geom k;
+  int op;
+  const float *a, *b;
+  float *out;
+  int64_t n;
+} Pool;
+
+static void pool_part(void *arg, int part) {
+  const Pool *pl = arg;
+  int64_t per_part = rt_part_images(pl->n), lo = part * per_part, hi = lo + per_part < pl->n ? lo + per_part : pl->n;
+  if (hi <= lo) return;
+  /* each operand's floats per plane: an image's (HW) or a window grid's (OHW) */
+  int64_t HW = pl->k.h * pl->k.w, OHW = pl->k.oh * pl->k.ow;
+  int64_t sa = pl->op == POOL_AVG_BWD ? OHW : HW, sb = pl->op == POOL_MAX_BWD ? OHW : HW;
+  int64_t so = pl->op == POOL_MAX_BWD || pl->op == POOL_AVG_BWD ? HW : OHW;
+  Job jb = {.k = &pl->k, .a = pl->a + lo * sa, .b = pl->b ? pl->b + lo * sb : NULL, .out = pl->out + lo * so,
+            .op = pl->op};
+  pool_planes(&jb, hi - lo);
+}
+
 static void pool(int op, const float *a, const float *b, float *out, int64_t n, const int64_t *gp) {
-  Geom k = geom(gp);
-  Job jb = {.k = &k, .a = a, .b = b, .out = out, .op = op};
-  pool_planes(&jb, n);
+  Pool pl = {.k = geom(gp), .op = op, .a = a, .b = b, .out = out, .n = n};
+  run_parts(pool_part, &pl);
 }
 
 void nnc_maxpool2d(const float *x, const float *unused, float *y, float *scratch, int64_t n, const int64_t *gp) {

@@ -17,11 +17,17 @@
  * `geom` holds RT_GEOM_COUNT values indexed by the enum below, for the
  * forward op: x [n, C, H, W] -> y [n, O, OH, OW] with filters
  * [O, C/groups, KH, KW]. The kernels overwrite `out` (they never
- * accumulate into it). For the im2col method, `scratch` holds at least
- * min(CHUNK, n)·(C/groups·KH·KW + O/groups)·OH·OW floats: the columns of
- * CHUNK images side by side, so that one GEMM covers them all, and their
- * results before they are put in place; it may be NULL otherwise. Pooling
- * kernels take C = O = 1 and n = the number of image planes.
+ * accumulate into it). Pooling kernels take C = O = 1 and n = the number
+ * of image planes.
+ *
+ * The images are split into RT_PARTS parts, run at once by the calling
+ * thread and a worker thread (one part each, one OpenBLAS thread each;
+ * on one core the calling thread runs both). `scratch` holds, per part,
+ * for the im2col method, min(CHUNK, ⌈n/RT_PARTS⌉)·(C/groups·KH·KW +
+ * O/groups)·OH·OW floats: the columns of CHUNK images side by side, so
+ * that one GEMM covers them all, and their results before they are put in
+ * place; then, for the filter gradient, O·C/groups·KH·KW floats where the
+ * second part sums its share (rt_conv_scratch says how much in all).
  *
  * Built into libnnccg.so, next to the BLAS it calls (the runtime library
  * proper stays free of OpenBLAS, so `nnc check` does not load it).
@@ -53,6 +59,29 @@ enum {
 
 enum { RT_CONV_IM2COL, RT_CONV_GEMM, RT_CONV_DIRECT };   /* convolutions */
 enum { RT_POOL_WINDOW, RT_POOL_ADAPTIVE };                /* poolings */
+
+enum { RT_PARTS = 2 };   /* the images of a call are split in this many parts */
+
+/* Images of one part of a batch of n. */
+static inline int64_t rt_part_images(int64_t n) { return (n + RT_PARTS - 1) / RT_PARTS; }
+
+/* Floats of im2col scratch per image of one part: its columns and its
+ * GEMM's result, of one group (0 for the other methods). */
+static inline int64_t rt_conv_per_image(const int64_t *g) {
+  if (g[RT_GEOM_METHOD] != RT_CONV_IM2COL) return 0;
+  int64_t groups = g[RT_GEOM_GROUPS];
+  return (g[RT_GEOM_C] / groups * g[RT_GEOM_KH] * g[RT_GEOM_KW] + g[RT_GEOM_O] / groups) * g[RT_GEOM_OH] *
+         g[RT_GEOM_OW];
+}
+
+/* Floats of scratch a convolution (filter_grad: its filter gradient) needs
+ * for batches of up to n_max: RT_PARTS parts of columns, then the filter
+ * gradient's second sum. */
+static inline int64_t rt_conv_scratch(const int64_t *g, int filter_grad, int64_t n_max) {
+  int64_t m = rt_part_images(n_max), chunk = g[RT_GEOM_CHUNK] > 0 ? g[RT_GEOM_CHUNK] : 1;
+  int64_t cols = RT_PARTS * rt_conv_per_image(g) * (chunk < m ? chunk : m);
+  return cols + (filter_grad ? g[RT_GEOM_O] * g[RT_GEOM_C] / g[RT_GEOM_GROUPS] * g[RT_GEOM_KH] * g[RT_GEOM_KW] : 0);
+}
 
 /* y = conv(x a, filters b) */
 void nnc_conv2d(const float *x, const float *w, float *y, float *scratch, int64_t n, const int64_t *g);
