@@ -8,7 +8,7 @@
  * vectorizes when it knows the target) and for printing assembly. The
  * LLJIT gets a second target machine of its own, because it takes
  * ownership of the one it is given. A generator for the process's own
- * symbols lets compiled code call cblas_sgemm, expf, logf and the runtime
+ * symbols lets compiled code call cblas_sgemm, powf and the runtime
  * (the executable links them with --no-as-needed and -rdynamic).
  *
  * Every LLVMErrorRef goes through set_error; every module is verified
