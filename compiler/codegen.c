@@ -6,10 +6,12 @@
  * the buffers it touches, each a `noalias` pointer into the arena, plus n.
  * The step function computes those pointers (arena + node->offset) and
  * calls the kernels; a MATMUL is a call to cblas_sgemm right in the step.
- * The kernels are `alwaysinline`: after O3 the step is one function, and
- * the inliner turns the noalias parameters into alias-scope metadata, which
- * is what lets LLVM vectorize loops over one big arena. Before O3 each
- * kernel is a function of its own, which reads better when teaching.
+ * The kernels stay functions (`noinline`): their noalias parameters are
+ * what lets LLVM vectorize loops over one big arena, and small functions
+ * keep optimization and code generation fast where one inlined step of
+ * hundreds of loops made them superlinear. Kernels that come out the same
+ * (a model's repeated blocks: same shapes, same ops) are merged into one
+ * function before O3 (jit.c), and a call costs nanoseconds.
  *
  *   elementwise kernel: a loop nest over the kernel's shape (size-1 dims
  *     dropped, adjacent dims merged where every access is contiguous across
@@ -425,7 +427,7 @@ static LLVMValueRef kernel_begin(Cg *c, int k) {
   char *fname = arena_printf(c->arena, "%s.k%d", c->name, k);
   LLVMValueRef fn = LLVMAddFunction(c->mod, fname, ty);
   LLVMSetLinkage(fn, LLVMInternalLinkage);
-  LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, attr(c, "alwaysinline"));
+  LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, attr(c, "noinline"));
   LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, attr(c, "nounwind"));
   for (int i = 0; i < c->nbuf; i++) {
     LLVMAddAttributeAtIndex(fn, (unsigned)i + 1, attr(c, "noalias"));
