@@ -6,10 +6,12 @@
  * the buffers it touches, each a `noalias` pointer into the arena, plus n.
  * The step function computes those pointers (arena + node->offset) and
  * calls the kernels; a MATMUL is a call to cblas_sgemm right in the step.
- * The kernels are `alwaysinline`: after O3 the step is one function, and
- * the inliner turns the noalias parameters into alias-scope metadata, which
- * is what lets LLVM vectorize loops over one big arena. Before O3 each
- * kernel is a function of its own, which reads better when teaching.
+ * The kernels stay functions (`noinline`): their noalias parameters are
+ * what lets LLVM vectorize loops over one big arena, and small functions
+ * keep optimization and code generation fast where one inlined step of
+ * hundreds of loops made them superlinear. Kernels that come out the same
+ * (a model's repeated blocks: same shapes, same ops) are merged into one
+ * function before O3 (jit.c), and a call costs nanoseconds.
  *
  *   elementwise kernel: a loop nest over the kernel's shape (size-1 dims
  *     dropped, adjacent dims merged where every access is contiguous across
@@ -25,7 +27,9 @@
  * reductions (SUM, the sums of SOFTMAX / LOG_SOFTMAX) are also marked
  * `reassoc`, so that they vectorize: their result may differ from a
  * sequential sum in the last bits, and gradient checks must allow for it.
- * exp, log, tanh and pow call libm (expf, logf, tanhf, powf).
+ * exp, log, tanh and sigmoid are computed inline (see "transcendental
+ * functions" below) so that the loops calling them vectorize; pow calls
+ * libm's powf.
  */
 #include "compiler/codegen.h"
 
@@ -136,6 +140,121 @@ static void store_f(Cg *c, LLVMValueRef v, LLVMValueRef base, LLVMValueRef idx) 
 static LLVMValueRef select_f(Cg *c, LLVMRealPredicate pred, LLVMValueRef a, LLVMValueRef b,
                              LLVMValueRef t, LLVMValueRef e) {
   return LLVMBuildSelect(c->b, LLVMBuildFCmp(c->b, pred, a, b, ""), t, e, "");
+}
+
+/* ---- transcendental functions ------------------------------------------
+ * A loop that calls libm's expf cannot be vectorized (there is no vector
+ * expf to call), and a sigmoid, tanh or softmax loop then runs one element
+ * at a time, several times slower than the memory allows. So exp, log,
+ * tanh and sigmoid are emitted as straight-line IR, the Cephes single
+ * precision algorithms: a range reduction, a polynomial, and selects (no
+ * branches) for the special cases, each of which vectorizes. Their errors
+ * against the exact value are at most 1.5 ulp (exp), 1 (log), 2 (tanh) and
+ * 2.5 (sigmoid); tests/unit/test_codegen.c checks them on a sweep over every
+ * exponent, subnormals, ±0, ±inf and NaN. exp(-inf) = 0, exp(x) = inf
+ * above log(FLT_MAX), NaN stays NaN, log(0) = -inf, log(x < 0) = NaN. */
+
+static LLVMValueRef fma_f(Cg *c, LLVMValueRef a, LLVMValueRef b, LLVMValueRef d) {
+  LLVMTypeRef params[3] = {c->f32, c->f32, c->f32};
+  LLVMTypeRef ty = LLVMFunctionType(c->f32, params, 3, 0);
+  LLVMValueRef args[3] = {a, b, d};
+  return LLVMBuildCall2(c->b, ty, declare(c, "llvm.fma.f32", ty), args, 3, "");
+}
+
+/* c[0] + x·(c[1] + x·(c[2] + ...)), Horner's rule with FMAs. */
+static LLVMValueRef poly_f(Cg *c, LLVMValueRef x, const double *coef, int n) {
+  LLVMValueRef p = f32c(c, coef[n - 1]);
+  for (int i = n - 2; i >= 0; i--) p = fma_f(c, p, x, f32c(c, coef[i]));
+  return p;
+}
+
+/* 2^k as a float, for integer k in [-126, 127]. */
+static LLVMValueRef pow2_f(Cg *c, LLVMValueRef k) {
+  LLVMValueRef bits = LLVMBuildShl(c->b, LLVMBuildAdd(c->b, k, LLVMConstInt(c->i32, 127, 0), ""),
+                                   LLVMConstInt(c->i32, 23, 0), "");
+  return LLVMBuildBitCast(c->b, bits, c->f32, "");
+}
+
+/* exp(x) = 2^k · e^r, k = rint(x / ln 2), r = x - k·ln 2 (ln 2 in two parts,
+ * Cody-Waite, so k·ln2_hi is exact), e^r = 1 + r + r²·P(r) on |r| ≤ ln2/2.
+ * x is first clamped to [-104, 89], beyond which the result is 0 or inf
+ * anyway; k then fits the float's exponent in two halves, and scaling by
+ * 2^(k/2) (exact) then by 2^(k - k/2) rounds once even when the result is
+ * subnormal. A NaN is clamped too (to keep fptosi defined) and put back at
+ * the end. */
+static LLVMValueRef emit_exp(Cg *c, LLVMValueRef x) {
+  static const double P[] = {5.0000001201E-1, 1.6666665459E-1, 4.1665795894E-2,
+                             8.3334519073E-3, 1.3981999507E-3, 1.9875691500E-4};
+  LLVMValueRef hi = f32c(c, 89), lo = f32c(c, -104);
+  LLVMValueRef t = select_f(c, LLVMRealUGT, x, hi, hi, x);   /* NaN -> 89 */
+  t = select_f(c, LLVMRealOLT, t, lo, lo, t);
+  LLVMValueRef k = call1(c, "llvm.rint.f32", LLVMBuildFMul(c->b, t, f32c(c, 1.44269504088896341), ""));
+  LLVMValueRef r = fma_f(c, k, f32c(c, -0.693359375), t);
+  r = fma_f(c, k, f32c(c, 2.12194440e-4), r);
+  LLVMValueRef r2 = LLVMBuildFMul(c->b, r, r, "");
+  LLVMValueRef y = LLVMBuildFAdd(c->b, fma_f(c, poly_f(c, r, P, 6), r2, r), f32c(c, 1), "");
+  LLVMValueRef ki = LLVMBuildFPToSI(c->b, k, c->i32, "");
+  LLVMValueRef k1 = LLVMBuildAShr(c->b, ki, LLVMConstInt(c->i32, 1, 0), "");
+  y = LLVMBuildFMul(c->b, y, pow2_f(c, k1), "");
+  y = LLVMBuildFMul(c->b, y, pow2_f(c, LLVMBuildSub(c->b, ki, k1, "")), "");
+  return select_f(c, LLVMRealUNO, x, x, x, y);
+}
+
+/* log(x) = e·ln 2 + log(1 + f): x = 2^e · m with m in [sqrt(1/2), sqrt(2))
+ * from the float's bits (subnormals scaled by 2^23 first), f = m - 1, and
+ * log(1 + f) = f - f²/2 + f³·P(f). */
+static LLVMValueRef emit_log(Cg *c, LLVMValueRef x) {
+  static const double P[] = {3.3333331174E-1, -2.4999993993E-1, 2.0000714765E-1,
+                             -1.6668057665E-1, 1.4249322787E-1, -1.2420140846E-1,
+                             1.1676998740E-1, -1.1514610310E-1, 7.0376836292E-2};
+  LLVMTypeRef i32 = c->i32;
+  LLVMValueRef sub = LLVMBuildFCmp(c->b, LLVMRealOLT, x, f32c(c, 0x1p-126), "");
+  LLVMValueRef xs = LLVMBuildSelect(c->b, sub, LLVMBuildFMul(c->b, x, f32c(c, 0x1p23), ""), x, "");
+  LLVMValueRef bits = LLVMBuildBitCast(c->b, xs, i32, "");
+  LLVMValueRef e = LLVMBuildSub(c->b, LLVMBuildLShr(c->b, bits, LLVMConstInt(i32, 23, 0), ""),
+                                LLVMBuildSelect(c->b, sub, LLVMConstInt(i32, 126 + 23, 0), LLVMConstInt(i32, 126, 0), ""), "");
+  LLVMValueRef mbits = LLVMBuildOr(c->b, LLVMBuildAnd(c->b, bits, LLVMConstInt(i32, 0x007fffff, 0), ""),
+                                   LLVMConstInt(i32, 0x3f000000, 0), "");
+  LLVMValueRef m = LLVMBuildBitCast(c->b, mbits, c->f32, "");   /* [0.5, 1) */
+  LLVMValueRef low = LLVMBuildFCmp(c->b, LLVMRealOLT, m, f32c(c, 0.707106781186547524), "");
+  e = LLVMBuildSelect(c->b, low, LLVMBuildSub(c->b, e, LLVMConstInt(i32, 1, 0), ""), e, "");
+  m = LLVMBuildSelect(c->b, low, LLVMBuildFAdd(c->b, m, m, ""), m, "");
+  LLVMValueRef f = LLVMBuildFSub(c->b, m, f32c(c, 1), "");
+  LLVMValueRef z = LLVMBuildFMul(c->b, f, f, "");
+  LLVMValueRef fe = LLVMBuildSIToFP(c->b, e, c->f32, "");
+  LLVMValueRef y = LLVMBuildFMul(c->b, LLVMBuildFMul(c->b, poly_f(c, f, P, 9), f, ""), z, "");
+  y = fma_f(c, fe, f32c(c, -2.12194440e-4), y);
+  y = fma_f(c, z, f32c(c, -0.5), y);
+  y = fma_f(c, fe, f32c(c, 0.693359375), LLVMBuildFAdd(c->b, f, y, ""));
+  y = select_f(c, LLVMRealOEQ, x, f32c(c, INFINITY), x, y);
+  y = select_f(c, LLVMRealOEQ, x, f32c(c, 0), f32c(c, -INFINITY), y);
+  return select_f(c, LLVMRealULT, x, f32c(c, 0), f32c(c, NAN), y);   /* x < 0 or NaN */
+}
+
+/* tanh(x) = sign(x) · (1 - e)/(1 + e), e = exp(-2|x|), which cannot
+ * overflow and is 1 at ±inf; below |x| = 0.625, where 1 - e would cancel,
+ * |x| + |x|³·P(x²). The sign goes on last, so tanh(-0) = -0. */
+static LLVMValueRef emit_tanh(Cg *c, LLVMValueRef x) {
+  static const double P[] = {-3.33332819422E-1, 1.33314422036E-1, -5.37397155531E-2,
+                             2.06390887954E-2, -5.70498872745E-3};
+  LLVMValueRef one = f32c(c, 1);
+  LLVMValueRef ax = call1(c, "llvm.fabs.f32", x);
+  LLVMValueRef z = LLVMBuildFMul(c->b, ax, ax, "");
+  LLVMValueRef small = fma_f(c, LLVMBuildFMul(c->b, poly_f(c, z, P, 5), z, ""), ax, ax);
+  LLVMValueRef e = emit_exp(c, LLVMBuildFMul(c->b, ax, f32c(c, -2), ""));
+  LLVMValueRef big = LLVMBuildFDiv(c->b, LLVMBuildFSub(c->b, one, e, ""), LLVMBuildFAdd(c->b, one, e, ""), "");
+  LLVMValueRef y = select_f(c, LLVMRealOLT, ax, f32c(c, 0.625), small, big);
+  return call2(c, "llvm.copysign.f32", y, x);
+}
+
+/* sigmoid(x) = 1/(1 + e) for x ≥ 0 and e/(1 + e) below, e = exp(-|x|):
+ * exp never overflows, so the result is accurate down to subnormals
+ * (1/(1 + exp(-x)) would be 0 below x = -88.7). */
+static LLVMValueRef emit_sigmoid(Cg *c, LLVMValueRef x) {
+  LLVMValueRef one = f32c(c, 1);
+  LLVMValueRef e = emit_exp(c, LLVMBuildFNeg(c->b, call1(c, "llvm.fabs.f32", x), ""));
+  LLVMValueRef num = select_f(c, LLVMRealOGE, x, f32c(c, 0), one, e);
+  return LLVMBuildFDiv(c->b, num, LLVMBuildFAdd(c->b, one, e, ""), "");
 }
 
 /* A float accumulator in the entry block (mem2reg makes it a register). */
@@ -308,7 +427,7 @@ static LLVMValueRef kernel_begin(Cg *c, int k) {
   char *fname = arena_printf(c->arena, "%s.k%d", c->name, k);
   LLVMValueRef fn = LLVMAddFunction(c->mod, fname, ty);
   LLVMSetLinkage(fn, LLVMInternalLinkage);
-  LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, attr(c, "alwaysinline"));
+  LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, attr(c, "noinline"));
   LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, attr(c, "nounwind"));
   for (int i = 0; i < c->nbuf; i++) {
     LLVMAddAttributeAtIndex(fn, (unsigned)i + 1, attr(c, "noalias"));
@@ -336,11 +455,10 @@ static LLVMValueRef emit_elem(Cg *c, const IrNode *x, LLVMValueRef *v) {
   switch (x->op) {
   case IR_NEG: return LLVMBuildFNeg(c->b, v[0], "");
   case IR_RELU: return select_f(c, LLVMRealOLT, v[0], zero, zero, v[0]);
-  case IR_SIGMOID:
-    return LLVMBuildFDiv(c->b, one, LLVMBuildFAdd(c->b, one, call1(c, "expf", LLVMBuildFNeg(c->b, v[0], "")), ""), "");
-  case IR_TANH: return call1(c, "tanhf", v[0]);
-  case IR_EXP: return call1(c, "expf", v[0]);
-  case IR_LOG: return call1(c, "logf", v[0]);
+  case IR_SIGMOID: return emit_sigmoid(c, v[0]);
+  case IR_TANH: return emit_tanh(c, v[0]);
+  case IR_EXP: return emit_exp(c, v[0]);
+  case IR_LOG: return emit_log(c, v[0]);
   case IR_SQRT: return call1(c, "llvm.sqrt.f32", v[0]);
   case IR_ABS: return call1(c, "llvm.fabs.f32", v[0]);
   case IR_SIGN:
@@ -552,13 +670,13 @@ static void gen_row(Cg *c, int k, const IrNode *y) {
   LLVMValueRef mx = LLVMBuildLoad2(c->b, c->f32, m, "");
   j = loop_begin(c, &l2, i64c(c, 0), L, "j");
   LLVMValueRef idx = LLVMBuildNSWAdd(c->b, base, j, "");
-  LLVMValueRef e = call1(c, "expf", LLVMBuildFSub(c->b, load_f(c, X, idx), mx, ""));
+  LLVMValueRef e = emit_exp(c, LLVMBuildFSub(c->b, load_f(c, X, idx), mx, ""));
   if (y->op == IR_SOFTMAX) store_f(c, e, Y, idx);
   LLVMBuildStore(c->b, reassoc(LLVMBuildFAdd(c->b, LLVMBuildLoad2(c->b, c->f32, sum, ""), e, "")), sum);
   loop_end(c, &l2);
   LLVMValueRef s = LLVMBuildLoad2(c->b, c->f32, sum, "");
   LLVMValueRef shift = y->op == IR_SOFTMAX ? LLVMBuildFDiv(c->b, f32c(c, 1), s, "")
-                                           : LLVMBuildFAdd(c->b, mx, call1(c, "logf", s), "");
+                                           : LLVMBuildFAdd(c->b, mx, emit_log(c, s), "");
   j = loop_begin(c, &l3, i64c(c, 0), L, "j");
   idx = LLVMBuildNSWAdd(c->b, base, j, "");
   if (y->op == IR_SOFTMAX) store_f(c, LLVMBuildFMul(c->b, load_f(c, Y, idx), shift, ""), Y, idx);

@@ -84,7 +84,7 @@ typedef struct Jit Jit;
  * cg_text_free). */
 typedef struct {
   char *ir_before;   /* LLVM IR as generated: one function per kernel */
-  char *ir_after;    /* after O3: kernels inlined into the step, vectorized */
+  char *ir_after;    /* after O3: identical kernels merged, loops vectorized */
   char *assembly;    /* the host CPU's assembly */
 } CgText;
 
@@ -98,6 +98,19 @@ Jit *jit_new(char *err, size_t errlen);
  * `name` (unique per Jit). Returns NULL with a message in err on failure. */
 StepFn jit_compile(Jit *jit, const Graph *g, const Fusion *f, const char *name,
                    CgText *text, char *err, size_t errlen);
+
+/* One step for jit_compile_all: what to compile, and the function. */
+typedef struct {
+  const Graph *g;
+  const Fusion *f;
+  const char *name;   /* unique per Jit */
+  StepFn fn;          /* out */
+} JitStep;
+
+/* Compiles several steps at once (a block's train and eval steps), their
+ * kernels spread over the machine's cores. False with a message in err
+ * if any fails. */
+bool jit_compile_all(Jit *jit, JitStep *steps, int count, char *err, size_t errlen);
 
 /* Frees the JIT and all code it compiled. */
 void jit_free(Jit *jit);
@@ -115,6 +128,7 @@ typedef struct {
   Jit *(*jit_new)(char *err, size_t errlen);
   StepFn (*jit_compile)(Jit *jit, const Graph *g, const Fusion *f, const char *name, CgText *text, char *err,
                         size_t errlen);
+  bool (*jit_compile_all)(Jit *jit, JitStep *steps, int count, char *err, size_t errlen);
   void (*jit_free)(Jit *jit);
   void (*text_free)(CgText *t);
 } CgApi;

@@ -79,9 +79,10 @@ bool cg_load(CgApi *api, char *err, size_t errlen) {
   }
   *(void **)&api->jit_new = dlsym(handle, "jit_new");
   *(void **)&api->jit_compile = dlsym(handle, "jit_compile");
+  *(void **)&api->jit_compile_all = dlsym(handle, "jit_compile_all");
   *(void **)&api->jit_free = dlsym(handle, "jit_free");
   *(void **)&api->text_free = dlsym(handle, "cg_text_free");
-  if (!api->jit_new || !api->jit_compile || !api->jit_free || !api->text_free) {
+  if (!api->jit_new || !api->jit_compile || !api->jit_compile_all || !api->jit_free || !api->text_free) {
     snprintf(err, errlen, "the code generator libnnccg.so is incomplete");
     return false;
   }
@@ -218,8 +219,9 @@ static int64_t classes_of(const Graph *g, const IrNode *in, float *ignored) {
   return classes;
 }
 
-static bool build_step(Arena *a, const CgApi *cg, Jit *jit, Program *p, int64_t n_max, int64_t floor, const char *name, RtStep *st,
-                       MemPlan *plan, char *err, size_t errlen, bool checked) {
+/* Simplifies, fuses and places a step: what jit_compile_all needs. */
+static JitStep plan_step(Arena *a, Program *p, int64_t n_max, int64_t floor, const char *name, MemPlan *plan,
+                         bool checked) {
   Graph *g = p->lowered->g;
   ir_simplify(g);
   verify(g, "simplify");
@@ -227,8 +229,13 @@ static bool build_step(Arena *a, const CgApi *cg, Jit *jit, Program *p, int64_t 
   f->profile = profile_kernels;
   p->kernels = f;
   plan_memory(g, f->materialized, f->runs_at, n_max, floor, plan);
-  StepFn fn = cg->jit_compile(jit, g, f, name, NULL, err, errlen);
-  if (!fn) return false;
+  return (JitStep){.g = g, .f = f, .name = name};
+}
+
+/* The runtime's description of a compiled step: its function, its input
+ * slots, where its loss and metrics are. */
+static void describe_step(Arena *a, Program *p, StepFn fn, RtStep *st) {
+  Graph *g = p->lowered->g;
   memset(st, 0, sizeof *st);
   st->fn = fn;
   Vec slots = {0};
@@ -259,7 +266,6 @@ static bool build_step(Arena *a, const CgApi *cg, Jit *jit, Program *p, int64_t 
       st->metric_offsets[st->nmetrics++] = o->offset;
     }
   }
-  return true;
 }
 
 /* A setting of the block, or its default. */
@@ -491,15 +497,18 @@ static Compiled *compile_train_mode(Arena *a, Diag *d, const Node *ast, const ch
     return NULL;
   }
   MemPlan tp, ep, ap = {0};
-  if (!build_step(a, &c->cg, c->jit, c->train, n_max, 0, "train_step", &rp->train, &tp, err, sizeof err, checked) ||
-      !build_step(a, &c->cg, c->jit, c->eval, n_max, tp.persistent, "eval_step", &rp->eval, &ep, err, sizeof err,
-                  false) ||
-      (after && !build_step(a, &c->cg, c->jit, after, 1, tp.persistent, "after_step", &rp->after, &ap, err,
-                            sizeof err, false))) {
+  JitStep steps[3];
+  steps[0] = plan_step(a, c->train, n_max, 0, "train_step", &tp, checked);
+  steps[1] = plan_step(a, c->eval, n_max, tp.persistent, "eval_step", &ep, false);
+  if (after) steps[2] = plan_step(a, after, 1, tp.persistent, "after_step", &ap, false);
+  if (!c->cg.jit_compile_all(c->jit, steps, after ? 3 : 2, err, sizeof err)) {
     diag_error(d, (Loc){0}, "code generation failed: %s", err);
     c->cg.jit_free(c->jit);
     return NULL;
   }
+  describe_step(a, c->train, steps[0].fn, &rp->train);
+  describe_step(a, c->eval, steps[1].fn, &rp->eval);
+  if (after) describe_step(a, after, steps[2].fn, &rp->after);
   rp->n_max = n_max;
   rp->arena_floats = tp.size > ep.size ? tp.size : ep.size;
   if (ap.size > rp->arena_floats) rp->arena_floats = ap.size;
@@ -547,12 +556,14 @@ Compiled *compile_predict(Arena *a, Diag *d, const Node *ast, const char *block,
     return NULL;
   }
   MemPlan plan;
-  if (!build_step(a, &c->cg, c->jit, c->eval, n_max, 0, "predict_step", &rp->train, &plan, err, sizeof err, false)) {
+  JitStep step = plan_step(a, c->eval, n_max, 0, "predict_step", &plan, false);
+  if (!c->cg.jit_compile_all(c->jit, &step, 1, err, sizeof err)) {
     diag_error(d, (Loc){0}, "code generation failed: %s", err);
     c->cg.jit_free(c->jit);
     c->jit = NULL;
     return NULL;
   }
+  describe_step(a, c->eval, step.fn, &rp->train);
   rp->eval = rp->train;
   rp->n_max = n_max;
   rp->arena_floats = plan.size;

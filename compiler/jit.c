@@ -2,14 +2,29 @@
  * jit.c — compiles a step's LLVM module (codegen.c) to native code with
  * ORC's LLJIT, for the CPU nnc runs on.
  *
- * One Jit holds the LLJIT, the thread-safe context every module is built
- * in, and a target machine for the host CPU with all of its features
- * (AVX-512 where present), used both for the O3 pipeline (which only
- * vectorizes when it knows the target) and for printing assembly. The
- * LLJIT gets a second target machine of its own, because it takes
- * ownership of the one it is given. A generator for the process's own
- * symbols lets compiled code call cblas_sgemm, expf, logf and the runtime
- * (the executable links them with --no-as-needed and -rdynamic).
+ * One Jit holds the LLJIT and target machines for the host CPU with all of
+ * its features (AVX-512 where present): one per compiling thread, used for
+ * the O3 pipeline (which only vectorizes when it knows the target), for
+ * emitting object code and for printing assembly. The LLJIT gets a target
+ * machine of its own, because it takes ownership of the one it is given.
+ * A generator for the process's own symbols lets compiled code call
+ * cblas_sgemm, powf and the runtime (the executable links them with
+ * --no-as-needed and -rdynamic).
+ *
+ * Compiling is most of the time from spec to first step (HW3: hundreds of
+ * kernels), so it is spread over the cores. Each step's module is built and
+ * its identical kernels merged (mergefunc) on the calling thread; then it
+ * is cut into parts, one per core: the part holding the step function, and
+ * parts holding only kernels, which the step calls by name. Every part
+ * lives in an LLVMContext of its own (a context is not thread-safe), is
+ * optimized (O3) and emitted as an object file on some thread, and the
+ * objects are added to the LLJIT, which links them. The train and eval
+ * steps of a block are compiled together (jit_compile_all), so their parts
+ * share the threads.
+ *
+ * Loop strength reduction is turned off for the whole process: it was a
+ * quarter of code generation, and on these loops (base + index addressing,
+ * which x86 has) it changes nothing measurable.
  *
  * Every LLVMErrorRef goes through set_error; every module is verified
  * before and after optimization.
@@ -17,20 +32,28 @@
 #include "compiler/codegen.h"
 
 #include <llvm-c/Analysis.h>
+#include <llvm-c/BitReader.h>
+#include <llvm-c/BitWriter.h>
 #include <llvm-c/Core.h>
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
 #include <llvm-c/Orc.h>
+#include <llvm-c/Support.h>
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 #include <llvm-c/Transforms/PassBuilder.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+enum { MAX_THREADS = 4 };
 
 struct Jit {
   LLVMOrcLLJITRef lljit;
-  LLVMOrcThreadSafeContextRef tsc;
-  LLVMTargetMachineRef tm;     /* ours: passes and assembly */
+  int nthreads;                     /* compiling threads (cores, at most MAX_THREADS) */
+  LLVMTargetMachineRef tm[MAX_THREADS];   /* ours, one per thread: passes, objects, assembly */
 };
 
 /* Consumes e, writing "what: message" into err. */
@@ -61,21 +84,35 @@ static LLVMTargetMachineRef host_machine(char *err, size_t n) {
   return tm;
 }
 
+static void llvm_options(void) {
+  static bool done;   /* options may be parsed once per process */
+  if (done) return;
+  done = true;
+  const char *argv[] = {"nnc", "-disable-lsr"};
+  LLVMParseCommandLineOptions(2, argv, NULL);
+}
+
 Jit *jit_new(char *err, size_t n) {
   if (LLVMInitializeNativeTarget() || LLVMInitializeNativeAsmPrinter()) {
     snprintf(err, n, "LLVM has no code generator for this machine");
     return NULL;
   }
+  llvm_options();
   Jit *j = calloc(1, sizeof *j);
   if (!j) {
     snprintf(err, n, "out of memory");
     return NULL;
   }
-  j->tm = host_machine(err, n);
-  LLVMTargetMachineRef jit_tm = j->tm ? host_machine(err, n) : NULL;
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  j->nthreads = cores < 1 ? 1 : cores > MAX_THREADS ? MAX_THREADS : (int)cores;
+  for (int t = 0; t < j->nthreads; t++)
+    if (!(j->tm[t] = host_machine(err, n))) {
+      jit_free(j);
+      return NULL;
+    }
+  LLVMTargetMachineRef jit_tm = host_machine(err, n);
   if (!jit_tm) {
-    if (j->tm) LLVMDisposeTargetMachine(j->tm);
-    free(j);
+    jit_free(j);
     return NULL;
   }
   LLVMOrcLLJITBuilderRef builder = LLVMOrcCreateLLJITBuilder();
@@ -84,8 +121,8 @@ Jit *jit_new(char *err, size_t n) {
   LLVMErrorRef e = LLVMOrcCreateLLJIT(&j->lljit, builder);   /* consumes builder */
   if (e) {
     set_error(err, n, "cannot start the LLVM JIT", e);
-    LLVMDisposeTargetMachine(j->tm);
-    free(j);
+    j->lljit = NULL;
+    jit_free(j);
     return NULL;
   }
   LLVMOrcDefinitionGeneratorRef gen;
@@ -96,7 +133,6 @@ Jit *jit_new(char *err, size_t n) {
     return NULL;
   }
   LLVMOrcJITDylibAddGenerator(LLVMOrcLLJITGetMainJITDylib(j->lljit), gen);   /* takes gen */
-  j->tsc = LLVMOrcCreateNewThreadSafeContext();
   return j;
 }
 
@@ -106,8 +142,8 @@ void jit_free(Jit *j) {
     LLVMErrorRef e = LLVMOrcDisposeLLJIT(j->lljit);
     if (e) LLVMConsumeError(e);   /* nothing left to report it to */
   }
-  if (j->tsc) LLVMOrcDisposeThreadSafeContext(j->tsc);
-  if (j->tm) LLVMDisposeTargetMachine(j->tm);
+  for (int t = 0; t < j->nthreads; t++)
+    if (j->tm[t]) LLVMDisposeTargetMachine(j->tm[t]);
   free(j);
 }
 
@@ -146,13 +182,105 @@ static char *assembly_of(LLVMTargetMachineRef tm, LLVMModuleRef m) {
   return s;
 }
 
-StepFn jit_compile(Jit *j, const Graph *g, const Fusion *f, const char *name, CgText *text,
-                   char *err, size_t n) {
-  LLVMContextRef ctx = LLVMOrcThreadSafeContextGetContext(j->tsc);
-  LLVMModuleRef m = cg_build_module(ctx, j->tm, g, f, name, err, n);   /* verified */
-  if (!m) return NULL;
-  if (text) text->ir_before = take_message(LLVMPrintModuleToString(m));
+/* ---- parts ---------------------------------------------------------- */
 
+/* One module to optimize and emit, in a context of its own. */
+typedef struct {
+  LLVMContextRef ctx;
+  LLVMModuleRef m;
+  CgText *text;               /* the unsplit module of jit_compile, or NULL */
+  LLVMMemoryBufferRef obj;    /* out: the object file */
+  char err[512];              /* out: why it failed, if obj is NULL */
+} Part;
+
+static long instruction_count(LLVMValueRef fn) {
+  long k = 0;
+  for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(fn); bb; bb = LLVMGetNextBasicBlock(bb))
+    for (LLVMValueRef in = LLVMGetFirstInstruction(bb); in; in = LLVMGetNextInstruction(in)) k++;
+  return k;
+}
+
+static bool is_kernel(LLVMValueRef fn, LLVMValueRef step) {
+  return fn != step && !LLVMIsDeclaration(fn);
+}
+
+/* Replaces fn's body by a declaration of the same name (its callers now
+ * call a function defined in another part). */
+static void make_declaration(LLVMModuleRef m, LLVMValueRef fn) {
+  size_t len;
+  const char *nm = LLVMGetValueName2(fn, &len);
+  char *name = strndup(nm, len);
+  LLVMValueRef decl = LLVMAddFunction(m, "", LLVMGlobalGetValueType(fn));
+  LLVMReplaceAllUsesWith(fn, decl);
+  LLVMDeleteFunction(fn);
+  LLVMSetValueName2(decl, name, len);
+  free(name);
+}
+
+/* Cuts the module of step `name` (in parts[0], optimized by mergefunc) into
+ * up to `want` parts: kernels dealt out by size, largest first, to the
+ * lightest part; part 0 keeps the step function. Each other part is a copy
+ * (through bitcode, into a new context) with only its kernels, made
+ * external so that part 0 can call them. Returns the number of parts. */
+static int split_module(Part *parts, int want, const char *name) {
+  LLVMModuleRef m = parts[0].m;
+  LLVMValueRef step = LLVMGetNamedFunction(m, name);
+  int nk = 0;
+  for (LLVMValueRef fn = LLVMGetFirstFunction(m); fn; fn = LLVMGetNextFunction(fn)) nk += is_kernel(fn, step);
+  if (want > nk / 8) want = nk / 8;   /* a few kernels are not worth a thread */
+  if (want < 2) return 1;
+  long load[MAX_THREADS] = {instruction_count(step)};
+  int *owner = calloc((size_t)nk, sizeof *owner);
+  long *size = calloc((size_t)nk, sizeof *size);
+  int *order = calloc((size_t)nk, sizeof *order);
+  int i = 0;
+  for (LLVMValueRef fn = LLVMGetFirstFunction(m); fn; fn = LLVMGetNextFunction(fn))
+    if (is_kernel(fn, step)) order[i] = i, size[i++] = instruction_count(fn);
+  for (int a = 1; a < nk; a++)   /* insertion sort, largest first */
+    for (int b = a; b > 0 && size[order[b]] > size[order[b - 1]]; b--) {
+      int t = order[b];
+      order[b] = order[b - 1];
+      order[b - 1] = t;
+    }
+  for (int a = 0; a < nk; a++) {
+    int best = 0;
+    for (int p = 1; p < want; p++)
+      if (load[p] < load[best]) best = p;
+    owner[order[a]] = best;
+    load[best] += size[order[a]];
+  }
+  LLVMMemoryBufferRef bc = LLVMWriteBitcodeToMemoryBuffer(m);
+  for (int p = 1; p < want; p++) {
+    parts[p] = (Part){.ctx = LLVMContextCreate()};
+    if (LLVMParseBitcodeInContext2(parts[p].ctx, bc, &parts[p].m))
+      nnc_die(__FILE__, __LINE__, "LLVM cannot read back its own bitcode");
+    LLVMModuleRef mp = parts[p].m;
+    LLVMDeleteFunction(LLVMGetNamedFunction(mp, name));   /* the only caller of the kernels */
+    LLVMValueRef fn = LLVMGetFirstFunction(mp);
+    for (int k = 0; fn;) {
+      LLVMValueRef next = LLVMGetNextFunction(fn);
+      if (!LLVMIsDeclaration(fn)) {
+        if (owner[k] == p) LLVMSetLinkage(fn, LLVMExternalLinkage);
+        else LLVMDeleteFunction(fn);
+        k++;
+      }
+      fn = next;
+    }
+  }
+  LLVMDisposeMemoryBuffer(bc);
+  LLVMValueRef fn = LLVMGetFirstFunction(m);
+  for (int k = 0; fn;) {
+    LLVMValueRef next = LLVMGetNextFunction(fn);
+    if (is_kernel(fn, step) && owner[k++] != 0) make_declaration(m, fn);
+    fn = next;
+  }
+  free(owner);
+  free(size);
+  free(order);
+  return want;
+}
+
+static bool run_passes(LLVMModuleRef m, const char *passes, LLVMTargetMachineRef tm, char *err, size_t n) {
   LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
   LLVMPassBuilderOptionsSetLoopVectorization(opts, 1);
   LLVMPassBuilderOptionsSetSLPVectorization(opts, 1);
@@ -162,38 +290,134 @@ StepFn jit_compile(Jit *j, const Graph *g, const Fusion *f, const char *name, Cg
    * seconds (HW3: 1.6 s -> 0.8 s with the level below). */
   LLVMPassBuilderOptionsSetLoopUnrolling(opts, 0);
   LLVMPassBuilderOptionsSetLoopInterleaving(opts, 0);
-  LLVMErrorRef e = LLVMRunPasses(m, "default<O3>", j->tm, opts);
+  LLVMErrorRef e = LLVMRunPasses(m, passes, tm, opts);
   LLVMDisposePassBuilderOptions(opts);
-  if (e) {
-    set_error(err, n, "LLVM's optimizer failed", e);
-    LLVMDisposeModule(m);
-    return NULL;
-  }
+  if (e) set_error(err, n, "LLVM's optimizer failed", e);
+  return !e;
+}
+
+/* O3, verification and an object file, on any thread (with its own tm). */
+static void compile_part(Part *p, LLVMTargetMachineRef tm) {
   char *msg = NULL;
-  if (LLVMVerifyModule(m, LLVMReturnStatusAction, &msg)) {
-    snprintf(err, n, "optimized module is invalid (a bug in nnc or LLVM): %s", msg ? msg : "");
+  if (!run_passes(p->m, "default<O3>", tm, p->err, sizeof p->err)) return;
+  if (LLVMVerifyModule(p->m, LLVMReturnStatusAction, &msg)) {
+    snprintf(p->err, sizeof p->err, "optimized module is invalid (a bug in nnc or LLVM): %s", msg ? msg : "");
     LLVMDisposeMessage(msg);
-    LLVMDisposeModule(m);
-    return NULL;
+    return;
   }
   LLVMDisposeMessage(msg);
-  if (text) {
-    text->ir_after = take_message(LLVMPrintModuleToString(m));
-    text->assembly = assembly_of(j->tm, m);
+  if (p->text) {
+    p->text->ir_after = take_message(LLVMPrintModuleToString(p->m));
+    p->text->assembly = assembly_of(tm, p->m);
   }
+  msg = NULL;
+  if (LLVMTargetMachineEmitToMemoryBuffer(tm, p->m, LLVMObjectFile, &msg, &p->obj)) {
+    snprintf(p->err, sizeof p->err, "LLVM cannot emit machine code: %s", msg ? msg : "");
+    p->obj = NULL;
+  }
+  LLVMDisposeMessage(msg);
+}
 
-  /* the JIT owns the module from here on, even if adding it fails */
-  LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(m, j->tsc);
-  e = LLVMOrcLLJITAddLLVMIRModule(j->lljit, LLVMOrcLLJITGetMainJITDylib(j->lljit), tsm);
-  if (e) {
-    set_error(err, n, "the JIT rejected the step", e);
-    return NULL;
+typedef struct {
+  Jit *j;
+  Part *parts;
+  int nparts;
+  atomic_int next;
+} Pool;
+
+typedef struct {
+  Pool *pool;
+  int thread;
+} Worker;
+
+static void *work(void *arg) {
+  Worker *w = arg;
+  for (int i; (i = atomic_fetch_add(&w->pool->next, 1)) < w->pool->nparts;) {
+    compile_part(&w->pool->parts[i], w->pool->j->tm[w->thread]);
+    LLVMDisposeModule(w->pool->parts[i].m);
+    LLVMContextDispose(w->pool->parts[i].ctx);
   }
-  LLVMOrcExecutorAddress addr = 0;
-  e = LLVMOrcLLJITLookup(j->lljit, &addr, name);
-  if (e) {
-    set_error(err, n, "cannot compile the step", e);
-    return NULL;
+  return NULL;
+}
+
+/* Compiles the parts on up to j->nthreads threads (this one included). */
+static void compile_parts(Jit *j, Part *parts, int nparts) {
+  Pool pool = {.j = j, .parts = parts, .nparts = nparts};
+  atomic_init(&pool.next, 0);
+  Worker w[MAX_THREADS];
+  pthread_t th[MAX_THREADS];
+  bool started[MAX_THREADS] = {0};
+  int nt = nparts < j->nthreads ? nparts : j->nthreads;
+  for (int t = 0; t < nt; t++) w[t] = (Worker){.pool = &pool, .thread = t};
+  for (int t = 1; t < nt; t++) started[t] = pthread_create(&th[t], NULL, work, &w[t]) == 0;
+  work(&w[0]);   /* a thread that did not start leaves its share to this one */
+  for (int t = 1; t < nt; t++)
+    if (started[t]) pthread_join(th[t], NULL);
+}
+
+/* Builds, splits and compiles every step, then links them in the JIT. */
+static bool compile_steps(Jit *j, JitStep *steps, int count, CgText *text, char *err, size_t n) {
+  Part *parts = calloc((size_t)(count * MAX_THREADS), sizeof *parts);
+  int nparts = 0;
+  bool ok = true;
+  for (int s = 0; s < count && ok; s++) {
+    Part *p = &parts[nparts];
+    p->ctx = LLVMContextCreate();
+    p->m = cg_build_module(p->ctx, j->tm[0], steps[s].g, steps[s].f, steps[s].name, err, n);   /* verified */
+    if (!p->m) {
+      LLVMContextDispose(p->ctx);
+      ok = false;
+      break;
+    }
+    nparts++;
+    if (text) text->ir_before = take_message(LLVMPrintModuleToString(p->m));
+    /* merged first, so that a kernel and its twin do not land in two parts */
+    ok = run_passes(p->m, "mergefunc", j->tm[0], err, n);
+    p->text = text;
+    if (ok && !text) nparts += split_module(p, j->nthreads, steps[s].name) - 1;
   }
-  return (StepFn)(uintptr_t)addr;
+  if (ok) compile_parts(j, parts, nparts);
+  else
+    for (int i = 0; i < nparts; i++) {
+      LLVMDisposeModule(parts[i].m);
+      LLVMContextDispose(parts[i].ctx);
+    }
+  for (int i = 0; i < nparts && ok; i++)
+    if (!parts[i].obj) {
+      snprintf(err, n, "%s", parts[i].err);
+      ok = false;
+    }
+  /* the JIT owns each object file it is given, even if adding it fails */
+  LLVMOrcJITDylibRef jd = LLVMOrcLLJITGetMainJITDylib(j->lljit);
+  for (int i = 0; i < nparts; i++) {
+    if (!parts[i].obj) continue;
+    if (!ok) {
+      LLVMDisposeMemoryBuffer(parts[i].obj);
+      continue;
+    }
+    LLVMErrorRef e = LLVMOrcLLJITAddObjectFile(j->lljit, jd, parts[i].obj);
+    if (e) set_error(err, n, "the JIT rejected the step", e);
+    ok = !e;
+  }
+  free(parts);
+  for (int s = 0; s < count && ok; s++) {
+    LLVMOrcExecutorAddress addr = 0;
+    LLVMErrorRef e = LLVMOrcLLJITLookup(j->lljit, &addr, steps[s].name);
+    if (e) {
+      set_error(err, n, "cannot link the step", e);
+      return false;
+    }
+    steps[s].fn = (StepFn)(uintptr_t)addr;
+  }
+  return ok;
+}
+
+bool jit_compile_all(Jit *j, JitStep *steps, int count, char *err, size_t n) {
+  return compile_steps(j, steps, count, NULL, err, n);
+}
+
+StepFn jit_compile(Jit *j, const Graph *g, const Fusion *f, const char *name, CgText *text,
+                   char *err, size_t n) {
+  JitStep step = {.g = g, .f = f, .name = name};
+  return compile_steps(j, &step, 1, text, err, n) ? step.fn : NULL;
 }
