@@ -476,15 +476,18 @@ static void describe_prunes(Arena *a, const Lowering *lw, TrainDesc *td) {
   }
 }
 
+/* The block's steps: training (unfused when `checked`), evaluation and
+ * the after writes; with `train_only` (nnc bench) the training step alone. */
 static Compiled *compile_train_mode(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max,
-                                    const SemaOptions *base, RtProgram *rp, TrainDesc *td, bool checked) {
+                                    const SemaOptions *base, RtProgram *rp, TrainDesc *td, bool checked,
+                                    bool train_only) {
   Compiled *c = arena_alloc(a, sizeof *c);
   if (!lower(a, d, ast, block, base, true, false, &c->train)) return NULL;
-  if (!lower(a, d, ast, block, base, false, false, &c->eval)) return NULL;
+  if (!train_only && !lower(a, d, ast, block, base, false, false, &c->eval)) return NULL;
   /* the block's after writes, a third step (when it has some) */
   Program *after = NULL;
-  if (!lower_mode(a, d, ast, block, base, false, false, true, &after)) return NULL;
-  if (!after->lowered->png_paths.len) after = NULL;
+  if (!train_only && !lower_mode(a, d, ast, block, base, false, false, true, &after)) return NULL;
+  if (after && !after->lowered->png_paths.len) after = NULL;
   if (after && !reads_no_data(d, after->lowered->g)) return NULL;
   char err[1024];
   if (!cg_load(&c->cg, err, sizeof err)) {
@@ -496,26 +499,27 @@ static Compiled *compile_train_mode(Arena *a, Diag *d, const Node *ast, const ch
     diag_error(d, (Loc){0}, "%s", err);
     return NULL;
   }
-  MemPlan tp, ep, ap = {0};
+  MemPlan tp, ep = {0}, ap = {0};
   JitStep steps[3];
-  steps[0] = plan_step(a, c->train, n_max, 0, "train_step", &tp, checked);
-  steps[1] = plan_step(a, c->eval, n_max, tp.persistent, "eval_step", &ep, false);
-  if (after) steps[2] = plan_step(a, after, 1, tp.persistent, "after_step", &ap, false);
-  if (!c->cg.jit_compile_all(c->jit, steps, after ? 3 : 2, err, sizeof err)) {
+  int nsteps = 0;
+  steps[nsteps++] = plan_step(a, c->train, n_max, 0, "train_step", &tp, checked);
+  if (c->eval) steps[nsteps++] = plan_step(a, c->eval, n_max, tp.persistent, "eval_step", &ep, false);
+  if (after) steps[nsteps++] = plan_step(a, after, 1, tp.persistent, "after_step", &ap, false);
+  if (!c->cg.jit_compile_all(c->jit, steps, nsteps, err, sizeof err)) {
     diag_error(d, (Loc){0}, "code generation failed: %s", err);
     c->cg.jit_free(c->jit);
     return NULL;
   }
   describe_step(a, c->train, steps[0].fn, &rp->train);
-  describe_step(a, c->eval, steps[1].fn, &rp->eval);
-  if (after) describe_step(a, after, steps[2].fn, &rp->after);
+  if (c->eval) describe_step(a, c->eval, steps[1].fn, &rp->eval);
+  if (after) describe_step(a, after, steps[nsteps - 1].fn, &rp->after);
   rp->n_max = n_max;
   rp->arena_floats = tp.size > ep.size ? tp.size : ep.size;
   if (ap.size > rp->arena_floats) rp->arena_floats = ap.size;
   /* persistent buffers, in the train step's order; the other steps' must
    * sit at the same offsets (same forward code, same slots) */
   persistent_slots(a, c->train->lowered->g, rp);
-  check_shared(rp, c->eval->lowered->g, "eval");
+  if (c->eval) check_shared(rp, c->eval->lowered->g, "eval");
   describe(a, c->train->lowered, td);
   if (after) {
     check_shared(rp, after->lowered->g, "after");
@@ -596,7 +600,12 @@ Compiled *compile_predict(Arena *a, Diag *d, const Node *ast, const char *block,
 
 Compiled *compile_train(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max,
                         const SemaOptions *base, RtProgram *rp, TrainDesc *td) {
-  return compile_train_mode(a, d, ast, block, n_max, base, rp, td, false);
+  return compile_train_mode(a, d, ast, block, n_max, base, rp, td, false, false);
+}
+
+Compiled *compile_train_step(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max,
+                             const SemaOptions *base, RtProgram *rp, TrainDesc *td) {
+  return compile_train_mode(a, d, ast, block, n_max, base, rp, td, false, true);
 }
 
 bool describe_train(Arena *a, Diag *d, const Node *ast, const char *block, const SemaOptions *base, TrainDesc *td) {
@@ -608,7 +617,7 @@ bool describe_train(Arena *a, Diag *d, const Node *ast, const char *block, const
 
 Compiled *compile_train_checked(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max,
                                 const SemaOptions *base, RtProgram *rp, TrainDesc *td) {
-  return compile_train_mode(a, d, ast, block, n_max, base, rp, td, true);
+  return compile_train_mode(a, d, ast, block, n_max, base, rp, td, true, false);
 }
 
 /* The smallest and largest finite values of a buffer (for the report). */

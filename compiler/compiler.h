@@ -141,6 +141,9 @@ typedef struct Compiled Compiled;
 Compiled *compile_train(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max,
                         const SemaOptions *base, RtProgram *rp, TrainDesc *td);
 void compiled_free(Compiled *c);
+/* The training step alone (rp->eval stays empty): what `nnc bench` times. */
+Compiled *compile_train_step(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max,
+                             const SemaOptions *base, RtProgram *rp, TrainDesc *td);
 
 /* A train block's settings and data, without compiling it. */
 bool describe_train(Arena *a, Diag *d, const Node *ast, const char *block, const SemaOptions *base, TrainDesc *td);
