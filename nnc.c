@@ -1219,11 +1219,18 @@ static int cmd_gradcheck(Arena *a, Diag *d, const Options *o) {
   }
   printf("  %-*s  %-*s  %7s  %13s\n", w, "parameter", sw, "shape", "checked", "max rel error");
   double worst = 0;
+  int64_t kinks = 0, checked = 0;
   for (int i = 0; i < nrep; i++) {
     printf("  %-*s  %-*s  %7lld  %13.2e\n", w, rep[i].name, sw, shapes[i], (long long)rep[i].checked,
            rep[i].max_rel_err);
     if (rep[i].max_rel_err > worst) worst = rep[i].max_rel_err;
+    kinks += rep[i].kinks;
+    checked += rep[i].checked;
   }
+  if (kinks)
+    printf("\n%lld of the %lld elements sit at a kink (a ReLU's or a max's input crossing over within the step):\n"
+           "their one-sided differences disagree, and the compiled gradient is checked to lie between them\n",
+           (long long)kinks, (long long)checked);
   /* float32 gradients carry about 1e-6 relative error per operation */
   const double tol = 1e-2;
   printf("\n%s: worst relative error %.2e (tolerance %.0e)\n", worst <= tol ? "ok" : "FAILED", worst, tol);

@@ -185,7 +185,9 @@ typedef struct {
   int rank;
   int64_t shape[8];
   int64_t checked;         /* elements compared */
-  double max_rel_err;      /* |compiled - reference| / max(|both|, 1e-2) */
+  int64_t kinks;           /* ... of them at a kink (one-sided differences disagree by > 1%) */
+  double max_rel_err;      /* distance of the compiled gradient from the one-sided
+                              differences' interval / max(|compiled|, |central|, 1e-2) */
   double max_abs_err;
 } GradReport;
 

@@ -254,6 +254,16 @@ name="gradcheck_finds_the_compiled_gradients_right"
 if [ $rc -eq 0 ] && grep -q "^ok: worst relative error" "$TMP/out" && grep -q "layers.0.weight" "$TMP/out"; then ok "$name"
 else bad "$name" "exit $rc"
 fi
+# ... and that it can fail: grad_reverse leaves the loss as it is but flips
+# every gradient behind it, so the compiled gradients are the finite
+# differences' negatives
+sed 's/loss = mse(net(x), y)/loss = mse(grad_reverse(net(x), lambda: 1.0), y)/' "$TMP/learn/hw1.nn" > "$TMP/learn/flipped.nn"
+(cd "$TMP/learn" && "$NNC" gradcheck flipped.nn) > "$TMP/out" 2> "$TMP/err"
+rc=$?
+name="gradcheck_finds_flipped_gradients_wrong"
+if [ $rc -eq 1 ] && grep -q "grad_reverse" "$TMP/learn/flipped.nn" && grep -q "^FAILED: worst relative error" "$TMP/out"; then ok "$name"
+else bad "$name" "exit $rc, expected 1 and FAILED"
+fi
 (cd "$TMP/learn" && "$NNC" bench hw1.nn) > "$TMP/out" 2> "$TMP/err"
 rc=$?
 name="bench_times_the_training_step"
