@@ -431,11 +431,9 @@ static bool reads_no_data(Diag *d, const Graph *g) {
   for (int o = 0; ok && o < g->outputs.len; o++) {
     const IrNode *out = g->outputs.items[o];
     int top = 0;
-    stack[top++] = out;
-    while (top > 0 && ok) {
+    if (!seen[out->id]) stack[top++] = out, seen[out->id] = 1;
+    while (top > 0 && ok) {   /* each node is pushed once: the stack never outgrows the graph */
       const IrNode *x = stack[--top];
-      if (seen[x->id]) continue;
-      seen[x->id] = 1;
       if (x->op == IR_INPUT && x->name && strcmp(x->name, "n") != 0 && strcmp(x->name, "lr") != 0) {
         diag_error(d, out->loc, "this write after an epoch or training reads the data field '%s'", x->name);
         diag_hint(d, "it runs between epochs, on no batch: draw images of the parameters, or of noise such as "
@@ -443,7 +441,7 @@ static bool reads_no_data(Diag *d, const Graph *g) {
         ok = false;
       }
       for (int k = 0; k < 3; k++)
-        if (x->src[k]) stack[top++] = x->src[k];
+        if (x->src[k] && !seen[x->src[k]->id]) stack[top++] = x->src[k], seen[x->src[k]->id] = 1;
     }
   }
   free(seen);
