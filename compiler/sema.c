@@ -774,26 +774,34 @@ bool sema_layer_frozen(Sema *s, const Layer *l) {
   return true;
 }
 
+/* A name an optimizer's target names: `net`, or `params(net)`; NULL for
+ * anything else (`net.fc`, an expression). */
+static const char *target_name(const Node *e) {
+  if (e->kind == N_CALL && e->list.len == 1) e = e->list.items[0];   /* params(net) */
+  return e->kind == N_NAME ? e->name : NULL;
+}
+
 /* The names `optimizer = Adam(net, ...)` or `Adam([g, d], ...)` updates,
- * read from the block before it is walked. */
+ * read from the block before it is walked. A target other than names
+ * (`Adam(net.fc)`) freezes nothing: the block keeps every model as it is. */
 static void find_trained_names(Sema *s, const Node *blk) {
   s->trained_names.len = 0;
   s->any_optimizer = false;
+  bool plain = true;
   for (int i = 0; i < blk->list.len; i++) {
     const Node *st = blk->list.items[i];
     if (st->kind != N_ASSIGN || st->list.len != 1 || strcmp(((Node *)st->list.items[0])->name, "optimizer") != 0) continue;
     s->any_optimizer = true;
     if (!st->a || st->a->kind != N_CALL || !st->a->list.len) continue;
     const Node *arg = st->a->list.items[0];
-    if (arg->kind == N_CALL && arg->list.len) arg = arg->list.items[0];   /* params(net) */
-    if (arg->kind == N_NAME) vec_push(s->arena, &s->trained_names, (void *)arg->name);
-    if (arg->kind == N_LIST)
-      for (int k = 0; k < arg->list.len; k++) {
-        const Node *e = arg->list.items[k];
-        if (e->kind == N_CALL && e->list.len) e = e->list.items[0];
-        if (e->kind == N_NAME) vec_push(s->arena, &s->trained_names, (void *)e->name);
-      }
+    int n = arg->kind == N_LIST ? arg->list.len : 1;
+    for (int k = 0; k < n; k++) {
+      const char *name = target_name(arg->kind == N_LIST ? arg->list.items[k] : arg);
+      if (name) vec_push(s->arena, &s->trained_names, (void *)name);
+      else plain = false;
+    }
   }
+  if (!plain) s->any_optimizer = false;
 }
 
 Value *model_call(Sema *s, Layer *m, const char *method, const Args *args, Loc loc, Value *subst) {
