@@ -741,20 +741,7 @@ static bool after_hook(void *ctx, float *arena, int when, int64_t epoch, RtError
   bool any = false;
   for (int i = 0; i < td->npngs; i++) any |= td->pngs[i].each_epoch == (when == RT_AFTER_EPOCH);
   if (!any || !aw->rp->after.fn) return true;
-  /* its noise is drawn from the block's seed alone: the same samples after
-   * every epoch, so that the pictures show the model change */
-  const RtStep *st = &aw->rp->after;
-  RtRng rng;
-  rt_rng_seed(&rng, td->seed);
-  for (int i = 0; i < st->nslots; i++) {
-    const RtSlot *s = &st->slots[i];
-    float *dst = arena + s->offset;
-    int64_t e = rt_slot_numel(s, 1);
-    for (int64_t k = 0; k < e; k++)
-      dst[k] = s->kind == RT_SLOT_RANDN ? (float)rt_rng_normal(&rng) : s->kind == RT_SLOT_RAND ? (float)rt_rng_uniform(&rng)
-               : !strcmp(s->name, "n") ? 1.0f : 0.0f;
-  }
-  st->fn(arena, 1);
+  rt_run_after(aw->rp, arena, td->seed);
   for (int i = 0; i < td->npngs; i++) {
     const PngOut *po = &td->pngs[i];
     if (po->each_epoch != (when == RT_AFTER_EPOCH)) continue;

@@ -218,24 +218,6 @@ const char *ir_conv_method(const IrNode *n) {
   return "im2col + sgemm";
 }
 
-/* Floats of scratch per image for im2col: its columns and its result, of
- * one group. */
-static int64_t conv_per_image(const IrNode *n) {
-  const Shape *xs, *ys;
-  ir_window_sides(n, &xs, &ys);
-  int64_t c, h, w, o, oh, ow;
-  chw(xs, &c, &h, &w);
-  chw(ys, &o, &oh, &ow);
-  return (c / n->win.groups * n->win.kh * n->win.kw + o / n->win.groups) * oh * ow;
-}
-
-/* Images per GEMM of one part: as many as fit in 1 Mi floats (4 MiB) of
- * scratch, 8 MiB for the RT_PARTS parts. */
-static int64_t conv_chunk(const IrNode *n) {
-  int64_t per = conv_per_image(n);
-  int64_t chunk = per > 0 ? ((int64_t)1 << 20) / per : 1;
-  return chunk < 1 ? 1 : chunk;
-}
 
 int ir_window_geom(const IrNode *n, int64_t g[RT_GEOM_COUNT]) {
   const Shape *xs, *ys;
@@ -257,12 +239,15 @@ int ir_window_geom(const IrNode *n, int64_t g[RT_GEOM_COUNT]) {
   g[RT_GEOM_KH] = k->kh, g[RT_GEOM_KW] = k->kw, g[RT_GEOM_SH] = k->sh, g[RT_GEOM_SW] = k->sw;
   g[RT_GEOM_PH] = k->ph, g[RT_GEOM_PW] = k->pw, g[RT_GEOM_DH] = k->dh, g[RT_GEOM_DW] = k->dw;
   g[RT_GEOM_GROUPS] = k->groups;
-  g[RT_GEOM_CHUNK] = conv ? conv_chunk(n) : 1;
   if (!conv) g[RT_GEOM_METHOD] = k->adaptive ? RT_POOL_ADAPTIVE : RT_POOL_WINDOW;
   else {
     const char *m = ir_conv_method(n);
     g[RT_GEOM_METHOD] = !strcmp(m, "direct") ? RT_CONV_DIRECT : !strcmp(m, "sgemm") ? RT_CONV_GEMM : RT_CONV_IM2COL;
   }
+  /* im2col's images per GEMM of one part: as many as fit in 1 Mi floats
+   * (4 MiB) of scratch, 8 MiB for the RT_PARTS parts */
+  int64_t per = conv ? rt_conv_per_image(g) : 0, chunk = per > 0 ? ((int64_t)1 << 20) / per : 1;
+  g[RT_GEOM_CHUNK] = chunk < 1 ? 1 : chunk;
   return xs->rank - (conv ? 3 : 2);
 }
 

@@ -400,6 +400,11 @@ typedef struct {
 
 enum { RT_AFTER_EPOCH, RT_AFTER_TRAIN };
 
+/* Runs p->after (a block's after writes) once, n = 1, its noise drawn from
+ * `seed` alone: the same samples every time, so that pictures drawn after
+ * each epoch show the model change. Nothing to do without one. */
+void rt_run_after(const RtProgram *p, float *arena, uint64_t seed);
+
 /* L1 unstructured pruning, as PyTorch's prune.l1_unstructured applied
  * again to a pruned weight: of the n entries of w whose mask is not 0,
  * the round(amount · remaining) smallest by magnitude (the first ones on

@@ -88,6 +88,15 @@ static bool transformed(const RtPipeline *pl, bool random, RtRng *rng, const RtT
   return ok;
 }
 
+/* A noise slot's values for a batch of n: uniform, or standard normal. */
+static void fill_noise(const RtSlot *s, float *dst, int64_t n, RtRng *rng) {
+  int64_t e = rt_slot_numel(s, n);
+  if (s->kind == RT_SLOT_RANDN)
+    for (int64_t k = 0; k < e; k++) dst[k] = rt_rng_normal(rng);
+  else
+    for (int64_t k = 0; k < e; k++) dst[k] = rt_rng_uniform(rng);
+}
+
 /* Fills a step's input slots for the samples idx[0..n). */
 static bool fill_inputs(const RtStep *st, float *arena, const RtTable *t, const int64_t *idx, int64_t n,
                         double lr, const RtPipeline *pl, bool random, RtRng *rng, RtError *err) {
@@ -95,11 +104,7 @@ static bool fill_inputs(const RtStep *st, float *arena, const RtTable *t, const 
     const RtSlot *s = &st->slots[i];
     float *dst = arena + s->offset;
     if (s->kind == RT_SLOT_RAND || s->kind == RT_SLOT_RANDN) {
-      int64_t e = rt_slot_numel(s, n);
-      if (s->kind == RT_SLOT_RANDN)
-        for (int64_t k = 0; k < e; k++) dst[k] = rt_rng_normal(rng);
-      else
-        for (int64_t k = 0; k < e; k++) dst[k] = rt_rng_uniform(rng);
+      fill_noise(s, dst, n, rng);
       continue;
     }
     if (!strcmp(s->name, "n")) {
@@ -427,6 +432,8 @@ static bool state_number(const char *path, const char *key, const char *text, do
   return true;
 }
 
+/* ---- pruning ------------------------------------------------------------- */
+
 typedef struct {
   float magnitude;
   int64_t index;
@@ -450,6 +457,22 @@ int64_t rt_prune(float *w, float *mask, int64_t n, double amount) {
   for (int64_t j = 0; j < k; j++) mask[r[j].index] = 0, w[r[j].index] = 0;
   free(r);
   return k;
+}
+
+/* ---- the after step, and the training loop -------------------------------- */
+
+void rt_run_after(const RtProgram *p, float *arena, uint64_t seed) {
+  if (!p->after.fn) return;
+  RtRng rng;
+  rt_rng_seed(&rng, seed);
+  /* its images read no data (the compiler checked): only n and noise; the
+   * block's data fields are slots of its graph but unread */
+  for (int i = 0; i < p->after.nslots; i++) {
+    const RtSlot *s = &p->after.slots[i];
+    if (s->kind == RT_SLOT_RAND || s->kind == RT_SLOT_RANDN) fill_noise(s, arena + s->offset, 1, &rng);
+    else if (!strcmp(s->name, "n")) arena[s->offset] = 1;
+  }
+  p->after.fn(arena, 1);
 }
 
 bool rt_train(const RtProgram *p, const RtTrainConfig *cfg, const RtTable *t, RtTrainResult *res, RtError *err) {

@@ -291,6 +291,19 @@ train dream {
     write png_grid("$TMP/dream.png", clip(img, 0, 1), rows: 2)
   }
 }
+train noise {
+  seed = 7
+  data = take(fashion, 64)
+  batch = 32
+  epochs = 1
+  net = Tiny()
+  logits = net(x)
+  loss = cross_entropy(logits, y)
+  optimizer = Adam(net, lr: 1e-3)
+  after epoch {
+    write png_grid("$TMP/noise.png", sigmoid(randn([4, 1, 8, 8])), rows: 2)
+  }
+}
 predict teacher_before {
   data = few
   teacher = Net()
@@ -332,6 +345,16 @@ if "$NNC" train "$TMP/prune.nn" --block dream > "$TMP/dream.out" 2>&1 &&
   ok "a block without data trains 20 iterations and writes its images after training"
 else
   bad "input optimisation (iterations, after train) failed" "$TMP/dream.out"
+fi
+
+# the noise of an after-epoch write comes from the block's seed alone: the
+# picture written after epoch 3 is the one written after epoch 1
+if "$NNC" train "$TMP/prune.nn" --block noise > "$TMP/noise.out" 2>&1 && cp "$TMP/noise.png" "$TMP/noise1.png" &&
+   "$NNC" train "$TMP/prune.nn" --block noise --epochs 3 > "$TMP/noise.out" 2>&1 &&
+   [ "$(grep -c "wrote $TMP/noise.png" "$TMP/noise.out")" -eq 3 ] && cmp -s "$TMP/noise1.png" "$TMP/noise.png"; then
+  ok "an after-epoch write runs after every epoch, with the same noise each time"
+else
+  bad "after-epoch writes: not 3 writes, or the noise differs between epochs" "$TMP/noise.out"
 fi
 
 # the training-curve chart next to the log: a PNG with a line per number logged
