@@ -345,6 +345,20 @@ static int cmd_ir(Arena *a, Diag *d, const Options *o) {
   }
   if (rc == EXIT_OK && !strcmp(o->stage, "opt")) program_simplify(prog);
   if (rc == EXIT_OK && !program_print_graph(stdout, prog)) return EXIT_USER;
+  /* a block of several steps: each step's graph, one after another */
+  for (int k = 2; rc == EXIT_OK && k <= program_nsteps(prog); k++) {
+    SemaOptions sopt = o->sem;
+    sopt.check_files = o->check_files;
+    sopt.lower_block = o->block ? o->block : "";
+    sopt.lower_training = 1;
+    sopt.lower_update = strcmp(o->stage, "graph") != 0;
+    sopt.lower_step = k;
+    Program *p = sema_check(a, d, ast, &sopt);
+    if (!p || d->nerrors) return EXIT_USER;
+    if (!strcmp(o->stage, "opt")) program_simplify(p);
+    printf("\n");
+    if (!program_print_graph(stdout, p)) return EXIT_USER;
+  }
   return rc;
 }
 
@@ -705,12 +719,17 @@ typedef struct {
   Compiled *c;
   Diag *d;
   bool found;
+  const RtProgram *rp;   /* for the names of several steps */
 } NumericsCheck;
 
-static bool numerics_hook(void *ctx, const float *arena, int64_t n, int64_t epoch, int64_t batch) {
+static bool numerics_hook(void *ctx, const float *arena, int64_t n, int64_t epoch, int64_t batch, int step) {
   NumericsCheck *nc = ctx;
-  if (compiled_check_numerics(nc->c, nc->d, arena, n)) return true;
-  fprintf(stderr, "      = note: in epoch %lld, batch %lld\n", (long long)epoch, (long long)batch);
+  if (compiled_check_numerics(nc->c, step, nc->d, arena, n)) return true;
+  if (nc->rp && nc->rp->nsteps)
+    fprintf(stderr, "      = note: in step %s of epoch %lld, batch %lld\n", nc->rp->steps[step].name, (long long)epoch,
+            (long long)batch);
+  else
+    fprintf(stderr, "      = note: in epoch %lld, batch %lld\n", (long long)epoch, (long long)batch);
   nc->found = true;
   return false;
 }
@@ -797,8 +816,10 @@ static int cmd_train(Arena *a, Diag *d, const Options *o) {
     compiled_free(c);
     return EXIT_USER;
   }
-  if (!check_data(a, o, &rp.train, &td.data, &table, &train_pl) ||
-      !check_data(a, o, &rp.eval, &td.data, &table, &valid_pl)) {
+  bool data_ok = check_data(a, o, &rp.train, &td.data, &table, &train_pl) &&
+                 check_data(a, o, &rp.eval, &td.data, &table, &valid_pl);
+  for (int k = 1; k < rp.nsteps && data_ok; k++) data_ok = check_data(a, o, &rp.steps[k], &td.data, &table, &train_pl);
+  if (!data_ok) {
     rt_table_free(&table);
     compiled_free(c);
     return EXIT_USER;
@@ -838,7 +859,16 @@ static int cmd_train(Arena *a, Diag *d, const Options *o) {
     printf("train%s%s: %lld parameters, %lld samples (%g%% held out), batch %lld, %lld epochs, seed %llu\n",
            o->block ? " " : "", o->block ? o->block : "", (long long)params, (long long)table.rows, td.valid * 100,
            (long long)td.batch, (long long)td.epochs, (unsigned long long)td.seed);
-  printf("compiled the training and evaluation steps in %.0f ms\n", compile_ms);
+  if (rp.nsteps) {
+    printf("compiled %d training steps (", rp.nsteps);
+    for (int k = 0; k < rp.nsteps; k++) {
+      printf("%s%s", k ? ", " : "", rp.steps[k].name);
+      if (rp.steps[k].every > 1) printf(" every %lld batches", (long long)rp.steps[k].every);
+    }
+    printf(") in %.0f ms\n", compile_ms);
+  } else {
+    printf("compiled the training and evaluation steps in %.0f ms\n", compile_ms);
+  }
   fflush(stdout);
   char seed_text[32];
   snprintf(seed_text, sizeof seed_text, "%llu", (unsigned long long)td.seed);
@@ -862,7 +892,7 @@ static int cmd_train(Arena *a, Diag *d, const Options *o) {
     cfg.after = after_hook;
     cfg.after_ctx = &aw;
   }
-  NumericsCheck nc = {c, d, false};
+  NumericsCheck nc = {c, d, false, &rp};
   if (o->check_numerics) {
     cfg.after_step = numerics_hook;
     cfg.after_step_ctx = &nc;
@@ -896,7 +926,7 @@ static int cmd_train(Arena *a, Diag *d, const Options *o) {
       TrainDesc ctd;
       Compiled *cc = compile_train_checked(a, d, ast, o->block ? o->block : "", n_max, &peek, &cp, &ctd);
       if (cc) {
-        NumericsCheck cnc = {cc, d, false};
+        NumericsCheck cnc = {cc, d, false, &cp};
         RtTrainConfig ccfg = cfg;
         ccfg.save_best = ccfg.save_last = ccfg.log_path = ccfg.state_path = NULL;
         ccfg.resume_path = NULL;
@@ -920,10 +950,13 @@ static int cmd_train(Arena *a, Diag *d, const Options *o) {
                                                          : arena_printf(a, "valid_%s", td.monitor);
     if (td.iterations > 0)
       printf("done: %lld iterations, mean loss %.6g", (long long)td.iterations, res.last_train_loss);
+    else if (rp.nsteps)   /* no one loss says which epoch was best */
+      printf("done: %lld epochs", (long long)res.epochs_run);
     else
       printf("best %s %.6g at epoch %lld of %lld", followed, res.best, (long long)res.best_epoch,
              (long long)res.epochs_run);
     if (td.save_best) printf("; saved %s", td.save_best);
+    else if (rp.nsteps && td.save_last) printf("; saved %s", td.save_last);
     printf("\n");
     if (td.test.source) rc = evaluate_test(a, o, &rp, &td, final, extra, nextra);
   }
@@ -1095,30 +1128,38 @@ static int cmd_bench(Arena *a, Diag *d, const Options *o) {
     RtRng rng;
     rt_rng_seed(&rng, td.seed);
     rt_init_params(&rp, arena, &rng);
-    /* fill the step's inputs from the first rows, once: only the step is timed */
-    for (int i = 0; i < rp.train.nslots; i++) {
-      const RtSlot *s = &rp.train.slots[i];
-      float *dst = arena + s->offset;
-      int64_t e = rt_slot_numel(s, batch);
-      RtField *f = rt_table_field(&table, s->name);
-      if (!strcmp(s->name, "n")) dst[0] = (float)batch;
-      else if (!strcmp(s->name, "lr")) dst[0] = (float)(td.schedule.lr * 1e-3);  /* small: stays finite */
-      else if (f && f->width * batch == e) memcpy(dst, f->data, sizeof(float) * (size_t)e);
-      else
-        for (int64_t k = 0; k < e; k++) dst[k] = rt_rng_uniform(&rng);
-    }
+    /* fill the step's inputs from the first rows, once: only the step is
+     * timed; a block of several steps: each step's, and a step is all of
+     * them once */
+    int nsteps = rp.nsteps ? rp.nsteps : 1;
+    const RtStep *steps = rp.nsteps ? rp.steps : &rp.train;
+    for (int k = 0; k < nsteps; k++)
+      for (int i = 0; i < steps[k].nslots; i++) {
+        const RtSlot *s = &steps[k].slots[i];
+        float *dst = arena + s->offset;
+        int64_t e = rt_slot_numel(s, batch);
+        RtField *f = rt_table_field(&table, s->name);
+        double lr = rp.nsteps ? steps[k].schedule.lr : td.schedule.lr;
+        if (!strcmp(s->name, "n")) dst[0] = (float)batch;
+        else if (!strcmp(s->name, "lr")) dst[0] = (float)(lr * 1e-3);  /* small: stays finite */
+        else if (f && f->width * batch == e) memcpy(dst, f->data, sizeof(float) * (size_t)e);
+        else
+          for (int64_t q = 0; q < e; q++) dst[q] = rt_rng_uniform(&rng);
+      }
     enum { WARMUP = 5, REPEATS = 11 };
     int64_t inner = 1;
     double once = seconds_now();
-    rp.train.fn(arena, batch);
+    for (int k = 0; k < nsteps; k++) steps[k].fn(arena, batch);
     once = seconds_now() - once;
     while ((double)inner * once < 0.05 && inner < 100000) inner *= 2;   /* each measurement at least ~50 ms */
-    for (int w = 0; w < WARMUP; w++) rp.train.fn(arena, batch);
+    for (int w = 0; w < WARMUP; w++)
+      for (int k = 0; k < nsteps; k++) steps[k].fn(arena, batch);
     compiled_profile_reset();
     double ms[REPEATS];
     for (int r = 0; r < REPEATS; r++) {
       double s0 = seconds_now();
-      for (int64_t k = 0; k < inner; k++) rp.train.fn(arena, batch);
+      for (int64_t q = 0; q < inner; q++)
+        for (int k = 0; k < nsteps; k++) steps[k].fn(arena, batch);
       ms[r] = (seconds_now() - s0) * 1000 / (double)inner;
     }
     qsort(ms, REPEATS, sizeof ms[0], cmp_double);
@@ -1127,7 +1168,13 @@ static int cmd_bench(Arena *a, Diag *d, const Options *o) {
       if (rp.persistent[i].kind == RT_SLOT_PARAM) params += rt_slot_numel(&rp.persistent[i], 1);
     printf("bench %s%s%s: %lld parameters, batch %lld\n", o->spec, o->block ? " --block " : "", o->block ? o->block : "",
            (long long)params, (long long)batch);
-    printf("  compile   %.0f ms (the training step: check, lower, optimize, fuse, plan, LLVM O3, JIT)\n", compile_ms);
+    if (rp.nsteps) {
+      printf("  steps     %d, each once a step:", rp.nsteps);
+      for (int k = 0; k < rp.nsteps; k++) printf(" %s", rp.steps[k].name);
+      printf("\n");
+    }
+    printf("  compile   %.0f ms (the training step%s: check, lower, optimize, fuse, plan, LLVM O3, JIT)\n", compile_ms,
+           rp.nsteps ? "s" : "");
     printf("  blas      %s\n", cg_blas_info());
     printf("  step      median %.4f ms, range %.4f .. %.4f ms (%d runs of %lld steps)\n", ms[REPEATS / 2], ms[0],
            ms[REPEATS - 1], REPEATS, (long long)inner);
@@ -1208,6 +1255,9 @@ static int cmd_gradcheck(Arena *a, Diag *d, const Options *o) {
   double worst = 0;
   int64_t kinks = 0, checked = 0;
   for (int i = 0; i < nrep; i++) {
+    /* a block of several steps: each step's parameters under its name */
+    if (rep[i].step && (i == 0 || !rep[i - 1].step || strcmp(rep[i].step, rep[i - 1].step) != 0))
+      printf("  step %s (the parameters its optimizer updates)\n", rep[i].step);
     printf("  %-*s  %-*s  %7lld  %13.2e\n", w, rep[i].name, sw, shapes[i], (long long)rep[i].checked,
            rep[i].max_rel_err);
     if (rep[i].max_rel_err > worst) worst = rep[i].max_rel_err;

@@ -93,6 +93,8 @@ struct Compiled {
   CgApi cg;
   Jit *jit;
   Program *train, *eval;
+  int nsteps;                    /* a block of several steps: each one's program */
+  Program *steps[RT_MAX_STEPS];  /* (steps[0] is train) */
 };
 
 /* compile_profile_kernels(true): steps compiled from now on time their kernels. */
@@ -354,6 +356,23 @@ static void describe_data(Arena *a, const Lowering *lw, const Dataset *ds, DataD
   }
 }
 
+/* The learning rate of optimizer `opt` (NULL: none), as the runtime computes it. */
+static RtSchedule schedule_of(const Value *opt) {
+  RtSchedule r = {.kind = RT_SCHED_CONSTANT, .lr = opt ? opt->opt->lr : 1e-3};
+  const Value *sc = opt ? opt->opt->schedule : NULL;
+  if (sc) {
+    const char *k = sc->s;
+    r.kind = !strcmp(k, "step_lr") ? RT_SCHED_STEP : !strcmp(k, "linear") ? RT_SCHED_LINEAR
+             : !strcmp(k, "cosine") ? RT_SCHED_COSINE : !strcmp(k, "noam") ? RT_SCHED_NOAM : RT_SCHED_CONSTANT;
+    r.lr = sc->f;
+    r.warmup = sc->i;
+    r.every = sc->j;
+    r.to = sc->f2;
+    r.gamma = sc->f2;
+  }
+  return r;
+}
+
 static void describe(Arena *a, const Lowering *lw, TrainDesc *td) {
   memset(td, 0, sizeof *td);
   for (int i = 0; i < lw->load_paths.len && i < 8; i++) {
@@ -372,20 +391,7 @@ static void describe(Arena *a, const Lowering *lw, TrainDesc *td) {
   td->save_last = path_setting(a, lw, "save_last");
   Value *mon = setting(lw, "monitor");
   td->monitor = mon && mon->kind == V_STRING ? mon->s : "loss";
-  Value *opt = lw->optimizer;
-  td->schedule = (RtSchedule){.kind = RT_SCHED_CONSTANT, .lr = opt ? opt->opt->lr : 1e-3};
-  const Value *sc = opt ? opt->opt->schedule : NULL;
-  if (sc) {
-    const char *k = sc->s;
-    RtSchedule *r = &td->schedule;
-    r->kind = !strcmp(k, "step_lr") ? RT_SCHED_STEP : !strcmp(k, "linear") ? RT_SCHED_LINEAR
-              : !strcmp(k, "cosine") ? RT_SCHED_COSINE : !strcmp(k, "noam") ? RT_SCHED_NOAM : RT_SCHED_CONSTANT;
-    r->lr = sc->f;
-    r->warmup = sc->i;
-    r->every = sc->j;
-    r->to = sc->f2;
-    r->gamma = sc->f2;
-  }
+  td->schedule = schedule_of(lw->optimizer);
   Value *dv = lw->data, *tv = setting(lw, "test");
   if (dv && dv->kind == V_DATASET) describe_data(a, lw, dv->ds, &td->data);
   if (tv && tv->kind == V_DATASET) describe_data(a, lw, tv->ds, &td->test);
@@ -481,7 +487,16 @@ static Compiled *compile_train_mode(Arena *a, Diag *d, const Node *ast, const ch
                                     bool train_only) {
   Compiled *c = arena_alloc(a, sizeof *c);
   if (!lower(a, d, ast, block, base, true, false, &c->train)) return NULL;
-  if (!train_only && !lower(a, d, ast, block, base, false, false, &c->eval)) return NULL;
+  /* a block of several steps: each step is a training step of its own (and
+   * there is no evaluation step) */
+  c->nsteps = c->train->lowered->nsteps;
+  c->steps[0] = c->train;
+  for (int k = 1; k < c->nsteps; k++) {
+    SemaOptions o = *base;
+    o.lower_step = k + 1;
+    if (!lower(a, d, ast, block, &o, true, false, &c->steps[k])) return NULL;
+  }
+  if (!train_only && !c->nsteps && !lower(a, d, ast, block, base, false, false, &c->eval)) return NULL;
   /* the block's after writes, a third step (when it has some) */
   Program *after = NULL;
   if (!train_only && !lower_mode(a, d, ast, block, base, false, false, true, &after)) return NULL;
@@ -497,27 +512,47 @@ static Compiled *compile_train_mode(Arena *a, Diag *d, const Node *ast, const ch
     diag_error(d, (Loc){0}, "%s", err);
     return NULL;
   }
-  MemPlan tp, ep = {0}, ap = {0};
-  JitStep steps[3];
-  int nsteps = 0;
-  steps[nsteps++] = plan_step(a, c->train, n_max, 0, "train_step", &tp, checked);
-  if (c->eval) steps[nsteps++] = plan_step(a, c->eval, n_max, tp.persistent, "eval_step", &ep, false);
-  if (after) steps[nsteps++] = plan_step(a, after, 1, tp.persistent, "after_step", &ap, false);
+  /* the training steps (several: the last holds every step's optimizer
+   * state, so it is planned first and the others' batches go above it) */
+  int ntrain = c->nsteps ? c->nsteps : 1;
+  Program *last = c->steps[ntrain - 1];
+  MemPlan tp[RT_MAX_STEPS], ep = {0}, ap = {0};
+  JitStep steps[RT_MAX_STEPS + 2];
+  int nsteps = ntrain;
+  steps[ntrain - 1] = plan_step(a, last, n_max, 0, ntrain > 1 ? arena_printf(a, "step_%s", last->lowered->step_name)
+                                                              : "train_step", &tp[ntrain - 1], checked);
+  int64_t floor = tp[ntrain - 1].persistent;
+  for (int k = 0; k < ntrain - 1; k++)
+    steps[k] = plan_step(a, c->steps[k], n_max, floor, arena_printf(a, "step_%s", c->steps[k]->lowered->step_name),
+                         &tp[k], checked);
+  if (c->eval) steps[nsteps++] = plan_step(a, c->eval, n_max, floor, "eval_step", &ep, false);
+  if (after) steps[nsteps++] = plan_step(a, after, 1, floor, "after_step", &ap, false);
   if (!c->cg.jit_compile_all(c->jit, steps, nsteps, err, sizeof err)) {
     diag_error(d, (Loc){0}, "code generation failed: %s", err);
     c->cg.jit_free(c->jit);
     return NULL;
   }
   describe_step(a, c->train, steps[0].fn, &rp->train);
-  if (c->eval) describe_step(a, c->eval, steps[1].fn, &rp->eval);
+  if (c->eval) describe_step(a, c->eval, steps[ntrain].fn, &rp->eval);
   if (after) describe_step(a, after, steps[nsteps - 1].fn, &rp->after);
   rp->n_max = n_max;
-  rp->arena_floats = tp.size > ep.size ? tp.size : ep.size;
-  if (ap.size > rp->arena_floats) rp->arena_floats = ap.size;
-  /* persistent buffers, in the train step's order; the other steps' must
-   * sit at the same offsets (same forward code, same slots) */
-  persistent_slots(a, c->train->lowered->g, rp);
+  rp->arena_floats = ep.size > ap.size ? ep.size : ap.size;
+  for (int k = 0; k < ntrain; k++)
+    if (tp[k].size > rp->arena_floats) rp->arena_floats = tp[k].size;
+  /* persistent buffers, in the (last) train step's order; the other steps'
+   * must sit at the same offsets (same forward code, same slots) */
+  persistent_slots(a, last->lowered->g, rp);
   if (c->eval) check_shared(rp, c->eval->lowered->g, "eval");
+  rp->nsteps = c->nsteps;
+  for (int k = 0; k < c->nsteps; k++) {
+    const Lowering *sl = c->steps[k]->lowered;
+    describe_step(a, c->steps[k], steps[k].fn, &rp->steps[k]);
+    rp->steps[k].name = sl->step_name;
+    rp->steps[k].every = sl->every > 0 ? sl->every : 1;
+    rp->steps[k].schedule = schedule_of(sl->optimizer);
+    check_shared(rp, sl->g, sl->step_name);
+  }
+  if (c->nsteps) rp->train = rp->steps[0];
   describe(a, c->train->lowered, td);
   if (after) {
     check_shared(rp, after->lowered->g, "after");
@@ -629,8 +664,8 @@ static void value_range(const float *x, int64_t e, double *lo, double *hi) {
     }
 }
 
-bool compiled_check_numerics(const Compiled *c, Diag *d, const float *arena, int64_t n) {
-  const Graph *g = c->train->lowered->g;
+bool compiled_check_numerics(const Compiled *c, int step, Diag *d, const float *arena, int64_t n) {
+  const Graph *g = (c->nsteps ? c->steps[step] : c->train)->lowered->g;
   /* the values this step computed, in order, first: the leaves already hold
    * the step's updates, which come from them */
   for (int pass = 0; pass < 2; pass++)

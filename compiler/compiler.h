@@ -32,6 +32,8 @@ typedef struct {
   int lower_predict;   /* lower_block names a predict block instead */
   int lower_after;     /* lower a train block's `after epoch/train` writes
                           as a step of their own (else they are only checked) */
+  int lower_step;      /* a train block of several `step`s: the training step
+                          of step number lower_step (1, 2, ...; 0: the first) */
   /* `--set NAME=VALUE`: replaces a constant, or a binding of a train or
    * predict block (batch, epochs, lr, ...), wherever it is set */
   int nset;
@@ -149,13 +151,14 @@ Compiled *compile_train_step(Arena *a, Diag *d, const Node *ast, const char *blo
 bool describe_train(Arena *a, Diag *d, const Node *ast, const char *block, const SemaOptions *base, TrainDesc *td);
 
 /* For --check-numerics: compile_train_checked builds the training step
- * without fusion, every intermediate kept in the arena; after a step,
+ * without fusion, every intermediate kept in the arena; after a step (of
+ * several: step number `step`, from 0),
  * compiled_check_numerics looks for the first node (in execution order)
  * holding a NaN or an infinity and reports it at its spec line: the op, the
  * shapes, the range of its inputs. True if every value is finite. */
 Compiled *compile_train_checked(Arena *a, Diag *d, const Node *ast, const char *block, int64_t n_max,
                                 const SemaOptions *base, RtProgram *rp, TrainDesc *td);
-bool compiled_check_numerics(const Compiled *c, Diag *d, const float *arena, int64_t n);
+bool compiled_check_numerics(const Compiled *c, int step, Diag *d, const float *arena, int64_t n);
 
 /* The same for a predict block ("" for the first): one step whose outputs
  * are the columns of its `write csv(...)`; rp->train holds it. */
@@ -182,6 +185,7 @@ const char *cg_blas_info(void);
 
 typedef struct {
   const char *name;        /* the parameter */
+  const char *step;        /* ... in this step of several (NULL: the block is one step) */
   int rank;
   int64_t shape[8];
   int64_t checked;         /* elements compared */
@@ -192,7 +196,8 @@ typedef struct {
 } GradReport;
 
 /* Compiles the gradients of train block `block`'s loss with respect to every
- * parameter (float32, JIT) and compares up to `per_tensor` elements of each
+ * parameter (of several steps: each step's loss, with respect to what its
+ * optimizer updates; float32, JIT) and compares up to `per_tensor` elements of each
  * with central finite differences of the loss in float64 (the reference
  * evaluator), on one batch of n samples: inputs[i] holds the values of the
  * batch field names[i] ([n, width]). Fills up to `max` reports; returns their
@@ -207,8 +212,11 @@ bool program_print_dot(FILE *out, const Program *p);
 /* The "opt" stage on the lowered graph: folding, CSE, dead code. */
 void program_simplify(Program *p);
 
-/* The lowered train block's graph (`nnc ir --stage=graph|grad`); false if
- * nothing was lowered. */
+/* The lowered train block's graph (`nnc ir --stage=graph|grad`), under a
+ * line `step NAME:` for a step of several; false if nothing was lowered. */
 bool program_print_graph(FILE *out, const Program *p);
+/* The lowered block's steps (0: the block is one step); SemaOptions.lower_step
+ * lowers each of them. */
+int program_nsteps(const Program *p);
 
 #endif

@@ -41,25 +41,49 @@ static double loss_at(const Graph *g, double **vals, const IrNode *loss, int64_t
   return r;
 }
 
+static int check_step(Arena *a, Diag *d, Program *p, const char *const *names, const float *const *inputs,
+                      int ninputs, int64_t n, int per_tensor, GradReport *out, int max);
+
+/* A block of several steps: each step's gradients of the parameters its
+ * optimizer updates (what the step's stop_grad keeps out has no gradient
+ * in the step, and finite differences would see it). */
 int gradcheck_block(Arena *a, Diag *d, const Node *ast, const char *block, const SemaOptions *base,
                     const char *const *names,
                     const float *const *inputs, int ninputs, int64_t n, int per_tensor, GradReport *out, int max) {
-  SemaOptions o = *base;
-  o.check_files = 0;
-  o.lower_block = block;
-  o.lower_training = 1;
-  o.lower_update = 0;
-  Program *p = sema_check(a, d, ast, &o);
-  if (!p || d->nerrors || !p->lowered || p->lowered->failed || !p->lowered->loss) {
-    if (!d->nerrors) diag_error(d, (Loc){0}, "the train block could not be compiled");
-    return -1;
+  int total = 0, nsteps = 1;
+  for (int k = 1; k <= nsteps && total < max; k++) {
+    SemaOptions o = *base;
+    o.check_files = 0;
+    o.lower_block = block;
+    o.lower_training = 1;
+    o.lower_update = 0;
+    o.lower_step = k;
+    Program *p = sema_check(a, d, ast, &o);
+    if (!p || d->nerrors || !p->lowered || p->lowered->failed || !p->lowered->loss) {
+      if (!d->nerrors) diag_error(d, (Loc){0}, "the train block could not be compiled");
+      return -1;
+    }
+    if (p->lowered->nsteps > 0) nsteps = p->lowered->nsteps;
+    int r = check_step(a, d, p, names, inputs, ninputs, n, per_tensor, out + total, max - total);
+    if (r < 0) return -1;
+    total += r;
   }
+  return total;
+}
+
+static int check_step(Arena *a, Diag *d, Program *p, const char *const *names, const float *const *inputs,
+                      int ninputs, int64_t n, int per_tensor, GradReport *out, int max) {
   Lowering *lw = p->lowered;
   Graph *g = lw->g;
-  IrNode **grads = arena_alloc(a, sizeof(IrNode *) * (size_t)(lw->params.len + 1));
-  ad_grad(g, lw->loss, (IrNode **)lw->params.items, lw->params.len, grads);
-  for (int i = 0; i < lw->params.len; i++) {
-    IrNode *pn = lw->params.items[i];
+  Vec wrt = lw->params;
+  if (lw->nsteps > 0 && lw->optimizer && lw->optimizer->kind == V_OPTIMIZER) {
+    wrt = (Vec){0};
+    lw_optimizer_params(a, lw->optimizer, &wrt);
+  }
+  IrNode **grads = arena_alloc(a, sizeof(IrNode *) * (size_t)(wrt.len + 1));
+  ad_grad(g, lw->loss, (IrNode **)wrt.items, wrt.len, grads);
+  for (int i = 0; i < wrt.len; i++) {
+    IrNode *pn = wrt.items[i];
     if (!grads[i]) grads[i] = ir_expand(g, ir_const(g, 0, pn->loc), &pn->shape, pn->loc);
     ir_output(g, grads[i], pn->name);
   }
@@ -117,8 +141,8 @@ int gradcheck_block(Arena *a, Diag *d, const Node *ast, const char *block, const
   if (rc == 0) {
     fn(arena, n);
     int nrep = 0;
-    for (int i = 0; i < lw->params.len && nrep < max; i++) {
-      IrNode *pn = lw->params.items[i];
+    for (int i = 0; i < wrt.len && nrep < max; i++) {
+      IrNode *pn = wrt.items[i];
       IrNode *gn = NULL;
       for (int o2 = 0; o2 < g->outputs.len; o2++)
         if (!strcmp(g->output_names.items[o2], pn->name)) gn = g->outputs.items[o2];
@@ -126,6 +150,7 @@ int gradcheck_block(Arena *a, Diag *d, const Node *ast, const char *block, const
       GradReport *r = &out[nrep++];
       memset(r, 0, sizeof *r);
       r->name = pn->name;
+      r->step = lw->nsteps > 0 ? lw->step_name : NULL;
       r->rank = pn->shape.rank;
       for (int k = 0; k < pn->shape.rank && k < 8; k++) r->shape[k] = pn->shape.d[k].c;
       int64_t e = ir_numel(pn, n);

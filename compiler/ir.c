@@ -378,9 +378,17 @@ bool ir_verify(const Graph *g) {
 
 bool program_print_graph(FILE *out, const Program *p) {
   if (!p || !p->lowered) return false;
-  ir_print(out, p->lowered->g);
+  const Lowering *lw = p->lowered;
+  if (lw->nsteps > 0 && lw->step_name) {
+    fprintf(out, "step %s", lw->step_name);
+    if (lw->every > 1) fprintf(out, " (every %lld batches)", (long long)lw->every);
+    fprintf(out, ":\n");
+  }
+  ir_print(out, lw->g);
   return true;
 }
+
+int program_nsteps(const Program *p) { return p && p->lowered ? p->lowered->nsteps : 0; }
 
 /* Graphviz: data inputs blue, parameters orange, state grey, the nodes
  * autodiff built red, the optimizer's writes dashed; outputs double-circled. */

@@ -148,6 +148,10 @@ IrNode *lw_rand(Sema *s, const Shape *sh, Loc loc);
 IrNode *lw_randn(Sema *s, const Shape *sh, Loc loc);   /* standard normal noise */
 void lw_name_params(Sema *s, Layer *l, const char *prefix);
 bool lw_finish_step(Sema *s, IrNode *loss, const Value *optv, Loc loc);
+/* The parameters optimizer `optv` updates, in the order of its update. */
+void lw_optimizer_params(Arena *a, const Value *optv, Vec *out);
+/* The state lw_finish_step would make for `optv`, names prefixed, no update. */
+void lw_declare_opt_state(Sema *s, const Value *optv, const char *prefix, Loc loc);
 
 /* The "opt" stage: constant folding, identities, CSE, dead code; renumbers. */
 void ir_simplify(Graph *g);

@@ -125,6 +125,15 @@ static void collect_params(Layer *l, Vec *out, Arena *a) {
   for (int i = 0; i < l->subs.len; i++) collect_params(l->subs.items[i], out, a);
 }
 
+void lw_optimizer_params(Arena *a, const Value *optv, Vec *out) {
+  const Optimizer *o = optv->opt;
+  for (int i = 0; i < o->targets.len; i++) {
+    Value *t = o->targets.items[i];
+    if (t->kind == V_MODEL || t->kind == V_PARAMS) collect_params(t->layer, out, a);
+    else if (t->kind == V_TENSOR && t->ir && t->ir->op == IR_PARAM) vec_push(a, out, t->ir);
+  }
+}
+
 /* ---- the optimizer, lowered ---------------------------------------------- */
 
 static double opt_num(const Optimizer *o, const char *key, double dflt) {
@@ -140,12 +149,9 @@ bool lw_finish_step(Sema *s, IrNode *loss, const Value *optv, Loc loc) {
   Lowering *lw = s->lw;
   Graph *g = lw->g;
   const Optimizer *o = optv->opt;
+  const char *pre = lw->state_prefix ? lw->state_prefix : "";
   Vec params = {0};
-  for (int i = 0; i < o->targets.len; i++) {
-    Value *t = o->targets.items[i];
-    if (t->kind == V_MODEL || t->kind == V_PARAMS) collect_params(t->layer, &params, s->arena);
-    else if (t->kind == V_TENSOR && t->ir && t->ir->op == IR_PARAM) vec_push(s->arena, &params, t->ir);
-  }
+  lw_optimizer_params(s->arena, optv, &params);
   if (params.len == 0) {
     sema_error(s, loc, "the optimizer has nothing to update");
     return false;
@@ -201,7 +207,7 @@ bool lw_finish_step(Sema *s, IrNode *loss, const Value *optv, Loc loc) {
     for (int i = 0; i < params.len; i++) grads[i] = ir_binary(g, IR_MUL, grads[i], scale, loc);
   }
   Shape scalar = {0};
-  if (!lw->step_t) lw->step_t = lw_state(s, &scalar, INIT_ZEROS, "step", loc);
+  if (!lw->step_t) lw->step_t = lw_state(s, &scalar, INIT_ZEROS, arena_printf(s->arena, "%sstep", pre), loc);
   IrNode *t1 = ir_binary(g, IR_ADD, lw->step_t, ir_const(g, 1, loc), loc);
   IrNode *lr = lw->lr ? lw->lr : ir_const(g, o->lr, loc);
   double wd = opt_num(o, "weight_decay", 0);
@@ -216,7 +222,7 @@ bool lw_finish_step(Sema *s, IrNode *loss, const Value *optv, Loc loc) {
       double mom = opt_num(o, "momentum", 0);
       if (mom > 0) {
         /* PyTorch's form: v = μ v + g;  step v (or g + μ v with Nesterov) */
-        IrNode *v = lw_state(s, &p->shape, INIT_ZEROS, arena_printf(s->arena, "%s.momentum", pn), loc);
+        IrNode *v = lw_state(s, &p->shape, INIT_ZEROS, arena_printf(s->arena, "%s%s.momentum", pre, pn), loc);
         IrNode *nv = ir_binary(g, IR_ADD, ir_binary(g, IR_MUL, ir_const(g, mom, loc), v, loc), gi, loc);
         ir_assign(g, v, nv, loc);
         delta = opt_num(o, "nesterov", 0) ? ir_binary(g, IR_ADD, gi, ir_binary(g, IR_MUL, ir_const(g, mom, loc), nv, loc), loc) : nv;
@@ -225,7 +231,7 @@ bool lw_finish_step(Sema *s, IrNode *loss, const Value *optv, Loc loc) {
       }
     } else if (!strcmp(o->kind, "RMSprop")) {
       double alpha = opt_num(o, "alpha", 0.99), eps = opt_num(o, "eps", 1e-8);
-      IrNode *v = lw_state(s, &p->shape, INIT_ZEROS, arena_printf(s->arena, "%s.square_avg", pn), loc);
+      IrNode *v = lw_state(s, &p->shape, INIT_ZEROS, arena_printf(s->arena, "%s%s.square_avg", pre, pn), loc);
       IrNode *nv = ir_binary(g, IR_ADD, ir_binary(g, IR_MUL, ir_const(g, alpha, loc), v, loc),
                              ir_binary(g, IR_MUL, ir_const(g, 1 - alpha, loc), ir_binary(g, IR_MUL, gi, gi, loc), loc), loc);
       ir_assign(g, v, nv, loc);
@@ -233,8 +239,8 @@ bool lw_finish_step(Sema *s, IrNode *loss, const Value *optv, Loc loc) {
     } else {
       /* Adam / AdamW: bias-corrected first and second moments */
       double b1 = opt_num(o, "beta1", 0.9), b2 = opt_num(o, "beta2", 0.999), eps = opt_num(o, "eps", 1e-8);
-      IrNode *m = lw_state(s, &p->shape, INIT_ZEROS, arena_printf(s->arena, "%s.exp_avg", pn), loc);
-      IrNode *v = lw_state(s, &p->shape, INIT_ZEROS, arena_printf(s->arena, "%s.exp_avg_sq", pn), loc);
+      IrNode *m = lw_state(s, &p->shape, INIT_ZEROS, arena_printf(s->arena, "%s%s.exp_avg", pre, pn), loc);
+      IrNode *v = lw_state(s, &p->shape, INIT_ZEROS, arena_printf(s->arena, "%s%s.exp_avg_sq", pre, pn), loc);
       IrNode *nm = ir_binary(g, IR_ADD, ir_binary(g, IR_MUL, ir_const(g, b1, loc), m, loc),
                              ir_binary(g, IR_MUL, ir_const(g, 1 - b1, loc), gi, loc), loc);
       IrNode *nv = ir_binary(g, IR_ADD, ir_binary(g, IR_MUL, ir_const(g, b2, loc), v, loc),
@@ -254,4 +260,29 @@ bool lw_finish_step(Sema *s, IrNode *loss, const Value *optv, Loc loc) {
   }
   ir_assign(g, lw->step_t, t1, loc);
   return true;
+}
+
+/* The state lw_finish_step makes for optimizer `optv` (the same leaves, in
+ * the same order), without the update: a step of several declares the
+ * state of the steps before it, so that every step's program places the
+ * state they share at the same offsets. */
+void lw_declare_opt_state(Sema *s, const Value *optv, const char *prefix, Loc loc) {
+  const Optimizer *o = optv->opt;
+  Vec params = {0};
+  lw_optimizer_params(s->arena, optv, &params);
+  if (params.len == 0) return;
+  Shape scalar = {0};
+  lw_state(s, &scalar, INIT_ZEROS, arena_printf(s->arena, "%sstep", prefix), loc);
+  for (int i = 0; i < params.len; i++) {
+    IrNode *p = params.items[i];
+    const char *pn = p->name ? p->name : "param";
+    if (!strcmp(o->kind, "SGD")) {
+      if (opt_num(o, "momentum", 0) > 0) lw_state(s, &p->shape, INIT_ZEROS, arena_printf(s->arena, "%s%s.momentum", prefix, pn), loc);
+    } else if (!strcmp(o->kind, "RMSprop")) {
+      lw_state(s, &p->shape, INIT_ZEROS, arena_printf(s->arena, "%s%s.square_avg", prefix, pn), loc);
+    } else {
+      lw_state(s, &p->shape, INIT_ZEROS, arena_printf(s->arena, "%s%s.exp_avg", prefix, pn), loc);
+      lw_state(s, &p->shape, INIT_ZEROS, arena_printf(s->arena, "%s%s.exp_avg_sq", prefix, pn), loc);
+    }
+  }
 }

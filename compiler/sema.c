@@ -788,8 +788,15 @@ static void find_trained_names(Sema *s, const Node *blk) {
   s->trained_names.len = 0;
   s->any_optimizer = false;
   bool plain = true;
+  /* the block's statements and its steps': a model no step trains is frozen */
+  Vec stmts = {0};
   for (int i = 0; i < blk->list.len; i++) {
     const Node *st = blk->list.items[i];
+    if (st->kind != N_STEP) vec_push(s->arena, &stmts, (void *)st);
+    for (int k = 0; st->kind == N_STEP && k < st->list.len; k++) vec_push(s->arena, &stmts, st->list.items[k]);
+  }
+  for (int i = 0; i < stmts.len; i++) {
+    const Node *st = stmts.items[i];
     if (st->kind != N_ASSIGN || st->list.len != 1 || strcmp(((Node *)st->list.items[0])->name, "optimizer") != 0) continue;
     s->any_optimizer = true;
     if (!st->a || st->a->kind != N_CALL || !st->a->list.len) continue;
@@ -2110,15 +2117,33 @@ static bool effect_call(Sema *s, Scope *sc, const Node *e) {
 
 static void summarize_step(Sema *s, Scope *sc, const Node *loss_node, const char *indent);
 
+/* While a train block of several steps is lowered, only the step being
+ * compiled builds nodes: the others are checked as usual with no graph
+ * attached (a step before it leaves its optimizer, whose state the
+ * compiled step places first). The evaluation and after steps lower none. */
 static void exec_step(Sema *s, Scope *sc, const Node *st, Ctx ctx, Exec *parent) {
   (void)parent;
   Scope *body = scope_new(s, sc);
   vec_push(s->arena, &boundaries, body);   /* a step's bindings are its own */
   Exec ex = {.ctx = ctx};
+  Lowering *lw = s->lw;
+  int index = s->steps_seen, want = s->opt->lower_step > 0 ? s->opt->lower_step - 1 : 0;
+  bool lowered = lw && ctx == CX_STEP && lw->training && !s->opt->lower_after && index == want;
+  if (!lowered) s->lw = NULL;
   if (ctx == CX_STEP) add_line(s, "step %s", st->name);
   exec_stmts(s, body, &st->list, &ex);
+  s->lw = lw;
   if (ctx != CX_STEP) return;
   int li = scope_find(body, "loss"), oi = scope_find(body, "optimizer");
+  if (lowered) {
+    int ei = scope_find(body, "every");
+    lw->step_name = st->name;
+    lw->step_scope = body;
+    lw->every = ei >= 0 && ((Value *)body->vals.items[ei])->kind == V_INT ? ((Value *)body->vals.items[ei])->i : 1;
+  } else if (lw && lw->training && !s->opt->lower_after && index < want && oi >= 0) {
+    vec_push(s->arena, &lw->prior_opts, body->vals.items[oi]);
+    vec_push(s->arena, &lw->prior_steps, (void *)st->name);
+  }
   if (li < 0) {
     sema_error(s, st->loc, "step '%s' has no loss", st->name);
     sema_hint(s, "set it in the step: loss = ...");
@@ -2595,11 +2620,6 @@ static void finish_lowering(Sema *s, const Node *blk, Scope *sc, BlockInfo *bi, 
     s->prog->lowered = lw;
     return;
   }
-  if (nsteps > 0) {
-    sema_error(s, blk->loc, "a train block with several steps cannot be compiled for training yet");
-    lw->failed = true;
-    return;
-  }
   for (int i = 0; i < bi->models.len; i++)
     lw_name_params(s, bi->models.items[i], model_prefix(s, sc, bi, i));
   load_prefixes(s, sc, bi);   /* a frozen teacher: load(teacher, ...) before training */
@@ -2612,31 +2632,53 @@ static void finish_lowering(Sema *s, const Node *blk, Scope *sc, BlockInfo *bi, 
     IrNode *p = lw->params.items[k];
     if (!p->name) p->name = arena_printf(s->arena, "param%d", k);
   }
-  if (s->opt->lower_after) {
-    /* the after writes alone: their images are the outputs, nothing is updated */
+  if (s->opt->lower_after || (nsteps > 0 && !lw->training)) {
+    /* the after writes alone: their images are the outputs, nothing is
+     * updated; a block of several steps has no evaluation step either */
     lw->scope = sc;
     lw->spec_dir = s->spec_dir;
     s->prog->lowered = lw;
     return;
   }
-  int li = scope_find(sc, "loss");
-  Value *loss = li >= 0 ? sc->vals.items[li] : NULL;
+  /* a block of several steps: the loss, optimizer and metrics of the step lowered */
+  Scope *ls = nsteps > 0 ? lw->step_scope : sc;
+  if (!ls) {
+    sema_error(s, blk->loc, "this train block has %d steps, not %d", nsteps, s->opt->lower_step);
+    lw->failed = true;
+    return;
+  }
+  if (nsteps > 0 && lw->prune_layers.len) {
+    lw_unsupported(s, *(Loc *)lw->prune_locs.items[0], "prune(...) in a train block of several steps");
+    return;
+  }
+  int li = scope_find(ls, "loss");
+  Value *loss = li >= 0 ? ls->vals.items[li] : NULL;
   if (!loss || !loss->ir) {
-    sema_error(s, blk->loc, "the loss of this block does not depend on the data, so it cannot be trained");
+    sema_error(s, nsteps > 0 && li >= 0 ? *(Loc *)ls->locs.items[li] : blk->loc,
+               "the loss of this %s does not depend on the data, so it cannot be trained",
+               nsteps > 0 ? "step" : "block");
     lw->failed = true;
     return;
   }
   lw->loss = loss->ir;
   ir_output(lw->g, loss->ir, "loss");
-  output_metrics(s, sc);
-  int oi = scope_find(sc, "optimizer"), di = scope_find(sc, "data");
-  lw->optimizer = oi >= 0 ? sc->vals.items[oi] : NULL;
+  output_metrics(s, ls);
+  int oi = scope_find(ls, "optimizer"), di = scope_find(sc, "data");
+  lw->optimizer = oi >= 0 ? ls->vals.items[oi] : NULL;
   lw->data = di >= 0 ? sc->vals.items[di] : NULL;
   lw->scope = sc;
   lw->spec_dir = s->spec_dir;
   if (s->opt->lower_update && lw->optimizer && lw->optimizer->kind == V_OPTIMIZER) {
     /* the update's nodes point at the optimizer's line */
     Loc at = lw->optimizer->where ? lw->optimizer->where->loc : blk->loc;
+    /* each step of several keeps its optimizer's state under its name
+     * ("generator.step", "generator.G.l1.0.weight.exp_avg"), after the
+     * state of the steps before it */
+    for (int k = 0; k < lw->prior_opts.len; k++) {
+      Value *o = lw->prior_opts.items[k];
+      if (o->kind == V_OPTIMIZER) lw_declare_opt_state(s, o, arena_printf(s->arena, "%s.", (char *)lw->prior_steps.items[k]), at);
+    }
+    if (nsteps > 0) lw->state_prefix = arena_printf(s->arena, "%s.", lw->step_name);
     lw->failed |= !lw_finish_step(s, lw->loss, lw->optimizer, at);
   }
   s->prog->lowered = lw;
@@ -2663,20 +2705,37 @@ static void check_block(Sema *s, const Node *blk) {
       const Node *st = blk->list.items[i];
       has_data |= st->kind == N_ASSIGN && st->list.len == 1 && !strcmp(((Node *)st->list.items[0])->name, "data");
     }
+    int nsteps = 0;
+    for (int i = 0; i < blk->list.len; i++) nsteps += ((Node *)blk->list.items[i])->kind == N_STEP;
+    s->lw->nsteps = nsteps;
     for (int i = 0; i < blk->list.len; i++) {
       const Node *st = blk->list.items[i];
-      const char *what = NULL;
-      if (st->kind == N_STEP) what = "a train block with several steps (step ...)";
-      else if (st->kind == N_AFTER && strcmp(st->name, "epoch") != 0 && strcmp(st->name, "train") != 0)
+      const char *what = NULL, *nm = st->kind == N_ASSIGN && st->list.len == 1 ? ((Node *)st->list.items[0])->name : "";
+      /* a block of several steps has no one loss to validate, monitor or keep the best of */
+      static const char *const one_loss[] = {"valid", "test", "early_stop", "monitor", "save_best", "metrics"};
+      for (int k = 0; k < 6 && nsteps > 0; k++)
+        if (!strcmp(nm, one_loss[k])) what = arena_printf(s->arena, "the setting '%s' in a train block of several steps", nm);
+      for (int k = 0; st->kind == N_STEP && k < st->list.len && !what; k++) {
+        const Node *x = st->list.items[k];
+        if (x->kind == N_ASSIGN && x->list.len == 1 && !strcmp(((Node *)x->list.items[0])->name, "accumulate")) {
+          st = x;
+          what = "the setting 'accumulate'";
+        }
+      }
+      if (what) {
+        /* said above */
+      } else if (st->kind == N_STEP && nsteps > RT_MAX_STEPS) {
+        what = arena_printf(s->arena, "a train block of more than %d steps", RT_MAX_STEPS);
+      } else if (st->kind == N_AFTER && strcmp(st->name, "epoch") != 0 && strcmp(st->name, "train") != 0) {
         what = arena_printf(s->arena, "after %s { ... }", st->name);
-      else if (st->kind == N_ASSIGN && st->list.len == 1) {
-        const char *nm = ((Node *)st->list.items[0])->name;
+      } else if (st->kind == N_ASSIGN && st->list.len == 1) {
         if (!strcmp(nm, "iterations") && has_data) what = "the setting 'iterations' with data (steps instead of epochs)";
         else if (!strcmp(nm, "accumulate") || !strcmp(nm, "tasks"))
           what = arena_printf(s->arena, "the setting '%s'", nm);
       }
       if (what) {
         lw_unsupported(s, st->loc, what);
+        if (!strcmp(nm, "save_best")) sema_hint(s, "the losses of a GAN's steps do not say which epoch is best: save_last keeps the last");
         break;
       }
     }

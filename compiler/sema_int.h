@@ -258,6 +258,15 @@ struct Lowering {
   Vec masks;               /* the pruning masks (STATE, ones to start) ... */
   Vec masked;              /* ... the weights each one masks (PARAM) ... */
   Vec mask_amounts;        /* ... and how much each prune removes (double*) */
+  /* A train block of several `step`s: each is lowered on its own (the
+   * block's statements, then that step's), over the same parameters. */
+  int nsteps;              /* the block's steps (0: the block is one step) */
+  const char *step_name;   /* the step lowered, by name ... */
+  int64_t every;           /* ... which runs on every N-th batch (1: each) */
+  Scope *step_scope;       /* ... and its bindings: loss, optimizer, metrics */
+  Vec prior_opts;          /* the optimizers (Value*) of the steps before it and */
+  Vec prior_steps;         /* their names: their state comes first in the arena */
+  const char *state_prefix;/* "discriminator." before a step's optimizer state; "" */
   const char *write_path;  /* predict: the csv file write csv(...) names */
   Vec write_cols;          /* const char*: its columns, in order */
   Vec write_int;           /* non-NULL where the column holds whole numbers */

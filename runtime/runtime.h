@@ -297,7 +297,15 @@ typedef struct {
 /* One compiled step: `fn(arena, n)` runs it on a batch of n. */
 typedef void (*RtStepFn)(float *arena, int64_t n);
 
-enum { RT_MAX_METRICS = 8, RT_MAX_META = 16 };
+enum { RT_MAX_METRICS = 8, RT_MAX_META = 16, RT_MAX_STEPS = 8 };
+
+typedef enum { RT_SCHED_CONSTANT, RT_SCHED_STEP, RT_SCHED_LINEAR, RT_SCHED_COSINE, RT_SCHED_NOAM } RtSchedKind;
+
+typedef struct {
+  RtSchedKind kind;
+  double lr, to, gamma;  /* to: final lr (linear, cosine); gamma: step decay, or noam's scale */
+  int64_t warmup, every; /* every: step_lr's period in epochs, or noam's model dim */
+} RtSchedule;
 
 typedef struct {
   RtStepFn fn;
@@ -312,6 +320,11 @@ typedef struct {
    * else a metric of the whole data set (ROC AUC): the step leaves each
    * sample's score at metric_offsets[m] and label here */
   int64_t metric_labels[RT_MAX_METRICS];
+  /* a step of several (RtProgram.steps): its name, how often it runs (on
+   * every `every`-th batch) and its optimizer's learning rate */
+  const char *name;
+  int64_t every;
+  RtSchedule schedule;
 } RtStep;
 
 typedef struct {
@@ -322,15 +335,15 @@ typedef struct {
   RtStep train, eval;
   RtStep after;          /* a train block's `after epoch/train` writes: run on
                             their own, n = 1 (fn NULL: there are none) */
+  /* A train block of several `step`s (a GAN's discriminator and generator):
+   * each is a training step of its own over the same arena (parameters,
+   * optimizer state and running statistics shared), run in order on the
+   * same batch, step k on every steps[k].every-th batch. train is then a
+   * copy of steps[0], and eval is empty (fn NULL). 0: the block is one
+   * step, train. */
+  int nsteps;
+  RtStep steps[RT_MAX_STEPS];
 } RtProgram;
-
-typedef enum { RT_SCHED_CONSTANT, RT_SCHED_STEP, RT_SCHED_LINEAR, RT_SCHED_COSINE, RT_SCHED_NOAM } RtSchedKind;
-
-typedef struct {
-  RtSchedKind kind;
-  double lr, to, gamma;  /* to: final lr (linear, cosine); gamma: step decay, or noam's scale */
-  int64_t warmup, every; /* every: step_lr's period in epochs, or noam's model dim */
-} RtSchedule;
 
 /* A data set's image transforms (pipeline.c), applied to field `field`
  * ([c, h, w] per sample) of each batch on its way into a step: the spec's
@@ -384,9 +397,10 @@ typedef struct {
    * with its prefix (rt_load_model), after initialization */
   int nloads;
   const char *load_paths[8], *load_prefixes[8], *load_vars[8];
-  /* Called after every training step (NULL: none); returning false stops
-   * training (the hook has said why). For --check-numerics. */
-  bool (*after_step)(void *ctx, const float *arena, int64_t n, int64_t epoch, int64_t batch);
+  /* Called after every training step (NULL: none; of several steps: step
+   * number `step`, from 0); returning false stops training (the hook has
+   * said why). For --check-numerics. */
+  bool (*after_step)(void *ctx, const float *arena, int64_t n, int64_t epoch, int64_t batch, int step);
   void *after_step_ctx;
   /* Set by a signal handler (Ctrl-C): training stops after the current
    * step; the state of the last finished epoch is on disk. */

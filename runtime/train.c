@@ -97,14 +97,16 @@ static void fill_noise(const RtSlot *s, float *dst, int64_t n, RtRng *rng) {
     for (int64_t k = 0; k < e; k++) dst[k] = rt_rng_uniform(rng);
 }
 
-/* Fills a step's input slots for the samples idx[0..n). */
-static bool fill_inputs(const RtStep *st, float *arena, const RtTable *t, const int64_t *idx, int64_t n,
-                        double lr, const RtPipeline *pl, bool random, RtRng *rng, RtError *err) {
+/* Fills a step's input slots for the samples idx[0..n): the random
+ * transforms of the images draw from `crops`, the noise from `noise`. */
+static bool fill_slots(const RtStep *st, float *arena, const RtTable *t, const int64_t *idx, int64_t n,
+                       double lr, const RtPipeline *pl, bool random, RtRng *crops, RtRng *noise, RtError *err) {
+  RtRng *rng = crops;
   for (int i = 0; i < st->nslots; i++) {
     const RtSlot *s = &st->slots[i];
     float *dst = arena + s->offset;
     if (s->kind == RT_SLOT_RAND || s->kind == RT_SLOT_RANDN) {
-      fill_noise(s, dst, n, rng);
+      fill_noise(s, dst, n, noise);
       continue;
     }
     if (!strcmp(s->name, "n")) {
@@ -128,6 +130,12 @@ static bool fill_inputs(const RtStep *st, float *arena, const RtTable *t, const 
     }
   }
   return true;
+}
+
+/* The same with one generator for both (a block of one step). */
+static bool fill_inputs(const RtStep *st, float *arena, const RtTable *t, const int64_t *idx, int64_t n,
+                        double lr, const RtPipeline *pl, bool random, RtRng *rng, RtError *err) {
+  return fill_slots(st, arena, t, idx, n, lr, pl, random, rng, rng, err);
 }
 
 /* ---- class ids ----------------------------------------------------------- */
@@ -475,11 +483,78 @@ void rt_run_after(const RtProgram *p, float *arena, uint64_t seed) {
   p->after.fn(arena, 1);
 }
 
+/* What the steps of a block of several did in an epoch: each one's loss
+ * summed over the samples it ran on, and its metrics. */
+typedef struct {
+  double loss[RT_MAX_STEPS];
+  int64_t samples[RT_MAX_STEPS];
+  MetricSum m[RT_MAX_STEPS];
+} StepSums;
+
+typedef enum { STEPS_OK, STEPS_FAILED, STEPS_STOPPED, STEPS_DIVERGED } StepsStatus;
+
+/* One batch of a block of several steps, batch number t (from 0, over the
+ * whole run): each step in order on the same samples, step k only when t
+ * is a multiple of its `every`. Every step sees the same random crops of
+ * the images (drawn from a generator seeded once per batch) and noise of
+ * its own. A step's learning rate follows its own updates. */
+static StepsStatus run_steps(const RtProgram *p, const RtTrainConfig *cfg, float *arena, const RtTable *t,
+                             const int64_t *idx, int64_t n, int64_t t_batch, int64_t steps_per_epoch, int64_t total,
+                             int64_t epoch, int64_t batch_no, RtRng *rng, StepSums *sums, RtError *err) {
+  RtRng crops_of_batch;
+  rt_rng_seed(&crops_of_batch, rt_rng_u64(rng));
+  for (int k = 0; k < p->nsteps; k++) {
+    const RtStep *st = &p->steps[k];
+    int64_t every = st->every > 0 ? st->every : 1;
+    if (t_batch % every != 0) continue;
+    double lr = rt_schedule_lr(&st->schedule, (t_batch + every - 1) / every, (steps_per_epoch + every - 1) / every,
+                               (total + every - 1) / every);
+    RtRng crops = crops_of_batch;
+    if (!fill_slots(st, arena, t, idx, n, lr, cfg->train_pipeline, true, &crops, rng, err)) return STEPS_FAILED;
+    st->fn(arena, n);
+    if (cfg->after_step && !cfg->after_step(cfg->after_step_ctx, arena, n, epoch, batch_no, k)) return STEPS_STOPPED;
+    double loss = arena[st->loss_offset];
+    if (!isfinite(loss)) {
+      rt_fail(err, "the %s loss became %s at epoch %lld, batch %lld; the last good checkpoint is kept. "
+                   "Try a smaller learning rate (of step %s), or normalize the inputs",
+              st->name, isnan(loss) ? "NaN" : "infinite", (long long)epoch, (long long)batch_no, st->name);
+      return STEPS_DIVERGED;
+    }
+    sums->loss[k] += loss * (double)n;
+    sums->samples[k] += n;
+    if (!msum_add(&sums->m[k], st, arena, n, err)) return STEPS_FAILED;
+  }
+  return STEPS_OK;
+}
+
+/* The epoch's numbers of a block of several steps: NAME_loss for each step,
+ * then its metrics as NAME_METRIC; *first is the first step's loss. */
+static int steps_metrics(const RtProgram *p, StepSums *sums, RtMetric *ms, double *first) {
+  static char names[RT_MAX_STEPS][1 + RT_MAX_METRICS][96];
+  int nm = 0;
+  for (int k = 0; k < p->nsteps; k++) {
+    const RtStep *st = &p->steps[k];
+    double v[RT_MAX_METRICS];
+    msum_finish(&sums->m[k], st, v);
+    double loss = sums->samples[k] ? sums->loss[k] / (double)sums->samples[k] : NAN;
+    if (k == 0) *first = loss;
+    snprintf(names[k][0], sizeof names[k][0], "%s_loss", st->name);
+    ms[nm++] = (RtMetric){names[k][0], loss};
+    for (int m = 0; m < st->nmetrics; m++) {
+      snprintf(names[k][1 + m], sizeof names[k][1 + m], "%s_%s", st->name, st->metric_names[m]);
+      ms[nm++] = (RtMetric){names[k][1 + m], v[m]};
+    }
+  }
+  return nm;
+}
+
 bool rt_train(const RtProgram *p, const RtTrainConfig *cfg, const RtTable *t, RtTrainResult *res, RtError *err) {
   memset(res, 0, sizeof *res);
   RtBadClass bad;
   if (rt_find_bad_class(&p->train, t, NULL, 0, &bad) || rt_find_bad_class(&p->eval, t, NULL, 0, &bad))
     return rt_bad_class_fail(&bad, NULL, err);
+  for (int k = 1; k < p->nsteps; k++)
+    if (rt_find_bad_class(&p->steps[k], t, NULL, 0, &bad)) return rt_bad_class_fail(&bad, NULL, err);
   float *arena = calloc((size_t)p->arena_floats, sizeof(float));
   if (!arena) return rt_fail(err, "out of memory: the arena needs %lld MiB", (long long)(p->arena_floats * 4 >> 20));
   RtRng rng;
@@ -578,8 +653,29 @@ bool rt_train(const RtProgram *p, const RtTrainConfig *cfg, const RtTable *t, Rt
     double sum_loss = 0, train_m[RT_MAX_METRICS];
     MetricSum sum_m;
     memset(&sum_m, 0, sizeof sum_m);
+    StepSums sums;
+    memset(&sums, 0, sizeof sums);
     for (int64_t b = 0; b < split.ntrain; b += batch) {
       int64_t n = split.ntrain - b < batch ? split.ntrain - b : batch;
+      if (p->nsteps) {
+        StepsStatus st = run_steps(p, cfg, arena, t, split.train + b, n, t_update, steps_per_epoch, total, epoch,
+                                   b / batch + 1, &rng, &sums, err);
+        t_update++;
+        if (st == STEPS_STOPPED) res->stopped = true;
+        if (st == STEPS_DIVERGED) res->diverged = true;
+        if (st == STEPS_OK && cfg->interrupted && *cfg->interrupted) {
+          res->stopped = res->interrupted = true;
+          st = STEPS_STOPPED;
+        }
+        if (st != STEPS_OK) {
+          ok = false;
+          break;
+        }
+        if (tty && (b / batch) % 16 == 0)
+          rt_progress(cfg->out, tty, epoch, cfg->epochs, b / batch + 1, steps_per_epoch,
+                      sums.samples[0] ? sums.loss[0] / (double)sums.samples[0] : NAN, now_seconds() - t0);
+        continue;
+      }
       double lr = rt_schedule_lr(&cfg->schedule, t_update, steps_per_epoch, total);
       if (!fill_inputs(&p->train, arena, t, split.train + b, n, lr, cfg->train_pipeline, true, &rng, err)) {
         ok = false;
@@ -587,7 +683,7 @@ bool rt_train(const RtProgram *p, const RtTrainConfig *cfg, const RtTable *t, Rt
       }
       p->train.fn(arena, n);
       t_update++;
-      if (cfg->after_step && !cfg->after_step(cfg->after_step_ctx, arena, n, epoch, b / batch + 1)) {
+      if (cfg->after_step && !cfg->after_step(cfg->after_step_ctx, arena, n, epoch, b / batch + 1, 0)) {
         res->stopped = true;
         ok = false;
         break;
@@ -615,17 +711,24 @@ bool rt_train(const RtProgram *p, const RtTrainConfig *cfg, const RtTable *t, Rt
         rt_progress(cfg->out, tty, epoch, cfg->epochs, b / batch + 1, steps_per_epoch, loss, now_seconds() - t0);
     }
     msum_finish(&sum_m, &p->train, train_m);
+    RtMetric ms[2 + 2 * RT_MAX_METRICS + RT_MAX_STEPS * (1 + RT_MAX_METRICS)];
+    int nm = 0;
+    if (p->nsteps) {
+      double first = NAN;
+      nm = steps_metrics(p, &sums, ms, &first);
+      sum_loss = first * (double)split.ntrain;   /* the first step's loss stands for the block's */
+    }
     if (!ok) break;
     if (cfg->after && !cfg->after(cfg->after_ctx, arena, RT_AFTER_EPOCH, epoch, err)) {
       ok = false;
       break;
     }
-    RtMetric ms[2 + 2 * RT_MAX_METRICS];
-    int nm = 0;
-    ms[nm++] = (RtMetric){"train_loss", sum_loss / (double)split.ntrain};
-    for (int m = 0; m < p->train.nmetrics; m++) ms[nm++] = (RtMetric){p->train.metric_names[m], train_m[m]};
+    if (!p->nsteps) {
+      ms[nm++] = (RtMetric){"train_loss", sum_loss / (double)split.ntrain};
+      for (int m = 0; m < p->train.nmetrics; m++) ms[nm++] = (RtMetric){p->train.metric_names[m], train_m[m]};
+    }
     double vloss = NAN, vm[RT_MAX_METRICS] = {0};
-    if (split.nvalid > 0) {
+    if (split.nvalid > 0 && p->eval.fn) {
       if (!evaluate(p, arena, t, split.valid, split.nvalid, batch, cfg->valid_pipeline, &rng, &vloss, vm, err)) {
         ok = false;
         break;
