@@ -2635,6 +2635,8 @@ static void finish_lowering(Sema *s, const Node *blk, Scope *sc, BlockInfo *bi, 
   if (s->opt->lower_after || (nsteps > 0 && !lw->training)) {
     /* the after writes alone: their images are the outputs, nothing is
      * updated; a block of several steps has no evaluation step either */
+    int di = scope_find(sc, "data");
+    lw->data = di >= 0 ? sc->vals.items[di] : NULL;
     lw->scope = sc;
     lw->spec_dir = s->spec_dir;
     s->prog->lowered = lw;
@@ -2676,7 +2678,8 @@ static void finish_lowering(Sema *s, const Node *blk, Scope *sc, BlockInfo *bi, 
      * state of the steps before it */
     for (int k = 0; k < lw->prior_opts.len; k++) {
       Value *o = lw->prior_opts.items[k];
-      if (o->kind == V_OPTIMIZER) lw_declare_opt_state(s, o, arena_printf(s->arena, "%s.", (char *)lw->prior_steps.items[k]), at);
+      if (o->kind == V_OPTIMIZER)
+        lw_declare_opt_state(s, o, arena_printf(s->arena, "%s.", (char *)lw->prior_steps.items[k]), o->where ? o->where->loc : at);
     }
     if (nsteps > 0) lw->state_prefix = arena_printf(s->arena, "%s.", lw->step_name);
     lw->failed |= !lw_finish_step(s, lw->loss, lw->optimizer, at);

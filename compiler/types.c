@@ -219,7 +219,8 @@ void sema_error(Sema *s, Loc loc, const char *fmt, ...) {
 }
 
 void sema_warn(Sema *s, Loc loc, const char *fmt, ...) {
-  if (s->quiet) return;
+  /* lowering a second step of several walks the spec again: said already */
+  if (s->quiet || s->opt->lower_step > 1) return;
   va_list ap;
   va_start(ap, fmt);
   diag_vreport(s->diag, DIAG_WARNING, loc, fmt, ap);
