@@ -21,8 +21,7 @@
 # (test_autodiff) are what catches those.
 set -u
 
-NNC=${1:?usage: train_e2e.sh NNC}
-case $NNC in /*) ;; *) NNC=$(pwd)/$NNC ;; esac
+. "$(dirname "$0")/lib.sh"
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CSV=$ROOT/data/hw1/covid.train.csv
 BOUND=1.5
@@ -32,19 +31,7 @@ if [ ! -f "$CSV" ]; then
   exit 77
 fi
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/nnc_e2e.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT INT TERM
-
-pass=0
-total=0
-ok() { pass=$((pass + 1)); total=$((total + 1)); echo "[PASS] $1"; }
-bad() {
-  total=$((total + 1))
-  echo "[FAIL] $1: $2"
-  for f in "$TMP/out" "$TMP/err"; do
-    [ -s "$f" ] && sed 's/^/    | /' "$f" | tail -n 15
-  done
-}
+setup e2e "$@"
 
 # spec FILE DATA OPTIMIZER EPOCHS SEED [CSV]: the HW1 model and train block
 spec() {
@@ -294,5 +281,4 @@ if [ $rc -eq 0 ] && grep -q "^train: .* $rows samples" "$TMP/out"; then ok "$nam
 else bad "$name" "exit $rc, expected $rows samples"
 fi
 
-echo "$pass/$total passed"
-[ "$pass" -eq "$total" ]
+finish

@@ -17,27 +17,9 @@
 # tell at all stays there, and this one ends near 0.8. The bound is 1.2.
 set -u
 
-NNC=${1:?usage: train_steps.sh NNC}
-case $NNC in /*) ;; *) NNC=$(pwd)/$NNC ;; esac
-IMAGES=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
-if [ ! -f "$IMAGES" ]; then
-  echo "skipped: $IMAGES is missing (apt-get install dataset-fashion-mnist)"
-  exit 77
-fi
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/nnc_steps.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT INT TERM
-
-pass=0
-total=0
-ok() { pass=$((pass + 1)); total=$((total + 1)); echo "[PASS] $1"; }
-bad() {
-  total=$((total + 1))
-  echo "[FAIL] $1: $2"
-  for f in "$TMP/out" "$TMP/err"; do
-    [ -s "$f" ] && sed 's/^/    | /' "$f" | tail -n 15
-  done
-}
+. "$(dirname "$0")/lib.sh"
+setup steps "$@"
+need_fashion_mnist
 
 # spec FILE D_LR G_LR EVERY: a small GAN on 2048 real images, D and G
 # each an MLP, the generator's step on every EVERY-th batch
@@ -246,5 +228,4 @@ if [ $rc -eq 1 ] && grep -q "^gan.nn:24:3: error: the setting 'save_best' in a t
 else bad "$name" "exit $rc"
 fi
 
-echo "$pass/$total passed"
-[ "$pass" -eq "$total" ]
+finish
