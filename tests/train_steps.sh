@@ -3,7 +3,8 @@
 # nnc binary on real Fashion-MNIST images: a small GAN trains for a few
 # hundred batches with finite losses, its discriminator learns and its
 # samples change; each step updates only what its optimizer names; `every`
-# runs a step on every N-th batch; --resume continues byte for byte;
+# runs a step on every N-th batch; --resume continues byte for byte; a
+# WGAN-GP critic differentiates its gradient penalty;
 # gradcheck checks each step and fails on a flipped gradient; bench times
 # all steps; a NaN is reported with its step; what a block of several steps
 # cannot do yet is refused at its line. About 30 s in a Debug (ASan) build.
@@ -218,7 +219,63 @@ if [ $rc -eq 1 ] && grep -q 'error: the generator loss became NaN at epoch 1, ba
 else bad "$name" "exit $rc"
 fi
 
-# ---- (h) what a block of several steps cannot do yet is refused at its line
+# ---- (h) WGAN-GP: the critic's step differentiates its gradient penalty
+# (grad() of the critic, differentiated again when the critic is updated)
+mkdir -p "$TMP/wgan"
+cat > "$TMP/wgan/gan.nn" <<'EOF'
+data fashion = take(fashion_mnist(split: "train"), 1024)
+
+model Gen {
+  fc1 = Linear(16, 64)
+  fc2 = Linear(64, 784)
+  forward(z: [B, 16]) -> [B, 1, 28, 28] {
+    return reshape(tanh(fc2(relu(fc1(z)))), [B, 1, 28, 28])
+  }
+}
+
+model Critic {
+  fc1 = Linear(784, 64)
+  fc2 = Linear(64, 1)
+  forward(x: [B, 1, 28, 28]) -> [B] {
+    return squeeze(fc2(tanh(fc1(flatten(x)))), 1)
+  }
+}
+
+train {
+  seed = 1
+  data = fashion.map(normalize(0.5, 0.5))
+  batch = 32
+  epochs = 1
+  gen = Gen()
+  critic = Critic()
+  step critic {
+    f_imgs = stop_grad(gen(randn([B, 16])))
+    alpha = rand([B, 1, 1, 1])
+    x_hat = alpha * x + (1 - alpha) * f_imgs
+    g = grad(sum(critic(x_hat)), x_hat)
+    gp = mean(square(sqrt(sum(square(g), dim: (1, 2, 3)) + 1e-12) - 1))
+    loss = mean(critic(f_imgs)) - mean(critic(x)) + 10 * gp
+    optimizer = Adam(critic, lr: 1e-4, betas: (0.0, 0.9))
+  }
+  step generator {
+    every = 5
+    loss = -mean(critic(gen(randn([B, 16]))))
+    optimizer = Adam(gen, lr: 1e-4, betas: (0.0, 0.9))
+  }
+}
+EOF
+run "$TMP/wgan" train
+name="wgan_gp_trains_with_a_gradient_penalty_in_the_critic_s_step"
+if [ $rc -eq 0 ] && grep -q '^epoch 1/1  critic_loss -*[0-9.]*  generator_loss -*[0-9.]* ' "$TMP/out"; then ok "$name"
+else bad "$name" "exit $rc"
+fi
+run "$TMP/wgan" gradcheck
+name="gradcheck_passes_through_the_gradient_penalty"
+if [ $rc -eq 0 ] && grep -q '^  step critic' "$TMP/out" && grep -q '^ok: worst relative error' "$TMP/out"; then ok "$name"
+else bad "$name" "exit $rc"
+fi
+
+# ---- (i) what a block of several steps cannot do yet is refused at its line
 mkdir -p "$TMP/best"
 sed 's/  save_last = /  save_best = /' "$TMP/gan/gan.nn" > "$TMP/best/gan.nn"
 run "$TMP/best" train
