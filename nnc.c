@@ -951,7 +951,7 @@ static int cmd_train(Arena *a, Diag *d, const Options *o) {
     if (td.iterations > 0)
       printf("done: %lld iterations, mean loss %.6g", (long long)td.iterations, res.last_train_loss);
     else if (rp.nsteps)   /* no one loss says which epoch was best */
-      printf("done: %lld epochs", (long long)res.epochs_run);
+      printf("done: %lld epoch%s", (long long)res.epochs_run, res.epochs_run == 1 ? "" : "s");
     else
       printf("best %s %.6g at epoch %lld of %lld", followed, res.best, (long long)res.best_epoch,
              (long long)res.epochs_run);
