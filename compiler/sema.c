@@ -2697,6 +2697,18 @@ static void check_block(Sema *s, const Node *blk) {
   s->block = bi;
   s->steps_seen = 0;
   int models_before = s->prog->models.len;
+  /* a step's name names its optimizer's state and its loss in the log */
+  for (int i = 0; i < blk->list.len; i++) {
+    const Node *st = blk->list.items[i];
+    for (int k = 0; st->kind == N_STEP && k < i; k++) {
+      const Node *before = blk->list.items[k];
+      if (before->kind == N_STEP && !strcmp(before->name, st->name)) {
+        sema_error(s, st->loc, "step '%s' is defined twice (line %d)", st->name, before->loc.line);
+        sema_hint(s, "give each step a name of its own: step discriminator { ... }, step generator { ... }");
+        break;
+      }
+    }
+  }
 
   Scope *sc = scope_new(s, s->globals);
   vec_push(s->arena, &boundaries, sc);
