@@ -525,6 +525,7 @@ static Compiled *compile_train_mode(Arena *a, Diag *d, const Node *ast, const ch
   for (int k = 0; k < ntrain - 1; k++)
     steps[k] = plan_step(a, c->steps[k], n_max, floor, arena_printf(a, "step_%s", c->steps[k]->lowered->step_name),
                          &tp[k], checked);
+  for (int k = 1; k < ntrain; k++) c->steps[k]->kernels->profile = false;   /* one profiler table: the first step's */
   if (c->eval) steps[nsteps++] = plan_step(a, c->eval, n_max, floor, "eval_step", &ep, false);
   if (after) steps[nsteps++] = plan_step(a, after, 1, floor, "after_step", &ap, false);
   if (!c->cg.jit_compile_all(c->jit, steps, nsteps, err, sizeof err)) {
