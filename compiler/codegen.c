@@ -59,6 +59,8 @@ typedef struct {
   int nbuf, maxbuf;
   int64_t *buf_off;
   LLVMValueRef *buf;
+  LLVMValueRef lo, hi;          /* a ranged kernel's outer loop: [lo, hi) */
+  struct Nest *loop;            /* the loop kernel just built, if ranged: its nest */
 } Cg;
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -322,11 +324,12 @@ typedef struct {
   LLVMValueRef off;         /* in the body: the element offset */
 } Access;
 
-typedef struct {
+typedef struct Nest {
   int nd;
   Dim dim[MAX_RANK];
   int nacc;
   Access *acc;
+  bool ranged;              /* the outer loop runs over [c->lo, c->hi) */
 } Nest;
 
 /* Strides of tensor t read as if broadcast to `view` (numpy: trailing dims
@@ -380,7 +383,8 @@ static void nest_emit(Cg *c, Nest *ns, int level, BodyFn body, void *ctx) {
     return;
   }
   Loop l;
-  LLVMValueRef i = loop_begin(c, &l, i64c(c, 0), dim_value(c, ns->dim[level]), "i");
+  bool ranged = level == 0 && ns->ranged;
+  LLVMValueRef i = loop_begin(c, &l, ranged ? c->lo : i64c(c, 0), ranged ? c->hi : dim_value(c, ns->dim[level]), "i");
   LLVMValueRef *saved = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(ns->nacc + 1));
   for (int a = 0; a < ns->nacc; a++) {
     saved[a] = ns->acc[a].off;
@@ -418,12 +422,13 @@ static LLVMAttributeRef attr(Cg *c, const char *name) {
 }
 
 /* Starts `void NAME.kK(ptr noalias b0, ..., i64 n)` for the buffers
- * collected so far; the builder is left in its entry block. */
-static LLVMValueRef kernel_begin(Cg *c, int k) {
-  LLVMTypeRef *params = arena_alloc(c->arena, sizeof(LLVMTypeRef) * (size_t)(c->nbuf + 1));
+ * collected so far (a ranged kernel: `..., i64 n, i64 lo, i64 hi)`); the
+ * builder is left in its entry block. */
+static LLVMValueRef kernel_begin_x(Cg *c, int k, bool ranged) {
+  LLVMTypeRef *params = arena_alloc(c->arena, sizeof(LLVMTypeRef) * (size_t)(c->nbuf + 3));
   for (int i = 0; i < c->nbuf; i++) params[i] = c->ptr;
-  params[c->nbuf] = c->i64;
-  LLVMTypeRef ty = LLVMFunctionType(c->voidt, params, (unsigned)c->nbuf + 1, 0);
+  params[c->nbuf] = params[c->nbuf + 1] = params[c->nbuf + 2] = c->i64;
+  LLVMTypeRef ty = LLVMFunctionType(c->voidt, params, (unsigned)c->nbuf + (ranged ? 3 : 1), 0);
   char *fname = arena_printf(c->arena, "%s.k%d", c->name, k);
   LLVMValueRef fn = LLVMAddFunction(c->mod, fname, ty);
   LLVMSetLinkage(fn, LLVMInternalLinkage);
@@ -439,10 +444,18 @@ static LLVMValueRef kernel_begin(Cg *c, int k) {
   c->fn = fn;
   c->n = LLVMGetParam(fn, (unsigned)c->nbuf);
   LLVMSetValueName2(c->n, "n", 1);
+  c->lo = c->hi = NULL;
+  if (ranged) {
+    c->lo = LLVMGetParam(fn, (unsigned)c->nbuf + 1), c->hi = LLVMGetParam(fn, (unsigned)c->nbuf + 2);
+    LLVMSetValueName2(c->lo, "lo", 2);
+    LLVMSetValueName2(c->hi, "hi", 2);
+  }
   c->entry = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");
   LLVMPositionBuilderAtEnd(c->b, c->entry);
   return fn;
 }
+
+static LLVMValueRef kernel_begin(Cg *c, int k) { return kernel_begin_x(c, k, false); }
 
 static void kernel_end(Cg *c) { LLVMBuildRetVoid(c->b); }
 
@@ -552,9 +565,26 @@ static void gen_loop(Cg *c, int k, const Kernel *kn) {
       add_access(c, &ns, x->op == IR_ASSIGN ? x->src[0] : x, &x->shape);
     }
   }
-  kernel_begin(c, k);
+  /* Ranged: the step may run the outer loop in two halves at once
+   * (nnc_parallel), when each half writes only its own elements and the
+   * loop can be big enough to be worth it. */
+  nest_merge(&ns);
+  bool ranged = ns.nd >= 1;
+  for (int i = 0; i < nn && ranged; i++)
+    if (lc.store_acc[i] >= 0) ranged = !is_zero(ns.acc[lc.store_acc[i]].stride[0]);
+  Dim total = dim_int(1);
+  bool sized = true;   /* total is the loop's size (else nnc_parallel decides when it runs) */
+  for (int l = 0; l < ns.nd && sized; l++) sized = dim_mul(total, ns.dim[l], &total);
+  if (ranged && sized && dim_known(total) && total.c < RT_MIN_PARALLEL_ELEMENTS) ranged = false;
+  ns.ranged = ranged;
+  kernel_begin_x(c, k, ranged);
   nest_run(c, &ns, loop_body, &lc);
   kernel_end(c);
+  c->loop = NULL;
+  if (ranged) {
+    c->loop = arena_alloc(c->arena, sizeof ns);
+    *c->loop = ns;
+  }
 }
 
 /* ---- reductions ------------------------------------------------------- */
@@ -694,28 +724,18 @@ static void gen_matmul(Cg *c, LLVMValueRef arena, const IrNode *y) {
   LLVMValueRef M = dim_value(c, y->shape.d[0]), N = dim_value(c, y->shape.d[1]);
   LLVMValueRef K = dim_value(c, y->trans_a ? a->shape.d[0] : a->shape.d[1]);
   LLVMValueRef lda = dim_value(c, a->shape.d[1]), ldb = dim_value(c, b->shape.d[1]);
-  LLVMTypeRef i32 = c->i32;
-  LLVMTypeRef pt[14] = {i32, i32, i32, i32, i32, i32, c->f32, c->ptr, i32, c->ptr, i32, c->f32, c->ptr, i32};
-  LLVMTypeRef ty = LLVMFunctionType(c->voidt, pt, 14, 0);
-  LLVMValueRef fn = declare(c, "cblas_sgemm", ty);
-#define I32(v) LLVMBuildTrunc(c->b, (v), i32, "")
-  /* lda etc. must be at least 1 even for an empty matrix */
-#define LD(v) I32(LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, (v), i64c(c, 1), ""), i64c(c, 1), (v), ""))
+  LLVMTypeRef i64 = c->i64, p = c->ptr;
+  LLVMTypeRef pt[11] = {i64, i64, i64, i64, i64, p, i64, p, i64, p, i64};
+  LLVMTypeRef ty = LLVMFunctionType(c->voidt, pt, 11, 0);
+  LLVMValueRef fn = declare(c, "nnc_sgemm", ty);
   LLVMValueRef ptrs[3];
   const IrNode *ops[3] = {a, b, y};
   for (int i = 0; i < 3; i++) {
     LLVMValueRef off = i64c(c, storage(ops[i])->offset);
     ptrs[i] = LLVMBuildInBoundsGEP2(c->b, c->f32, arena, &off, 1, "");
   }
-  LLVMValueRef args[14] = {
-      LLVMConstInt(i32, 101, 0),                      /* CblasRowMajor */
-      LLVMConstInt(i32, y->trans_a ? 112 : 111, 0),   /* CblasTrans : CblasNoTrans */
-      LLVMConstInt(i32, y->trans_b ? 112 : 111, 0),
-      I32(M), I32(N), I32(K), f32c(c, 1.0),
-      ptrs[0], LD(lda), ptrs[1], LD(ldb), f32c(c, 0.0), ptrs[2], LD(N)};
-#undef LD
-#undef I32
-  LLVMBuildCall2(c->b, ty, fn, args, 14, "");
+  LLVMValueRef args[11] = {i64c(c, y->trans_a), i64c(c, y->trans_b), M, N, K, ptrs[0], lda, ptrs[1], ldb, ptrs[2], N};
+  LLVMBuildCall2(c->b, ty, fn, args, 11, "");
 }
 
 /* A convolution or pooling: a call to its runtime kernel (runtime/kernels.h)
@@ -778,9 +798,51 @@ static bool check_graph(Cg *c) {
   return true;
 }
 
+/* `void NAME.kK.part(ptr ctx, i64 lo, i64 hi)`: ranged kernel k's
+ * buffers and n read from ctx (nbuf pointers, then n), then the kernel
+ * over [lo, hi). nnc_parallel calls it once per half. */
+static LLVMValueRef gen_part_fn(Cg *c, int k, LLVMValueRef kfn, int nbuf) {
+  LLVMTypeRef pt[3] = {c->ptr, c->i64, c->i64};
+  char *fname = arena_printf(c->arena, "%s.k%d.part", c->name, k);
+  LLVMValueRef fn = LLVMAddFunction(c->mod, fname, LLVMFunctionType(c->voidt, pt, 3, 0));
+  LLVMSetLinkage(fn, LLVMInternalLinkage);
+  LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, attr(c, "nounwind"));
+  LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
+  LLVMValueRef ctx = LLVMGetParam(fn, 0);
+  LLVMValueRef *args = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(nbuf + 3));
+  for (int i = 0; i <= nbuf; i++) {
+    LLVMValueRef idx = i64c(c, i);
+    LLVMValueRef slot = LLVMBuildInBoundsGEP2(c->b, c->ptr, ctx, &idx, 1, "");
+    args[i] = LLVMBuildLoad2(c->b, i < nbuf ? c->ptr : c->i64, slot, "");
+  }
+  args[nbuf + 1] = LLVMGetParam(fn, 1);
+  args[nbuf + 2] = LLVMGetParam(fn, 2);
+  LLVMBuildCall2(c->b, LLVMGlobalGetValueType(kfn), kfn, args, (unsigned)nbuf + 3, "");
+  LLVMBuildRetVoid(c->b);
+  return fn;
+}
+
+/* A ranged kernel's call from the step: its buffers and n into the step's
+ * ctx slots, then nnc_parallel(part, ctx, outer loop's length, elements). */
+static void gen_parallel_call(Cg *c, LLVMValueRef ctx, LLVMValueRef part, const Nest *ns, LLVMValueRef *args,
+                              int nbuf) {
+  for (int i = 0; i <= nbuf; i++) {
+    LLVMValueRef idx = i64c(c, i);
+    LLVMBuildStore(c->b, args[i], LLVMBuildInBoundsGEP2(c->b, c->ptr, ctx, &idx, 1, ""));
+  }
+  LLVMValueRef elements = i64c(c, 1);
+  for (int l = 0; l < ns->nd; l++) elements = LLVMBuildNSWMul(c->b, elements, dim_value(c, ns->dim[l]), "");
+  LLVMTypeRef pt[4] = {c->ptr, c->ptr, c->i64, c->i64};
+  LLVMTypeRef ty = LLVMFunctionType(c->voidt, pt, 4, 0);
+  LLVMValueRef cargs[4] = {part, ctx, dim_value(c, ns->dim[0]), elements};
+  LLVMBuildCall2(c->b, ty, declare(c, "nnc_parallel", ty), cargs, 4, "");
+}
+
 /* The step's call of kernel k: the library call of a MATMUL or CALL
- * kernel, or a call of the kernel's own function with its buffers. */
-static void gen_kernel_call(Cg *c, LLVMValueRef arena, int k, LLVMValueRef *kfn, int64_t **kbuf, const int *knbuf) {
+ * kernel, or a call of the kernel's own function with its buffers (a
+ * ranged kernel's through nnc_parallel). */
+static void gen_kernel_call(Cg *c, LLVMValueRef arena, int k, LLVMValueRef *kfn, int64_t **kbuf, const int *knbuf,
+                            struct Nest **kloop, LLVMValueRef *kpart, LLVMValueRef ctx) {
   const Kernel *kn = &c->f->kernels[k];
   if (kn->kind == FK_MATMUL) {
     gen_matmul(c, arena, kn->nodes.items[0]);
@@ -790,13 +852,14 @@ static void gen_kernel_call(Cg *c, LLVMValueRef arena, int k, LLVMValueRef *kfn,
     gen_call(c, arena, kn->nodes.items[0]);
     return;
   }
-  LLVMValueRef *args = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(knbuf[k] + 1));
+  LLVMValueRef *args = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(knbuf[k] + 3));
   for (int i = 0; i < knbuf[k]; i++) {
     LLVMValueRef off = i64c(c, kbuf[k][i]);
     args[i] = LLVMBuildInBoundsGEP2(c->b, c->f32, arena, &off, 1, "");
   }
   args[knbuf[k]] = c->n;
-  LLVMBuildCall2(c->b, LLVMGlobalGetValueType(kfn[k]), kfn[k], args, (unsigned)knbuf[k] + 1, "");
+  if (kloop[k]) gen_parallel_call(c, ctx, kpart[k], kloop[k], args, knbuf[k]);
+  else LLVMBuildCall2(c->b, LLVMGlobalGetValueType(kfn[k]), kfn[k], args, (unsigned)knbuf[k] + 1, "");
 }
 
 void *cg_build_module(void *llvm_context, void *target_machine, const Graph *g, const Fusion *f,
@@ -829,9 +892,13 @@ void *cg_build_module(void *llvm_context, void *target_machine, const Graph *g, 
   LLVMValueRef *kfn = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(f->nkernels + 1));
   int64_t **kbuf = arena_alloc(c->arena, sizeof(int64_t *) * (size_t)(f->nkernels + 1));
   int *knbuf = arena_alloc(c->arena, sizeof(int) * (size_t)(f->nkernels + 1));
+  struct Nest **kloop = arena_alloc(c->arena, sizeof(struct Nest *) * (size_t)(f->nkernels + 1));
+  LLVMValueRef *kpart = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(f->nkernels + 1));
+  int ctx_slots = 1;
   for (int k = 0; k < f->nkernels; k++) {
     const Kernel *kn = &f->kernels[k];
     c->nbuf = 0;
+    c->loop = NULL;
     switch (kn->kind) {
     case FK_LOOP: gen_loop(c, k, kn); break;
     case FK_REDUCE: gen_reduce(c, k, kn->nodes.items[0]); break;
@@ -842,6 +909,11 @@ void *cg_build_module(void *llvm_context, void *target_machine, const Graph *g, 
     knbuf[k] = c->nbuf;
     kbuf[k] = arena_alloc(c->arena, sizeof(int64_t) * (size_t)(c->nbuf + 1));
     memcpy(kbuf[k], c->buf_off, sizeof(int64_t) * (size_t)c->nbuf);
+    kloop[k] = c->loop;
+    if (kloop[k]) {
+      kpart[k] = gen_part_fn(c, k, kfn[k], knbuf[k]);
+      ctx_slots = knbuf[k] + 1 > ctx_slots ? knbuf[k] + 1 : ctx_slots;
+    }
   }
 
   /* void NAME(ptr arena, i64 n): the kernels in order */
@@ -855,12 +927,14 @@ void *cg_build_module(void *llvm_context, void *target_machine, const Graph *g, 
   LLVMSetValueName2(c->n, "n", 1);
   c->entry = LLVMAppendBasicBlockInContext(c->ctx, step, "entry");
   LLVMPositionBuilderAtEnd(c->b, c->entry);
+  /* a ranged kernel's buffers and n, for its halves */
+  LLVMValueRef ctx = LLVMBuildArrayAlloca(c->b, c->ptr, i64c(c, ctx_slots), "ctx");
   /* profiling: every kernel between nnc_prof_begin(k) and nnc_prof_end(k) */
   LLVMTypeRef prof_ty = LLVMFunctionType(c->voidt, &c->i64, 1, 0);
   for (int k = 0; k < f->nkernels; k++) {
     LLVMValueRef kv = i64c(c, k);
     if (f->profile) LLVMBuildCall2(c->b, prof_ty, declare(c, "nnc_prof_begin", prof_ty), &kv, 1, "");
-    gen_kernel_call(c, arena, k, kfn, kbuf, knbuf);
+    gen_kernel_call(c, arena, k, kfn, kbuf, knbuf, kloop, kpart, ctx);
     if (f->profile) LLVMBuildCall2(c->b, prof_ty, declare(c, "nnc_prof_end", prof_ty), &kv, 1, "");
   }
   LLVMBuildRetVoid(c->b);

@@ -21,12 +21,10 @@
 
 #include <cblas.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 typedef struct {
   int64_t c, h, w, o, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, groups, method, chunk;
@@ -154,84 +152,10 @@ static void columns(const Geom *k, const float *x, int64_t i0, int64_t m, int64_
   for (int64_t j = 0; j < m; j++) im2col(k, cg, x + ((i0 + j) * k->c + g * cg) * k->h * k->w, col + j * P, m * P);
 }
 
-/* ---- two parts at once ------------------------------------------------------ */
-
-/* A call's images are split in RT_PARTS parts, run at once: part 0 by the
- * step's thread, part 1 by one worker thread, started at the first call
- * and asleep on a condition variable between calls (it never spins, so it
- * takes nothing from OpenBLAS's threads between calls). During the call
- * OpenBLAS runs one thread per part (TOOLCHAIN.md: give it one thread each
- * rather than oversubscribe): two single-threaded GEMMs side by side, and
- * the image loops (im2col, col2im, pooling) on both cores too. With one
- * CPU, or NNC_KERNEL_THREADS=1, the step's thread runs both parts. */
-typedef void PartFn(void *arg, int part);
-
-static struct {
-  pthread_mutex_t mu;
-  pthread_cond_t go, done;
-  PartFn *fn;
-  void *arg;
-  uint64_t posted, finished;
-  int usable;   /* 0: not decided yet; 1: one thread; 2: the worker runs */
-} pool2 = {.mu = PTHREAD_MUTEX_INITIALIZER, .go = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER};
-
-static void *worker_main(void *unused) {
-  (void)unused;
-  uint64_t seen = 0;
-  for (;;) {
-    pthread_mutex_lock(&pool2.mu);
-    while (pool2.posted == seen) pthread_cond_wait(&pool2.go, &pool2.mu);
-    seen = pool2.posted;
-    PartFn *fn = pool2.fn;
-    void *arg = pool2.arg;
-    pthread_mutex_unlock(&pool2.mu);
-    fn(arg, 1);
-    pthread_mutex_lock(&pool2.mu);
-    pool2.finished = seen;
-    pthread_cond_signal(&pool2.done);
-    pthread_mutex_unlock(&pool2.mu);
-  }
-  return NULL;
-}
-
-/* Whether the worker runs (started on the first call that asks). */
-static bool worker_ready(void) {
-  if (pool2.usable == 0) {
-    pool2.usable = 1;
-    const char *env = getenv("NNC_KERNEL_THREADS");
-    bool one = env && !strcmp(env, "1");
-    if (!one && sysconf(_SC_NPROCESSORS_ONLN) >= 2) {
-      pthread_t t;
-      pthread_attr_t at;
-      pthread_attr_init(&at);
-      pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-      if (pthread_create(&t, &at, worker_main, NULL) == 0) pool2.usable = 2;
-      pthread_attr_destroy(&at);
-    }
-  }
-  return pool2.usable == 2;
-}
-
-/* fn(arg, 0) and fn(arg, 1), at once when the worker runs. */
-static void run_parts(PartFn *fn, void *arg) {
-  if (!worker_ready()) {
-    fn(arg, 0);
-    fn(arg, 1);
-    return;
-  }
-  int blas = openblas_get_num_threads();
-  openblas_set_num_threads(1);
-  pthread_mutex_lock(&pool2.mu);
-  pool2.fn = fn, pool2.arg = arg;
-  uint64_t ticket = ++pool2.posted;
-  pthread_cond_signal(&pool2.go);
-  pthread_mutex_unlock(&pool2.mu);
-  fn(arg, 0);
-  pthread_mutex_lock(&pool2.mu);
-  while (pool2.finished != ticket) pthread_cond_wait(&pool2.done, &pool2.mu);
-  pthread_mutex_unlock(&pool2.mu);
-  openblas_set_num_threads(blas);
-}
+/* A call's images are split in RT_PARTS parts, run at once on the step's
+ * two threads (parts.c): two single-threaded GEMMs side by side, and the
+ * image loops (im2col, col2im, pooling) on both cores too. With one
+ * thread, the step's thread runs both parts. */
 
 /* ---- convolutions --------------------------------------------------------------- */
 
@@ -313,7 +237,7 @@ static void conv_part(void *arg, int part) {
 
 static void conv(int dir, const float *a, const float *b, float *out, float *scratch, int64_t n, const int64_t *gp) {
   Conv cv = {.k = geom(gp), .dir = dir, .a = a, .b = b, .out = out, .scratch = scratch, .n = n};
-  run_parts(conv_part, &cv);
+  rt_run_parts(conv_part, &cv);
   if (dir == 2) {   /* the second part's share of the filter gradient */
     const Geom *k = &cv.k;
     int64_t K = k->c / k->groups * k->kh * k->kw;
@@ -502,7 +426,7 @@ static void pool_part(void *arg, int part) {
 
 static void pool(int op, const float *a, const float *b, float *out, int64_t n, const int64_t *gp) {
   Pool pl = {.k = geom(gp), .op = op, .a = a, .b = b, .out = out, .n = n};
-  run_parts(pool_part, &pl);
+  rt_run_parts(pool_part, &pl);
 }
 
 void nnc_maxpool2d(const float *x, const float *unused, float *y, float *scratch, int64_t n, const int64_t *gp) {
