@@ -61,6 +61,9 @@ typedef struct {
   LLVMValueRef *buf;
   LLVMValueRef lo, hi;          /* a ranged kernel's outer loop: [lo, hi) */
   struct Nest *loop;            /* the loop kernel just built, if ranged: its nest */
+  LLVMValueRef dims;            /* the kernel's sizes (NULL in the step): see dim_value */
+  int ndims, maxdims;
+  int64_t *dimv;                /* their values, in the order the kernel reads them */
 } Cg;
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -68,9 +71,21 @@ typedef struct {
 static LLVMValueRef i64c(Cg *c, int64_t v) { return LLVMConstInt(c->i64, (unsigned long long)v, 1); }
 static LLVMValueRef f32c(Cg *c, double v) { return LLVMConstReal(c->f32, v); }
 
-/* Value of a dimension at run time: c · n^k (every symbol is B; checked). */
+/* Value of a dimension at run time: c · n^k (every symbol is B; checked).
+ *
+ * Inside a kernel, c (but 0 and 1) is read from the kernel's `dims`
+ * parameter, one slot per use, and the step passes the values: so two
+ * kernels that do the same thing on tensors of different sizes (the
+ * optimizer's update of each parameter, the same block at two widths)
+ * are the same function, which mergefunc then compiles once. The loads
+ * are hoisted out of the loops (dims is noalias and read-only). */
 static LLVMValueRef dim_value(Cg *c, Dim d) {
   LLVMValueRef v = i64c(c, d.c);
+  if (c->dims && d.c != 0 && d.c != 1 && c->ndims < c->maxdims) {
+    LLVMValueRef idx = i64c(c, c->ndims);
+    c->dimv[c->ndims++] = d.c;
+    v = LLVMBuildLoad2(c->b, c->i64, LLVMBuildInBoundsGEP2(c->b, c->i64, c->dims, &idx, 1, ""), "dim");
+  }
   for (int k = 0; k < d.nsym; k++) v = LLVMBuildNSWMul(c->b, v, c->n, "");
   return v;
 }
@@ -421,14 +436,14 @@ static LLVMAttributeRef attr(Cg *c, const char *name) {
   return LLVMCreateEnumAttribute(c->ctx, LLVMGetEnumAttributeKindForName(name, strlen(name)), 0);
 }
 
-/* Starts `void NAME.kK(ptr noalias b0, ..., i64 n)` for the buffers
- * collected so far (a ranged kernel: `..., i64 n, i64 lo, i64 hi)`); the
- * builder is left in its entry block. */
+/* Starts `void NAME.kK(ptr noalias b0, ..., ptr dims, i64 n)` for the
+ * buffers collected so far (a ranged kernel: `..., i64 n, i64 lo, i64
+ * hi)`); the builder is left in its entry block. */
 static LLVMValueRef kernel_begin_x(Cg *c, int k, bool ranged) {
-  LLVMTypeRef *params = arena_alloc(c->arena, sizeof(LLVMTypeRef) * (size_t)(c->nbuf + 3));
-  for (int i = 0; i < c->nbuf; i++) params[i] = c->ptr;
-  params[c->nbuf] = params[c->nbuf + 1] = params[c->nbuf + 2] = c->i64;
-  LLVMTypeRef ty = LLVMFunctionType(c->voidt, params, (unsigned)c->nbuf + (ranged ? 3 : 1), 0);
+  LLVMTypeRef *params = arena_alloc(c->arena, sizeof(LLVMTypeRef) * (size_t)(c->nbuf + 4));
+  for (int i = 0; i <= c->nbuf; i++) params[i] = c->ptr;
+  params[c->nbuf + 1] = params[c->nbuf + 2] = params[c->nbuf + 3] = c->i64;
+  LLVMTypeRef ty = LLVMFunctionType(c->voidt, params, (unsigned)c->nbuf + (ranged ? 4 : 2), 0);
   char *fname = arena_printf(c->arena, "%s.k%d", c->name, k);
   LLVMValueRef fn = LLVMAddFunction(c->mod, fname, ty);
   LLVMSetLinkage(fn, LLVMInternalLinkage);
@@ -442,11 +457,16 @@ static LLVMValueRef kernel_begin_x(Cg *c, int k, bool ranged) {
     LLVMSetValueName2(c->buf[i], pname, strlen(pname));
   }
   c->fn = fn;
-  c->n = LLVMGetParam(fn, (unsigned)c->nbuf);
+  c->dims = LLVMGetParam(fn, (unsigned)c->nbuf);
+  LLVMSetValueName2(c->dims, "dims", 4);
+  for (const char *a = "noalias\0nocapture\0readonly\0"; *a; a += strlen(a) + 1)
+    LLVMAddAttributeAtIndex(fn, (unsigned)c->nbuf + 1, attr(c, a));
+  c->ndims = 0;
+  c->n = LLVMGetParam(fn, (unsigned)c->nbuf + 1);
   LLVMSetValueName2(c->n, "n", 1);
   c->lo = c->hi = NULL;
   if (ranged) {
-    c->lo = LLVMGetParam(fn, (unsigned)c->nbuf + 1), c->hi = LLVMGetParam(fn, (unsigned)c->nbuf + 2);
+    c->lo = LLVMGetParam(fn, (unsigned)c->nbuf + 2), c->hi = LLVMGetParam(fn, (unsigned)c->nbuf + 3);
     LLVMSetValueName2(c->lo, "lo", 2);
     LLVMSetValueName2(c->hi, "hi", 2);
   }
@@ -457,7 +477,10 @@ static LLVMValueRef kernel_begin_x(Cg *c, int k, bool ranged) {
 
 static LLVMValueRef kernel_begin(Cg *c, int k) { return kernel_begin_x(c, k, false); }
 
-static void kernel_end(Cg *c) { LLVMBuildRetVoid(c->b); }
+static void kernel_end(Cg *c) {
+  LLVMBuildRetVoid(c->b);
+  c->dims = NULL;
+}
 
 /* ---- elementwise ------------------------------------------------------ */
 
@@ -738,6 +761,19 @@ static void gen_matmul(Cg *c, LLVMValueRef arena, const IrNode *y) {
   LLVMBuildCall2(c->b, ty, fn, args, 11, "");
 }
 
+/* A private constant array of i64 in the module (a null pointer if empty). */
+static LLVMValueRef const_i64_array(Cg *c, const char *name, const int64_t *v, int count) {
+  if (count == 0) return LLVMConstPointerNull(c->ptr);
+  LLVMValueRef *vals = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)count);
+  for (int i = 0; i < count; i++) vals[i] = i64c(c, v[i]);
+  LLVMValueRef gv = LLVMAddGlobal(c->mod, LLVMArrayType2(c->i64, (uint64_t)count), name);
+  LLVMSetInitializer(gv, LLVMConstArray2(c->i64, vals, (uint64_t)count));
+  LLVMSetGlobalConstant(gv, 1);
+  LLVMSetLinkage(gv, LLVMPrivateLinkage);
+  LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
+  return gv;
+}
+
 /* A convolution or pooling: a call to its runtime kernel (runtime/kernels.h)
  *     nnc_conv2d(x, w, y, scratch, images, geom)
  * with the geometry as a constant array in the module. */
@@ -748,13 +784,7 @@ static void gen_call(Cg *c, LLVMValueRef arena, const IrNode *y) {
   ir_window_sides(y, &xs, &ys);
   LLVMValueRef count = i64c(c, 1);
   for (int i = 0; i < lead; i++) count = LLVMBuildNSWMul(c->b, count, dim_value(c, xs->d[i]), "");
-  LLVMValueRef vals[RT_GEOM_COUNT];
-  for (int i = 0; i < RT_GEOM_COUNT; i++) vals[i] = i64c(c, geom[i]);
-  LLVMValueRef gv = LLVMAddGlobal(c->mod, LLVMArrayType2(c->i64, RT_GEOM_COUNT), "geom");
-  LLVMSetInitializer(gv, LLVMConstArray2(c->i64, vals, RT_GEOM_COUNT));
-  LLVMSetGlobalConstant(gv, 1);
-  LLVMSetLinkage(gv, LLVMPrivateLinkage);
-  LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
+  LLVMValueRef gv = const_i64_array(c, "geom", geom, RT_GEOM_COUNT);
   LLVMValueRef ptrs[4];
   const IrNode *ops[3] = {y->src[0], y->src[1], y};
   for (int i = 0; i < 3; i++) {
@@ -799,7 +829,7 @@ static bool check_graph(Cg *c) {
 }
 
 /* `void NAME.kK.part(ptr ctx, i64 lo, i64 hi)`: ranged kernel k's
- * buffers and n read from ctx (nbuf pointers, then n), then the kernel
+ * arguments read from ctx (nbuf buffers and dims, then n), then the kernel
  * over [lo, hi). nnc_parallel calls it once per half. */
 static LLVMValueRef gen_part_fn(Cg *c, int k, LLVMValueRef kfn, int nbuf) {
   LLVMTypeRef pt[3] = {c->ptr, c->i64, c->i64};
@@ -809,15 +839,15 @@ static LLVMValueRef gen_part_fn(Cg *c, int k, LLVMValueRef kfn, int nbuf) {
   LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, attr(c, "nounwind"));
   LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
   LLVMValueRef ctx = LLVMGetParam(fn, 0);
-  LLVMValueRef *args = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(nbuf + 3));
-  for (int i = 0; i <= nbuf; i++) {
+  LLVMValueRef *args = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(nbuf + 4));
+  for (int i = 0; i <= nbuf + 1; i++) {
     LLVMValueRef idx = i64c(c, i);
     LLVMValueRef slot = LLVMBuildInBoundsGEP2(c->b, c->ptr, ctx, &idx, 1, "");
-    args[i] = LLVMBuildLoad2(c->b, i < nbuf ? c->ptr : c->i64, slot, "");
+    args[i] = LLVMBuildLoad2(c->b, i <= nbuf ? c->ptr : c->i64, slot, "");
   }
-  args[nbuf + 1] = LLVMGetParam(fn, 1);
-  args[nbuf + 2] = LLVMGetParam(fn, 2);
-  LLVMBuildCall2(c->b, LLVMGlobalGetValueType(kfn), kfn, args, (unsigned)nbuf + 3, "");
+  args[nbuf + 2] = LLVMGetParam(fn, 1);
+  args[nbuf + 3] = LLVMGetParam(fn, 2);
+  LLVMBuildCall2(c->b, LLVMGlobalGetValueType(kfn), kfn, args, (unsigned)nbuf + 4, "");
   LLVMBuildRetVoid(c->b);
   return fn;
 }
@@ -826,7 +856,7 @@ static LLVMValueRef gen_part_fn(Cg *c, int k, LLVMValueRef kfn, int nbuf) {
  * ctx slots, then nnc_parallel(part, ctx, outer loop's length, elements). */
 static void gen_parallel_call(Cg *c, LLVMValueRef ctx, LLVMValueRef part, const Nest *ns, LLVMValueRef *args,
                               int nbuf) {
-  for (int i = 0; i <= nbuf; i++) {
+  for (int i = 0; i <= nbuf + 1; i++) {
     LLVMValueRef idx = i64c(c, i);
     LLVMBuildStore(c->b, args[i], LLVMBuildInBoundsGEP2(c->b, c->ptr, ctx, &idx, 1, ""));
   }
@@ -842,7 +872,8 @@ static void gen_parallel_call(Cg *c, LLVMValueRef ctx, LLVMValueRef part, const 
  * kernel, or a call of the kernel's own function with its buffers (a
  * ranged kernel's through nnc_parallel). */
 static void gen_kernel_call(Cg *c, LLVMValueRef arena, int k, LLVMValueRef *kfn, int64_t **kbuf, const int *knbuf,
-                            struct Nest **kloop, LLVMValueRef *kpart, LLVMValueRef ctx) {
+                            struct Nest **kloop, LLVMValueRef *kpart, LLVMValueRef ctx, int64_t **kdims,
+                            const int *kndims) {
   const Kernel *kn = &c->f->kernels[k];
   if (kn->kind == FK_MATMUL) {
     gen_matmul(c, arena, kn->nodes.items[0]);
@@ -852,14 +883,15 @@ static void gen_kernel_call(Cg *c, LLVMValueRef arena, int k, LLVMValueRef *kfn,
     gen_call(c, arena, kn->nodes.items[0]);
     return;
   }
-  LLVMValueRef *args = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(knbuf[k] + 3));
+  LLVMValueRef *args = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(knbuf[k] + 4));
   for (int i = 0; i < knbuf[k]; i++) {
     LLVMValueRef off = i64c(c, kbuf[k][i]);
     args[i] = LLVMBuildInBoundsGEP2(c->b, c->f32, arena, &off, 1, "");
   }
-  args[knbuf[k]] = c->n;
+  args[knbuf[k]] = const_i64_array(c, "dims", kdims[k], kndims[k]);
+  args[knbuf[k] + 1] = c->n;
   if (kloop[k]) gen_parallel_call(c, ctx, kpart[k], kloop[k], args, knbuf[k]);
-  else LLVMBuildCall2(c->b, LLVMGlobalGetValueType(kfn[k]), kfn[k], args, (unsigned)knbuf[k] + 1, "");
+  else LLVMBuildCall2(c->b, LLVMGlobalGetValueType(kfn[k]), kfn[k], args, (unsigned)knbuf[k] + 2, "");
 }
 
 void *cg_build_module(void *llvm_context, void *target_machine, const Graph *g, const Fusion *f,
@@ -893,6 +925,10 @@ void *cg_build_module(void *llvm_context, void *target_machine, const Graph *g, 
   int64_t **kbuf = arena_alloc(c->arena, sizeof(int64_t *) * (size_t)(f->nkernels + 1));
   int *knbuf = arena_alloc(c->arena, sizeof(int) * (size_t)(f->nkernels + 1));
   struct Nest **kloop = arena_alloc(c->arena, sizeof(struct Nest *) * (size_t)(f->nkernels + 1));
+  int64_t **kdims = arena_alloc(c->arena, sizeof(int64_t *) * (size_t)(f->nkernels + 1));
+  int *kndims = arena_alloc(c->arena, sizeof(int) * (size_t)(f->nkernels + 1));
+  c->maxdims = 256;
+  c->dimv = arena_alloc(c->arena, sizeof(int64_t) * (size_t)c->maxdims);
   LLVMValueRef *kpart = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(f->nkernels + 1));
   int ctx_slots = 1;
   for (int k = 0; k < f->nkernels; k++) {
@@ -909,10 +945,13 @@ void *cg_build_module(void *llvm_context, void *target_machine, const Graph *g, 
     knbuf[k] = c->nbuf;
     kbuf[k] = arena_alloc(c->arena, sizeof(int64_t) * (size_t)(c->nbuf + 1));
     memcpy(kbuf[k], c->buf_off, sizeof(int64_t) * (size_t)c->nbuf);
+    kndims[k] = c->ndims;
+    kdims[k] = arena_alloc(c->arena, sizeof(int64_t) * (size_t)(c->ndims + 1));
+    memcpy(kdims[k], c->dimv, sizeof(int64_t) * (size_t)c->ndims);
     kloop[k] = c->loop;
     if (kloop[k]) {
       kpart[k] = gen_part_fn(c, k, kfn[k], knbuf[k]);
-      ctx_slots = knbuf[k] + 1 > ctx_slots ? knbuf[k] + 1 : ctx_slots;
+      ctx_slots = knbuf[k] + 2 > ctx_slots ? knbuf[k] + 2 : ctx_slots;
     }
   }
 
@@ -934,7 +973,7 @@ void *cg_build_module(void *llvm_context, void *target_machine, const Graph *g, 
   for (int k = 0; k < f->nkernels; k++) {
     LLVMValueRef kv = i64c(c, k);
     if (f->profile) LLVMBuildCall2(c->b, prof_ty, declare(c, "nnc_prof_begin", prof_ty), &kv, 1, "");
-    gen_kernel_call(c, arena, k, kfn, kbuf, knbuf, kloop, kpart, ctx);
+    gen_kernel_call(c, arena, k, kfn, kbuf, knbuf, kloop, kpart, ctx, kdims, kndims);
     if (f->profile) LLVMBuildCall2(c->b, prof_ty, declare(c, "nnc_prof_end", prof_ty), &kv, 1, "");
   }
   LLVMBuildRetVoid(c->b);

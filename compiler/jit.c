@@ -264,7 +264,8 @@ static int split_module(Part *parts, int want, const char *name) {
   for (LLVMValueRef fn = LLVMGetFirstFunction(m); fn; fn = LLVMGetNextFunction(fn)) nk += is_kernel(fn, step);
   if (want > nk / 8) want = nk / 8;   /* a few kernels are not worth a thread */
   if (want < 2) return 1;
-  long load[MAX_THREADS] = {instruction_count(step)};
+  /* the step is straight-line code: far cheaper per instruction than loops */
+  long load[MAX_THREADS] = {instruction_count(step) / 4};
   int *owner = calloc((size_t)nk, sizeof *owner);
   long *size = calloc((size_t)nk, sizeof *size);
   int *order = calloc((size_t)nk, sizeof *order);
