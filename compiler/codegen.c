@@ -447,6 +447,7 @@ static LLVMValueRef kernel_begin_x(Cg *c, int k, bool ranged) {
   char *fname = arena_printf(c->arena, "%s.k%d", c->name, k);
   LLVMValueRef fn = LLVMAddFunction(c->mod, fname, ty);
   LLVMSetLinkage(fn, LLVMInternalLinkage);
+  LLVMSetUnnamedAddress(fn, LLVMGlobalUnnamedAddr);   /* its address (a ranged kernel's) may merge */
   LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, attr(c, "noinline"));
   LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, attr(c, "nounwind"));
   for (int i = 0; i < c->nbuf; i++) {
@@ -828,37 +829,39 @@ static bool check_graph(Cg *c) {
   return true;
 }
 
-/* `void NAME.kK.part(ptr ctx, i64 lo, i64 hi)`: ranged kernel k's
- * arguments read from ctx (nbuf buffers and dims, then n), then the kernel
- * over [lo, hi). nnc_parallel calls it once per half. */
-static LLVMValueRef gen_part_fn(Cg *c, int k, LLVMValueRef kfn, int nbuf) {
+/* `void NAME.partN(ptr ctx, i64 lo, i64 hi)`: calls the ranged kernel
+ * of N buffers whose pointer and arguments the step put in ctx (the
+ * kernel, its N buffers and dims, then n) over [lo, hi). nnc_parallel calls
+ * it once per half. One per buffer count, shared by every kernel with it. */
+static LLVMValueRef gen_part_fn(Cg *c, LLVMTypeRef kty, int nbuf) {
   LLVMTypeRef pt[3] = {c->ptr, c->i64, c->i64};
-  char *fname = arena_printf(c->arena, "%s.k%d.part", c->name, k);
+  char *fname = arena_printf(c->arena, "%s.part%d", c->name, nbuf);
   LLVMValueRef fn = LLVMAddFunction(c->mod, fname, LLVMFunctionType(c->voidt, pt, 3, 0));
   LLVMSetLinkage(fn, LLVMInternalLinkage);
   LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, attr(c, "nounwind"));
   LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
   LLVMValueRef ctx = LLVMGetParam(fn, 0);
-  LLVMValueRef *args = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(nbuf + 4));
-  for (int i = 0; i <= nbuf + 1; i++) {
+  LLVMValueRef *args = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(nbuf + 5));
+  for (int i = 0; i <= nbuf + 2; i++) {   /* slot 0: the kernel */
     LLVMValueRef idx = i64c(c, i);
     LLVMValueRef slot = LLVMBuildInBoundsGEP2(c->b, c->ptr, ctx, &idx, 1, "");
-    args[i] = LLVMBuildLoad2(c->b, i <= nbuf ? c->ptr : c->i64, slot, "");
+    args[i] = LLVMBuildLoad2(c->b, i <= nbuf + 1 ? c->ptr : c->i64, slot, "");
   }
-  args[nbuf + 2] = LLVMGetParam(fn, 1);
-  args[nbuf + 3] = LLVMGetParam(fn, 2);
-  LLVMBuildCall2(c->b, LLVMGlobalGetValueType(kfn), kfn, args, (unsigned)nbuf + 4, "");
+  args[nbuf + 3] = LLVMGetParam(fn, 1);
+  args[nbuf + 4] = LLVMGetParam(fn, 2);
+  LLVMBuildCall2(c->b, kty, args[0], args + 1, (unsigned)nbuf + 4, "");
   LLVMBuildRetVoid(c->b);
   return fn;
 }
 
-/* A ranged kernel's call from the step: its buffers and n into the step's
- * ctx slots, then nnc_parallel(part, ctx, outer loop's length, elements). */
-static void gen_parallel_call(Cg *c, LLVMValueRef ctx, LLVMValueRef part, const Nest *ns, LLVMValueRef *args,
-                              int nbuf) {
-  for (int i = 0; i <= nbuf + 1; i++) {
+/* A ranged kernel's call from the step: the kernel, its buffers, dims and
+ * n into the step's ctx slots, then nnc_parallel(part, ctx, outer loop's
+ * length, elements). */
+static void gen_parallel_call(Cg *c, LLVMValueRef ctx, LLVMValueRef part, const Nest *ns, LLVMValueRef kfn,
+                              LLVMValueRef *args, int nbuf) {
+  for (int i = 0; i <= nbuf + 2; i++) {
     LLVMValueRef idx = i64c(c, i);
-    LLVMBuildStore(c->b, args[i], LLVMBuildInBoundsGEP2(c->b, c->ptr, ctx, &idx, 1, ""));
+    LLVMBuildStore(c->b, i == 0 ? kfn : args[i - 1], LLVMBuildInBoundsGEP2(c->b, c->ptr, ctx, &idx, 1, ""));
   }
   LLVMValueRef elements = i64c(c, 1);
   for (int l = 0; l < ns->nd; l++) elements = LLVMBuildNSWMul(c->b, elements, dim_value(c, ns->dim[l]), "");
@@ -890,7 +893,7 @@ static void gen_kernel_call(Cg *c, LLVMValueRef arena, int k, LLVMValueRef *kfn,
   }
   args[knbuf[k]] = const_i64_array(c, "dims", kdims[k], kndims[k]);
   args[knbuf[k] + 1] = c->n;
-  if (kloop[k]) gen_parallel_call(c, ctx, kpart[k], kloop[k], args, knbuf[k]);
+  if (kloop[k]) gen_parallel_call(c, ctx, kpart[k], kloop[k], kfn[k], args, knbuf[k]);
   else LLVMBuildCall2(c->b, LLVMGlobalGetValueType(kfn[k]), kfn[k], args, (unsigned)knbuf[k] + 2, "");
 }
 
@@ -950,8 +953,10 @@ void *cg_build_module(void *llvm_context, void *target_machine, const Graph *g, 
     memcpy(kdims[k], c->dimv, sizeof(int64_t) * (size_t)c->ndims);
     kloop[k] = c->loop;
     if (kloop[k]) {
-      kpart[k] = gen_part_fn(c, k, kfn[k], knbuf[k]);
-      ctx_slots = knbuf[k] + 2 > ctx_slots ? knbuf[k] + 2 : ctx_slots;
+      int j = 0;   /* the trampoline of a kernel with as many buffers, if there is one */
+      while (j < k && !(kloop[j] && knbuf[j] == knbuf[k])) j++;
+      kpart[k] = j < k ? kpart[j] : gen_part_fn(c, LLVMGlobalGetValueType(kfn[k]), knbuf[k]);
+      ctx_slots = knbuf[k] + 3 > ctx_slots ? knbuf[k] + 3 : ctx_slots;
     }
   }
 

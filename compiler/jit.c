@@ -88,8 +88,11 @@ static void llvm_options(void) {
   static bool done;   /* options may be parsed once per process */
   if (done) return;
   done = true;
-  const char *argv[] = {"nnc", "-disable-lsr"};
-  LLVMParseCommandLineOptions(2, argv, NULL);
+  /* -funcspec-max-clones=0: O3's function specialization would clone
+   * each kernel for the sizes its call passes (codegen.c's dims), undoing
+   * the merging of same-code kernels and compiling each again */
+  const char *argv[] = {"nnc", "-disable-lsr", "-funcspec-max-clones=0"};
+  LLVMParseCommandLineOptions(3, argv, NULL);
 }
 
 Jit *jit_new(char *err, size_t n) {
