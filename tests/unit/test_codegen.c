@@ -552,6 +552,52 @@ static void matmul_with_batch_as_inner_dimension(void **state) {
   arena_free(a);
 }
 
+/* At n = 256 these run in two halves on the step's two threads (on a
+ * machine with two CPUs): the products split along M (256 rows, and
+ * 300 of a transposed A) and along N (600 columns, at 288: not the middle), the
+ * loops their outer loop, the update of a parameter its flat range. At
+ * n = 1 and 7 the same step runs whole. */
+static void big_products_and_loops_run_in_halves(void **state) {
+  (void)state;
+  Arena *a = arena_new();
+  Graph *g = ir_new(a);
+  IrNode *x = input(g, "x", "B,300"), *w = leaf(g, IR_PARAM, "w", "300,200"), *b = leaf(g, IR_PARAM, "b", "200");
+  IrNode *h = ir_unary(g, IR_RELU, ir_binary(g, IR_ADD, ir_matmul(g, x, w, false, false, L0), b, L0), L0);
+  ir_output(g, h, "h");                                                       /* [B, 200] = 51,200 at n = 256 */
+  IrNode *v = leaf(g, IR_PARAM, "v", "600,300");
+  ir_output(g, ir_matmul(g, x, v, false, true, L0), "wide");                  /* [B, 600]: split along N */
+  IrNode *gw = ir_matmul(g, x, input(g, "dy", "B,200"), true, false, L0);    /* [300, 200]: Aᵀ split along M */
+  ir_assign(g, w, ir_binary(g, IR_SUB, w, ir_binary(g, IR_MUL, gw, ir_const(g, 1e-3, L0), L0), L0), L0);
+  check_graph(a, g);
+  arena_free(a);
+}
+
+/* nnc_sgemm against a plain triple loop, in each transposition, split
+ * along M and along N (and not split, when small). */
+static void nnc_sgemm_halves_match_the_whole_product(void **state) {
+  (void)state;
+  const int64_t shapes[][3] = {{257, 100, 64}, {40, 301, 64}, {9, 7, 5}};
+  for (int s = 0; s < 3; s++)
+    for (int t = 0; t < 4; t++) {
+      int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+      bool ta = t & 1, tb = t & 2;
+      float *A = malloc(sizeof(float) * (size_t)(M * K)), *B = malloc(sizeof(float) * (size_t)(K * N));
+      float *C = malloc(sizeof(float) * (size_t)(M * N));
+      for (int64_t i = 0; i < M * K; i++) A[i] = (float)urand();
+      for (int64_t i = 0; i < K * N; i++) B[i] = (float)urand();
+      nnc_sgemm(ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, C, N);
+      for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+          double ref = 0;
+          for (int64_t k = 0; k < K; k++) ref += (double)(ta ? A[k * M + i] : A[i * K + k]) * (tb ? B[j * K + k] : B[k * N + j]);
+          if (fabs(C[i * N + j] - ref) > 1e-4 * fmax(1.0, fabs(ref)))
+            fail_msg("%lldx%lldx%lld ta %d tb %d: C[%lld, %lld] = %g, want %g", (long long)M, (long long)N,
+                     (long long)K, ta, tb, (long long)i, (long long)j, C[i * N + j], ref);
+        }
+      free(A), free(B), free(C);
+    }
+}
+
 /* ---- rows ------------------------------------------------------------- */
 
 static void log_softmax_softmax_argmax_one_hot(void **state) {
@@ -694,6 +740,8 @@ int main(void) {
       cmocka_unit_test(sum_of_fused_chain),
       cmocka_unit_test(matmul_all_transposes_with_batch_rows),
       cmocka_unit_test(matmul_with_batch_as_inner_dimension),
+      cmocka_unit_test(big_products_and_loops_run_in_halves),
+      cmocka_unit_test(nnc_sgemm_halves_match_the_whole_product),
       cmocka_unit_test(convolutions_and_both_adjoints_match),
       cmocka_unit_test(poolings_and_their_adjoints_match),
       cmocka_unit_test(slices_and_their_adjoints_match),
