@@ -2,15 +2,19 @@
  * codegen.c — the LLVM IR of one step: a function `void NAME(ptr arena,
  * i64 n)` that runs the fused kernels in order (fuse.c).
  *
- * Each kernel but MATMUL becomes an internal function whose parameters are
- * the buffers it touches, each a `noalias` pointer into the arena, plus n.
- * The step function computes those pointers (arena + node->offset) and
- * calls the kernels; a MATMUL is a call to cblas_sgemm right in the step.
- * The kernels stay functions (`noinline`): their noalias parameters are
- * what lets LLVM vectorize loops over one big arena, and small functions
- * keep optimization and code generation fast where one inlined step of
- * hundreds of loops made them superlinear. Kernels that come out the same
- * (a model's repeated blocks: same shapes, same ops) are merged into one
+ * Each kernel but MATMUL and CALL becomes an internal function whose
+ * parameters are the buffers it touches, each a `noalias` pointer into the
+ * arena, its sizes (`dims`, see dim_value) and n. The step function
+ * computes those pointers (arena + node->offset) and calls the kernels; a
+ * MATMUL is a call to nnc_sgemm (cblas_sgemm, in two halves when big) right
+ * in the step. A loop kernel big enough to split is *ranged*: it also takes
+ * the bounds of its outer loop, and the step calls it through nnc_parallel
+ * (runtime/parts.c) with a trampoline that reads its arguments from a ctx
+ * array. The kernels stay functions (`noinline`): their noalias parameters
+ * are what lets LLVM vectorize loops over one big arena, and small
+ * functions keep optimization and code generation fast where one inlined
+ * step of hundreds of loops made them superlinear. Kernels that come out
+ * the same (the same ops on tensors of any size) are merged into one
  * function before O3 (jit.c), and a call costs nanoseconds.
  *
  *   elementwise kernel: a loop nest over the kernel's shape (size-1 dims

@@ -20,9 +20,8 @@
  * accumulate into it). Pooling kernels take C = O = 1 and n = the number
  * of image planes.
  *
- * The images are split into RT_PARTS parts, run at once by the calling
- * thread and a worker thread (one part each, one OpenBLAS thread each;
- * on one core the calling thread runs both). `scratch` holds, per part,
+ * The images are split into RT_PARTS parts, run at once on the step's
+ * two threads (parts.c; with one thread the calling thread runs both). `scratch` holds, per part,
  * for the im2col method, min(CHUNK, ⌈n/RT_PARTS⌉)·(C/groups·KH·KW +
  * O/groups)·OH·OW floats: the columns of CHUNK images side by side, so
  * that one GEMM covers them all, and their results before they are put in
