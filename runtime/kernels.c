@@ -328,9 +328,71 @@ static inline float keep(float v, bool t) {
   return v;
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_AVX512_POOLING 1
+
+/* One row of 2×2 windows (rows r0 and r1 of the input), forward (o: the
+ * row of maxima) or backward (g: their gradients, spread into rows d0 and
+ * d1), 16 windows a vector, the last ones masked. Exactly the scalar
+ * loop's arithmetic: the same comparisons in the same order, NaN first. */
+__attribute__((target("avx512f"))) static void max2x2_row_avx512(int op, const float *r0, const float *r1,
+                                                                 const float *g, float *o, float *d1, int64_t OW) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  for (int64_t ox = 0; ox < OW; ox += 16) {
+    int64_t left = OW - ox < 16 ? OW - ox : 16;   /* windows in this vector */
+    __mmask16 m = (__mmask16)((1u << left) - 1);
+    /* the 2·left input floats of each row: the first 16, then the rest */
+    __mmask16 m0 = (__mmask16)(left >= 8 ? 0xffffu : (1u << (2 * left)) - 1);
+    __mmask16 m1 = (__mmask16)(left > 8 ? (1u << (2 * left - 16)) - 1 : 0);
+    const float *p0 = r0 + 2 * ox, *p1 = r1 + 2 * ox;
+    __m512 x0 = _mm512_maskz_loadu_ps(m0, p0), x1 = _mm512_maskz_loadu_ps(m1, p0 + 16);
+    __m512 y0 = _mm512_maskz_loadu_ps(m0, p1), y1 = _mm512_maskz_loadu_ps(m1, p1 + 16);
+    __m512 a = _mm512_permutex2var_ps(x0, even, x1), b = _mm512_permutex2var_ps(x0, odd, x1);
+    __m512 e = _mm512_permutex2var_ps(y0, even, y1), f = _mm512_permutex2var_ps(y0, odd, y1);
+    /* max4: ab = b > a ? b : a, cd = f > e ? f : e, mx = cd > ab ? cd : ab; a NaN makes the sum */
+    __m512 ab = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(b, a, _CMP_GT_OQ), a, b);
+    __m512 cd = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(f, e, _CMP_GT_OQ), e, f);
+    __m512 mx = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(cd, ab, _CMP_GT_OQ), ab, cd);
+    __mmask16 nan = _mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(e, f, _CMP_UNORD_Q);
+    mx = _mm512_mask_blend_ps(nan, mx, _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a, b), e), f));
+    if (op == POOL_MAX) {
+      _mm512_mask_storeu_ps(o + ox, m, mx);
+      continue;
+    }
+    /* same(x, mx): equal, or both NaN */
+    __mmask16 mnan = _mm512_cmp_ps_mask(mx, mx, _CMP_UNORD_Q);
+    __mmask16 t0 = _mm512_cmp_ps_mask(a, mx, _CMP_EQ_OQ) | (_mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q) & mnan);
+    __mmask16 t1 = (__mmask16)(~t0 & (_mm512_cmp_ps_mask(b, mx, _CMP_EQ_OQ) | (_mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q) & mnan)));
+    __mmask16 t2 = (__mmask16)(~t0 & ~t1 & (_mm512_cmp_ps_mask(e, mx, _CMP_EQ_OQ) | (_mm512_cmp_ps_mask(e, e, _CMP_UNORD_Q) & mnan)));
+    __mmask16 t3 = (__mmask16)(~(t0 | t1 | t2));
+    __m512 v = _mm512_maskz_loadu_ps(m, g + ox);
+    __m512 va = _mm512_maskz_mov_ps(t0, v), vb = _mm512_maskz_mov_ps(t1, v);
+    __m512 ve = _mm512_maskz_mov_ps(t2, v), vf = _mm512_maskz_mov_ps(t3, v);
+    float *q0 = o + 2 * ox, *q1 = d1 + 2 * ox;
+    _mm512_mask_storeu_ps(q0, m0, _mm512_permutex2var_ps(va, lo, vb));
+    _mm512_mask_storeu_ps(q0 + 16, m1, _mm512_permutex2var_ps(va, hi, vb));
+    _mm512_mask_storeu_ps(q1, m0, _mm512_permutex2var_ps(ve, lo, vf));
+    _mm512_mask_storeu_ps(q1 + 16, m1, _mm512_permutex2var_ps(ve, hi, vf));
+  }
+}
+
+static bool avx512(void) {
+  static int have = -1;
+  if (have < 0) have = __builtin_cpu_supports("avx512f") ? 1 : 0;
+  return have;
+}
+#else
+#define HAVE_AVX512_POOLING 0
+#endif
+
 /* 2×2 max pooling with stride 2 and no padding, forward, backward or
  * picking: the usual case, as straight loops over pairs of rows. The first
- * maximum of a window wins, as in argmax_window. */
+ * maximum of a window wins, as in argmax_window. With AVX-512, the
+ * forward and backward rows run 16 windows at a time. */
 static void max2x2_planes(const Job *jb, int64_t n) {
   const Geom *k = jb->k;
   int64_t W = k->w, HW = k->h * k->w, OW = k->ow, OHW = k->oh * k->ow;
@@ -341,6 +403,14 @@ static void max2x2_planes(const Job *jb, int64_t n) {
     if (jb->op == POOL_MAX_BWD && (k->h % 2 || k->w % 2)) memset(out, 0, sizeof(float) * (size_t)HW);
     for (int64_t oy = 0; oy < k->oh; oy++) {
       const float *r0 = plane + 2 * oy * W, *r1 = r0 + W;
+#if HAVE_AVX512_POOLING
+      if (jb->op != POOL_MAX_PICK && avx512()) {
+        if (jb->op == POOL_MAX) max2x2_row_avx512(POOL_MAX, r0, r1, NULL, out + oy * OW, NULL, OW);
+        else max2x2_row_avx512(POOL_MAX_BWD, r0, r1, jb->b + p * OHW + oy * OW, out + 2 * oy * W,
+                               out + 2 * oy * W + W, OW);
+        continue;
+      }
+#endif
       if (jb->op == POOL_MAX) {
         float *o = out + oy * OW;
         for (int64_t ox = 0; ox < OW; ox++) o[ox] = max4(r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]);
