@@ -217,19 +217,24 @@ static void conv_part(void *arg, int part) {
   for (int64_t i0 = lo; i0 < hi; i0 += chunk) {
     int64_t m = hi - i0 < chunk ? hi - i0 : chunk;
     for (int64_t g = 0; g < k->groups; g++) {
+      /* one image's block [og, P] is where it sits in the tensor: no copy */
+      float *own = m == 1 ? NULL : blk;
       if (cv->dir == 0) {
         columns(k, cv->a, i0, m, g, col);
-        sgemm(false, false, og, m * P, K, cv->b + g * og * K, K, col, m * P, 0.0f, blk, m * P);
-        from_block(blk, cv->out, i0, m, g, og, k->o, P);
+        float *y = own ? own : cv->out + (i0 * k->o + g * og) * P;
+        sgemm(false, false, og, m * P, K, cv->b + g * og * K, K, col, m * P, 0.0f, y, m * P);
+        if (own) from_block(own, cv->out, i0, m, g, og, k->o, P);
       } else if (cv->dir == 1) {
-        to_block(cv->a, blk, i0, m, g, og, k->o, P);
-        sgemm(true, false, K, m * P, og, cv->b + g * og * K, K, blk, m * P, 0.0f, col, m * P);
+        const float *dy = own ? own : cv->a + (i0 * k->o + g * og) * P;
+        if (own) to_block(cv->a, own, i0, m, g, og, k->o, P);
+        sgemm(true, false, K, m * P, og, cv->b + g * og * K, K, dy, m * P, 0.0f, col, m * P);
         for (int64_t j = 0; j < m; j++)   /* the columns folded back into each image of the group */
           col2im(k, cg, col + j * P, m * P, cv->out + ((i0 + j) * k->c + g * cg) * k->h * k->w);
       } else {
         columns(k, cv->a, i0, m, g, col);
-        to_block(cv->b, blk, i0, m, g, og, k->o, P);
-        sgemm(false, true, og, K, m * P, blk, m * P, col, m * P, 1.0f, dw + g * og * K, K);
+        const float *dy = own ? own : cv->b + (i0 * k->o + g * og) * P;
+        if (own) to_block(cv->b, own, i0, m, g, og, k->o, P);
+        sgemm(false, true, og, K, m * P, dy, m * P, col, m * P, 1.0f, dw + g * og * K, K);
       }
     }
   }
