@@ -348,7 +348,7 @@ typedef struct Nest {
   Dim dim[MAX_RANK];
   int nacc;
   Access *acc;
-  bool ranged;              /* the outer loop runs over [c->lo, c->hi) */
+  int range_level;          /* this loop runs over [c->lo, c->hi) (-1: none); 0 for a loop kernel */
 } Nest;
 
 /* Strides of tensor t read as if broadcast to `view` (numpy: trailing dims
@@ -402,7 +402,7 @@ static void nest_emit(Cg *c, Nest *ns, int level, BodyFn body, void *ctx) {
     return;
   }
   Loop l;
-  bool ranged = level == 0 && ns->ranged;
+  bool ranged = level == ns->range_level;
   LLVMValueRef i = loop_begin(c, &l, ranged ? c->lo : i64c(c, 0), ranged ? c->hi : dim_value(c, ns->dim[level]), "i");
   LLVMValueRef *saved = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(ns->nacc + 1));
   for (int a = 0; a < ns->nacc; a++) {
@@ -564,6 +564,15 @@ static void add_access(Cg *c, Nest *ns, const IrNode *t, const Shape *view) {
   NNC_ASSERT(nd == ns->nd);
 }
 
+/* What the step needs of a ranged kernel just built: its nest (c->loop). */
+static void keep_nest(Cg *c, const Nest *ns, bool ranged) {
+  c->loop = NULL;
+  if (ranged) {
+    c->loop = arena_alloc(c->arena, sizeof *ns);
+    *c->loop = *ns;
+  }
+}
+
 static void gen_loop(Cg *c, int k, const Kernel *kn) {
   const Fusion *f = c->f;
   int nn = kn->nodes.len;
@@ -604,15 +613,11 @@ static void gen_loop(Cg *c, int k, const Kernel *kn) {
   bool sized = true;   /* total is the loop's size (else nnc_parallel decides when it runs) */
   for (int l = 0; l < ns.nd && sized; l++) sized = dim_mul(total, ns.dim[l], &total);
   if (ranged && sized && dim_known(total) && total.c < RT_MIN_PARALLEL_ELEMENTS) ranged = false;
-  ns.ranged = ranged;
+  ns.range_level = ranged ? 0 : -1;
   kernel_begin_x(c, k, ranged);
   nest_run(c, &ns, loop_body, &lc);
   kernel_end(c);
-  c->loop = NULL;
-  if (ranged) {
-    c->loop = arena_alloc(c->arena, sizeof ns);
-    *c->loop = ns;
-  }
+  keep_nest(c, &ns, ranged);
 }
 
 /* ---- reductions ------------------------------------------------------- */
@@ -634,7 +639,7 @@ static void reduce_body(Cg *c, Nest *ns, void *vctx) {
 static void gen_reduce(Cg *c, int k, const IrNode *r) {
   const IrNode *x = r->src[0];
   NNC_ASSERT(view_root(x)->op != IR_CONST);   /* a reduction of a scalar is folded earlier */
-  Nest ns = {.acc = arena_alloc(c->arena, sizeof(Access) * 2), .nacc = 2};
+  Nest ns = {.acc = arena_alloc(c->arena, sizeof(Access) * 2), .nacc = 2, .range_level = -1};
   ns.acc[0].t = x;
   ns.acc[0].buf = buf_of(c, x);
   ns.acc[1].t = r;
@@ -654,15 +659,32 @@ static void gen_reduce(Cg *c, int k, const IrNode *r) {
     ns.acc[1].stride[ns.nd] = os;
     ns.nd++;
   }
-  kernel_begin(c, k);
+  /* Ranged along the outermost kept dim: each half then sums its own
+   * outputs (a bias gradient: its own channels), whose offsets are one
+   * contiguous range, as every dim outside it is summed over. */
+  nest_merge(&ns);
+  int rl = 0;
+  while (rl < ns.nd && is_zero(ns.acc[1].stride[rl])) rl++;
+  Dim total = dim_int(1);
+  bool sized = true;
+  for (int j = 0; j < ns.nd && sized; j++) sized = dim_mul(total, ns.dim[j], &total);
+  bool ranged = rl < ns.nd && !(sized && dim_known(total) && total.c < RT_MIN_PARALLEL_ELEMENTS);
+  ns.range_level = ranged ? rl : -1;
+  kernel_begin_x(c, k, ranged);
   bool is_max = r->op == IR_MAXR;
   Loop l;
-  LLVMValueRef i = loop_begin(c, &l, i64c(c, 0), numel_value(c, &r->shape), "o");
+  LLVMValueRef from = i64c(c, 0), to = numel_value(c, &r->shape);
+  if (ranged) {
+    LLVMValueRef os = dim_value(c, ns.acc[1].stride[rl]);
+    from = LLVMBuildNSWMul(c->b, c->lo, os, ""), to = LLVMBuildNSWMul(c->b, c->hi, os, "");
+  }
+  LLVMValueRef i = loop_begin(c, &l, from, to, "o");
   store_f(c, f32c(c, is_max ? -INFINITY : 0.0), c->buf[ns.acc[1].buf], i);
   loop_end(c, &l);
   ReduceCtx rc = {.is_max = is_max};
   nest_run(c, &ns, reduce_body, &rc);
   kernel_end(c);
+  keep_nest(c, &ns, ranged);
 }
 
 /* ---- rows of the last axis -------------------------------------------- */
@@ -871,7 +893,7 @@ static void gen_parallel_call(Cg *c, LLVMValueRef ctx, LLVMValueRef part, const 
   for (int l = 0; l < ns->nd; l++) elements = LLVMBuildNSWMul(c->b, elements, dim_value(c, ns->dim[l]), "");
   LLVMTypeRef pt[4] = {c->ptr, c->ptr, c->i64, c->i64};
   LLVMTypeRef ty = LLVMFunctionType(c->voidt, pt, 4, 0);
-  LLVMValueRef cargs[4] = {part, ctx, dim_value(c, ns->dim[0]), elements};
+  LLVMValueRef cargs[4] = {part, ctx, dim_value(c, ns->dim[ns->range_level]), elements};
   LLVMBuildCall2(c->b, ty, declare(c, "nnc_parallel", ty), cargs, 4, "");
 }
 

@@ -573,6 +573,12 @@ static void big_products_and_loops_run_in_halves(void **state) {
   ir_output(g, ir_matmul(g, x, v, false, true, L0), "wide");                  /* [B, 600]: split along N */
   IrNode *gw = ir_matmul(g, x, input(g, "dy", "B,200"), true, false, L0);    /* [300, 200]: Aᵀ split along M */
   ir_assign(g, w, ir_binary(g, IR_SUB, w, ir_binary(g, IR_MUL, gw, ir_const(g, 1e-3, L0), L0), L0), L0);
+  /* sums split along their outermost kept dim: a bias gradient's columns,
+   * a batch norm's channels (the dims outside summed over) */
+  ir_output(g, ir_reduce(g, IR_SUM, h, 1u, false, L0), "db");                  /* [200] */
+  IrNode *im = input(g, "im", "B,8,12,12");
+  ir_output(g, ir_reduce(g, IR_SUM, im, 1u | 4u | 8u, true, L0), "per_channel");   /* [1, 8, 1, 1] */
+  ir_output(g, ir_reduce(g, IR_MAXR, im, 4u | 8u, false, L0), "per_image");      /* [B, 8] */
   check_graph(a, g);
   arena_free(a);
 }
