@@ -986,28 +986,54 @@ void *cg_build_module(void *llvm_context, void *target_machine, const Graph *g, 
     }
   }
 
-  /* void NAME(ptr arena, i64 n): the kernels in order */
+  /* void NAME(ptr arena, i64 n): the kernels in order. A step of many
+   * kernels calls them from functions of STEP_CHUNK calls each
+   * (NAME.s0, NAME.s1, ...): one straight-line function of thousands of
+   * instructions cost LLVM more than its pieces, and the pieces are
+   * compiled on both cores like the kernels. */
+  enum { STEP_CHUNK = 32 };
   LLVMTypeRef params[2] = {c->ptr, c->i64};
-  LLVMValueRef step = LLVMAddFunction(c->mod, name, LLVMFunctionType(c->voidt, params, 2, 0));
+  LLVMTypeRef step_ty = LLVMFunctionType(c->voidt, params, 2, 0);
+  LLVMValueRef step = LLVMAddFunction(c->mod, name, step_ty);
   LLVMAddAttributeAtIndex(step, LLVMAttributeFunctionIndex, attr(c, "nounwind"));
-  LLVMValueRef arena = LLVMGetParam(step, 0);
-  LLVMSetValueName2(arena, "arena", 5);
-  c->fn = step;
-  c->n = LLVMGetParam(step, 1);
-  LLVMSetValueName2(c->n, "n", 1);
-  c->entry = LLVMAppendBasicBlockInContext(c->ctx, step, "entry");
-  LLVMPositionBuilderAtEnd(c->b, c->entry);
-  /* a ranged kernel's buffers and n, for its halves */
-  LLVMValueRef ctx = LLVMBuildArrayAlloca(c->b, c->ptr, i64c(c, ctx_slots), "ctx");
-  /* profiling: every kernel between nnc_prof_begin(k) and nnc_prof_end(k) */
+  int nchunks = f->nkernels > STEP_CHUNK ? (f->nkernels + STEP_CHUNK - 1) / STEP_CHUNK : 1;
+  LLVMValueRef *chunk = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)nchunks);
   LLVMTypeRef prof_ty = LLVMFunctionType(c->voidt, &c->i64, 1, 0);
-  for (int k = 0; k < f->nkernels; k++) {
-    LLVMValueRef kv = i64c(c, k);
-    if (f->profile) LLVMBuildCall2(c->b, prof_ty, declare(c, "nnc_prof_begin", prof_ty), &kv, 1, "");
-    gen_kernel_call(c, arena, k, kfn, kbuf, knbuf, kloop, kpart, ctx, kdims, kndims);
-    if (f->profile) LLVMBuildCall2(c->b, prof_ty, declare(c, "nnc_prof_end", prof_ty), &kv, 1, "");
+  for (int ch = 0; ch < nchunks; ch++) {
+    LLVMValueRef fn = step;
+    if (nchunks > 1) {
+      fn = LLVMAddFunction(c->mod, arena_printf(c->arena, "%s.s%d", name, ch), step_ty);
+      LLVMSetLinkage(fn, LLVMInternalLinkage);
+      LLVMSetUnnamedAddress(fn, LLVMGlobalUnnamedAddr);
+      LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, attr(c, "noinline"));
+      LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, attr(c, "nounwind"));
+    }
+    chunk[ch] = fn;
+    LLVMValueRef arena = LLVMGetParam(fn, 0);
+    LLVMSetValueName2(arena, "arena", 5);
+    c->fn = fn;
+    c->n = LLVMGetParam(fn, 1);
+    LLVMSetValueName2(c->n, "n", 1);
+    c->entry = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");
+    LLVMPositionBuilderAtEnd(c->b, c->entry);
+    /* a ranged kernel's buffers and n, for its halves */
+    LLVMValueRef ctx = LLVMBuildArrayAlloca(c->b, c->ptr, i64c(c, ctx_slots), "ctx");
+    /* profiling: every kernel between nnc_prof_begin(k) and nnc_prof_end(k) */
+    int end = (ch + 1) * STEP_CHUNK < f->nkernels && nchunks > 1 ? (ch + 1) * STEP_CHUNK : f->nkernels;
+    for (int k = ch * STEP_CHUNK; k < end; k++) {
+      LLVMValueRef kv = i64c(c, k);
+      if (f->profile) LLVMBuildCall2(c->b, prof_ty, declare(c, "nnc_prof_begin", prof_ty), &kv, 1, "");
+      gen_kernel_call(c, arena, k, kfn, kbuf, knbuf, kloop, kpart, ctx, kdims, kndims);
+      if (f->profile) LLVMBuildCall2(c->b, prof_ty, declare(c, "nnc_prof_end", prof_ty), &kv, 1, "");
+    }
+    LLVMBuildRetVoid(c->b);
   }
-  LLVMBuildRetVoid(c->b);
+  if (nchunks > 1) {
+    LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, step, "entry"));
+    LLVMValueRef args[2] = {LLVMGetParam(step, 0), LLVMGetParam(step, 1)};
+    for (int ch = 0; ch < nchunks; ch++) LLVMBuildCall2(c->b, step_ty, chunk[ch], args, 2, "");
+    LLVMBuildRetVoid(c->b);
+  }
   LLVMDisposeBuilder(c->b);
   arena_free(c->arena);
 

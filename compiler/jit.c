@@ -220,46 +220,22 @@ static void make_declaration(LLVMModuleRef m, LLVMValueRef fn) {
   free(name);
 }
 
-/* The index of kernel fn among the module's kernels (function order). */
-static int kernel_index(LLVMModuleRef m, LLVMValueRef step, LLVMValueRef fn) {
-  int i = 0;
-  for (LLVMValueRef f = LLVMGetFirstFunction(m); f; f = LLVMGetNextFunction(f)) {
-    if (f == fn) return i;
-    i += is_kernel(f, step);
-  }
-  return -1;
-}
-
-/* The root of kernel i's group (union-find over `group`). */
-static int group_root(int *group, int i) {
-  while (group[i] != i) i = group[i] = group[group[i]];
-  return i;
-}
-
-/* Joins each kernel with the kernels it calls (a ranged kernel's `.part`
- * function calls the kernel), so that they land in the same part. */
-static void group_callers(LLVMModuleRef m, LLVMValueRef step, int *group) {
-  int i = 0;
-  for (LLVMValueRef fn = LLVMGetFirstFunction(m); fn; fn = LLVMGetNextFunction(fn)) {
-    if (!is_kernel(fn, step)) continue;
-    for (LLVMBasicBlockRef bb = LLVMGetFirstBasicBlock(fn); bb; bb = LLVMGetNextBasicBlock(bb))
-      for (LLVMValueRef in = LLVMGetFirstInstruction(bb); in; in = LLVMGetNextInstruction(in)) {
-        if (LLVMGetInstructionOpcode(in) != LLVMCall) continue;
-        LLVMValueRef callee = LLVMGetCalledValue(in);
-        if (!callee || !LLVMIsAFunction(callee) || !is_kernel(callee, step)) continue;
-        int j = kernel_index(m, step, callee);
-        if (j >= 0) group[group_root(group, i)] = group_root(group, j);
-      }
-    i++;
-  }
+/* What a function costs to compile, for dealing them out: its
+ * instructions, a quarter of them for straight-line code (the step and its
+ * chunks, one block without loops: far cheaper per instruction than a
+ * vectorized loop). */
+static long compile_cost(LLVMValueRef fn) {
+  long k = instruction_count(fn);
+  return LLVMCountBasicBlocks(fn) == 1 ? k / 4 : k;
 }
 
 /* Cuts the module of step `name` (in parts[0], optimized by mergefunc) into
- * up to `want` parts: groups of kernels (a kernel with the kernels it
- * calls) dealt out by size, largest first, to the lightest part; part 0
- * keeps the step function. Each other part is a copy (through bitcode,
- * into a new context) with only its kernels, made external so that part 0
- * can call them. Returns the number of parts. */
+ * up to `want` parts: its functions (kernels, trampolines, the step's
+ * chunks) dealt out by cost, largest first, to the cheapest part; part 0
+ * keeps the step function. Each other part is a copy (through bitcode, into
+ * a new context) that keeps only its own functions' bodies; every function
+ * is external, so that a part can call (or take the address of) a function
+ * another part compiles. Returns the number of parts. */
 static int split_module(Part *parts, int want, const char *name) {
   LLVMModuleRef m = parts[0].m;
   LLVMValueRef step = LLVMGetNamedFunction(m, name);
@@ -267,49 +243,40 @@ static int split_module(Part *parts, int want, const char *name) {
   for (LLVMValueRef fn = LLVMGetFirstFunction(m); fn; fn = LLVMGetNextFunction(fn)) nk += is_kernel(fn, step);
   if (want > nk / 8) want = nk / 8;   /* a few kernels are not worth a thread */
   if (want < 2) return 1;
-  /* the step is straight-line code: far cheaper per instruction than loops */
-  long load[MAX_THREADS] = {instruction_count(step) / 4};
+  long load[MAX_THREADS] = {compile_cost(step)};
   int *owner = calloc((size_t)nk, sizeof *owner);
   long *size = calloc((size_t)nk, sizeof *size);
   int *order = calloc((size_t)nk, sizeof *order);
-  int *group = calloc((size_t)nk, sizeof *group);
   int i = 0;
   for (LLVMValueRef fn = LLVMGetFirstFunction(m); fn; fn = LLVMGetNextFunction(fn))
-    if (is_kernel(fn, step)) group[i] = order[i] = i, i++;
-  group_callers(m, step, group);
-  i = 0;
-  for (LLVMValueRef fn = LLVMGetFirstFunction(m); fn; fn = LLVMGetNextFunction(fn))
-    if (is_kernel(fn, step)) size[group_root(group, i++)] += instruction_count(fn);
+    if (is_kernel(fn, step)) {
+      LLVMSetLinkage(fn, LLVMExternalLinkage);
+      order[i] = i, size[i++] = compile_cost(fn);
+    }
   for (int a = 1; a < nk; a++)   /* insertion sort, largest first */
     for (int b = a; b > 0 && size[order[b]] > size[order[b - 1]]; b--) {
       int t = order[b];
       order[b] = order[b - 1];
       order[b - 1] = t;
     }
-  for (int a = 0; a < nk; a++) {   /* the roots: every group's size is its root's */
-    if (group_root(group, order[a]) != order[a]) continue;
+  for (int a = 0; a < nk; a++) {
     int best = 0;
     for (int p = 1; p < want; p++)
       if (load[p] < load[best]) best = p;
     owner[order[a]] = best;
     load[best] += size[order[a]];
   }
-  for (int a = 0; a < nk; a++) owner[a] = owner[group_root(group, a)];
   LLVMMemoryBufferRef bc = LLVMWriteBitcodeToMemoryBuffer(m);
   for (int p = 1; p < want; p++) {
     parts[p] = (Part){.ctx = LLVMContextCreate()};
     if (LLVMParseBitcodeInContext2(parts[p].ctx, bc, &parts[p].m))
       nnc_die(__FILE__, __LINE__, "LLVM cannot read back its own bitcode");
     LLVMModuleRef mp = parts[p].m;
-    LLVMDeleteFunction(LLVMGetNamedFunction(mp, name));   /* the only caller of the kernels */
+    LLVMDeleteFunction(LLVMGetNamedFunction(mp, name));   /* part 0 compiles the step */
     LLVMValueRef fn = LLVMGetFirstFunction(mp);
     for (int k = 0; fn;) {
       LLVMValueRef next = LLVMGetNextFunction(fn);
-      if (!LLVMIsDeclaration(fn)) {
-        if (owner[k] == p) LLVMSetLinkage(fn, LLVMExternalLinkage);
-        else LLVMDeleteFunction(fn);
-        k++;
-      }
+      if (!LLVMIsDeclaration(fn) && owner[k++] != p) make_declaration(mp, fn);
       fn = next;
     }
   }
@@ -323,7 +290,6 @@ static int split_module(Part *parts, int want, const char *name) {
   free(owner);
   free(size);
   free(order);
-  free(group);
   return want;
 }
 
