@@ -10,7 +10,9 @@
  * in the step. A loop kernel big enough to split is *ranged*: it also takes
  * the bounds of its outer loop, and the step calls it through nnc_parallel
  * (runtime/parts.c) with a trampoline that reads its arguments from a ctx
- * array. The kernels stay functions (`noinline`): their noalias parameters
+ * array. A step of many kernels calls them from chunk functions of 32
+ * calls each, compiled in parallel like the kernels. The kernels stay
+ * functions (`noinline`): their noalias parameters
  * are what lets LLVM vectorize loops over one big arena, and small
  * functions keep optimization and code generation fast where one inlined
  * step of hundreds of loops made them superlinear. Kernels that come out
