@@ -66,7 +66,20 @@ static void backward(Ad *ad, IrNode *n) {
   case IR_STOP_GRAD:
     return;  /* what it is for */
   case IR_NEG: acc(ad, a, U(ad, IR_NEG, g, loc), loc); return;
-  case IR_RELU: acc(ad, a, B(ad, IR_MUL, g, U(ad, IR_STEP, a, loc), loc), loc); return;
+  case IR_RELU:
+    /* step(relu(a)) = step(a): reading the output lets the forward pass
+     * drop a (it is often stored only for this). Below max pooling, the
+     * mask moves to the pooled side, 4× smaller for 2×2 windows: the
+     * gradient reaches only each window's maximum m = relu(a) there, and
+     * step(a) at m is step(maxpool(relu(a))) (simplify finds that node). */
+    if (g->op == IR_MAXPOOL2D_BWD && g->src[0] == n) {
+      IrNode *pooled = W(ad, IR_MAXPOOL2D, n, NULL, &g->src[1]->shape, g);
+      IrNode *gy = B(ad, IR_MUL, g->src[1], U(ad, IR_STEP, pooled, loc), loc);
+      acc(ad, a, W(ad, IR_MAXPOOL2D_BWD, n, gy, &n->shape, g), loc);
+      return;
+    }
+    acc(ad, a, B(ad, IR_MUL, g, U(ad, IR_STEP, n, loc), loc), loc);
+    return;
   case IR_SIGMOID:  /* s (1 - s) */
     acc(ad, a, B(ad, IR_MUL, g, B(ad, IR_MUL, n, B(ad, IR_SUB, C(ad, 1, loc), n, loc), loc), loc), loc);
     return;

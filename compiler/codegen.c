@@ -2,15 +2,21 @@
  * codegen.c — the LLVM IR of one step: a function `void NAME(ptr arena,
  * i64 n)` that runs the fused kernels in order (fuse.c).
  *
- * Each kernel but MATMUL becomes an internal function whose parameters are
- * the buffers it touches, each a `noalias` pointer into the arena, plus n.
- * The step function computes those pointers (arena + node->offset) and
- * calls the kernels; a MATMUL is a call to cblas_sgemm right in the step.
- * The kernels stay functions (`noinline`): their noalias parameters are
- * what lets LLVM vectorize loops over one big arena, and small functions
- * keep optimization and code generation fast where one inlined step of
- * hundreds of loops made them superlinear. Kernels that come out the same
- * (a model's repeated blocks: same shapes, same ops) are merged into one
+ * Each kernel but MATMUL and CALL becomes an internal function whose
+ * parameters are the buffers it touches, each a `noalias` pointer into the
+ * arena, its sizes (`dims`, see dim_value) and n. The step function
+ * computes those pointers (arena + node->offset) and calls the kernels; a
+ * MATMUL is a call to nnc_sgemm (cblas_sgemm, in two halves when big) right
+ * in the step. A loop kernel big enough to split is *ranged*: it also takes
+ * the bounds of its outer loop, and the step calls it through nnc_parallel
+ * (runtime/parts.c) with a trampoline that reads its arguments from a ctx
+ * array. A step of many kernels calls them from chunk functions of 32
+ * calls each, compiled in parallel like the kernels. The kernels stay
+ * functions (`noinline`): their noalias parameters
+ * are what lets LLVM vectorize loops over one big arena, and small
+ * functions keep optimization and code generation fast where one inlined
+ * step of hundreds of loops made them superlinear. Kernels that come out
+ * the same (the same ops on tensors of any size) are merged into one
  * function before O3 (jit.c), and a call costs nanoseconds.
  *
  *   elementwise kernel: a loop nest over the kernel's shape (size-1 dims
@@ -59,6 +65,11 @@ typedef struct {
   int nbuf, maxbuf;
   int64_t *buf_off;
   LLVMValueRef *buf;
+  LLVMValueRef lo, hi;          /* a ranged kernel's outer loop: [lo, hi) */
+  struct Nest *loop;            /* the loop kernel just built, if ranged: its nest */
+  LLVMValueRef dims;            /* the kernel's sizes (NULL in the step): see dim_value */
+  int ndims, maxdims;
+  int64_t *dimv;                /* their values, in the order the kernel reads them */
 } Cg;
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -66,9 +77,21 @@ typedef struct {
 static LLVMValueRef i64c(Cg *c, int64_t v) { return LLVMConstInt(c->i64, (unsigned long long)v, 1); }
 static LLVMValueRef f32c(Cg *c, double v) { return LLVMConstReal(c->f32, v); }
 
-/* Value of a dimension at run time: c · n^k (every symbol is B; checked). */
+/* Value of a dimension at run time: c · n^k (every symbol is B; checked).
+ *
+ * Inside a kernel, c (but 0 and 1) is read from the kernel's `dims`
+ * parameter, one slot per use, and the step passes the values: so two
+ * kernels that do the same thing on tensors of different sizes (the
+ * optimizer's update of each parameter, the same block at two widths)
+ * are the same function, which mergefunc then compiles once. The loads
+ * are hoisted out of the loops (dims is noalias and read-only). */
 static LLVMValueRef dim_value(Cg *c, Dim d) {
   LLVMValueRef v = i64c(c, d.c);
+  if (c->dims && d.c != 0 && d.c != 1 && c->ndims < c->maxdims) {
+    LLVMValueRef idx = i64c(c, c->ndims);
+    c->dimv[c->ndims++] = d.c;
+    v = LLVMBuildLoad2(c->b, c->i64, LLVMBuildInBoundsGEP2(c->b, c->i64, c->dims, &idx, 1, ""), "dim");
+  }
   for (int k = 0; k < d.nsym; k++) v = LLVMBuildNSWMul(c->b, v, c->n, "");
   return v;
 }
@@ -322,11 +345,12 @@ typedef struct {
   LLVMValueRef off;         /* in the body: the element offset */
 } Access;
 
-typedef struct {
+typedef struct Nest {
   int nd;
   Dim dim[MAX_RANK];
   int nacc;
   Access *acc;
+  int range_level;          /* this loop runs over [c->lo, c->hi) (-1: none); 0 for a loop kernel */
 } Nest;
 
 /* Strides of tensor t read as if broadcast to `view` (numpy: trailing dims
@@ -380,7 +404,8 @@ static void nest_emit(Cg *c, Nest *ns, int level, BodyFn body, void *ctx) {
     return;
   }
   Loop l;
-  LLVMValueRef i = loop_begin(c, &l, i64c(c, 0), dim_value(c, ns->dim[level]), "i");
+  bool ranged = level == ns->range_level;
+  LLVMValueRef i = loop_begin(c, &l, ranged ? c->lo : i64c(c, 0), ranged ? c->hi : dim_value(c, ns->dim[level]), "i");
   LLVMValueRef *saved = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(ns->nacc + 1));
   for (int a = 0; a < ns->nacc; a++) {
     saved[a] = ns->acc[a].off;
@@ -417,16 +442,18 @@ static LLVMAttributeRef attr(Cg *c, const char *name) {
   return LLVMCreateEnumAttribute(c->ctx, LLVMGetEnumAttributeKindForName(name, strlen(name)), 0);
 }
 
-/* Starts `void NAME.kK(ptr noalias b0, ..., i64 n)` for the buffers
- * collected so far; the builder is left in its entry block. */
-static LLVMValueRef kernel_begin(Cg *c, int k) {
-  LLVMTypeRef *params = arena_alloc(c->arena, sizeof(LLVMTypeRef) * (size_t)(c->nbuf + 1));
-  for (int i = 0; i < c->nbuf; i++) params[i] = c->ptr;
-  params[c->nbuf] = c->i64;
-  LLVMTypeRef ty = LLVMFunctionType(c->voidt, params, (unsigned)c->nbuf + 1, 0);
+/* Starts `void NAME.kK(ptr noalias b0, ..., ptr dims, i64 n)` for the
+ * buffers collected so far (a ranged kernel: `..., i64 n, i64 lo, i64
+ * hi)`); the builder is left in its entry block. */
+static LLVMValueRef kernel_begin_x(Cg *c, int k, bool ranged) {
+  LLVMTypeRef *params = arena_alloc(c->arena, sizeof(LLVMTypeRef) * (size_t)(c->nbuf + 4));
+  for (int i = 0; i <= c->nbuf; i++) params[i] = c->ptr;
+  params[c->nbuf + 1] = params[c->nbuf + 2] = params[c->nbuf + 3] = c->i64;
+  LLVMTypeRef ty = LLVMFunctionType(c->voidt, params, (unsigned)c->nbuf + (ranged ? 4 : 2), 0);
   char *fname = arena_printf(c->arena, "%s.k%d", c->name, k);
   LLVMValueRef fn = LLVMAddFunction(c->mod, fname, ty);
   LLVMSetLinkage(fn, LLVMInternalLinkage);
+  LLVMSetUnnamedAddress(fn, LLVMGlobalUnnamedAddr);   /* its address (a ranged kernel's) may merge */
   LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, attr(c, "noinline"));
   LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, attr(c, "nounwind"));
   for (int i = 0; i < c->nbuf; i++) {
@@ -437,14 +464,30 @@ static LLVMValueRef kernel_begin(Cg *c, int k) {
     LLVMSetValueName2(c->buf[i], pname, strlen(pname));
   }
   c->fn = fn;
-  c->n = LLVMGetParam(fn, (unsigned)c->nbuf);
+  c->dims = LLVMGetParam(fn, (unsigned)c->nbuf);
+  LLVMSetValueName2(c->dims, "dims", 4);
+  for (const char *a = "noalias\0nocapture\0readonly\0"; *a; a += strlen(a) + 1)
+    LLVMAddAttributeAtIndex(fn, (unsigned)c->nbuf + 1, attr(c, a));
+  c->ndims = 0;
+  c->n = LLVMGetParam(fn, (unsigned)c->nbuf + 1);
   LLVMSetValueName2(c->n, "n", 1);
+  c->lo = c->hi = NULL;
+  if (ranged) {
+    c->lo = LLVMGetParam(fn, (unsigned)c->nbuf + 2), c->hi = LLVMGetParam(fn, (unsigned)c->nbuf + 3);
+    LLVMSetValueName2(c->lo, "lo", 2);
+    LLVMSetValueName2(c->hi, "hi", 2);
+  }
   c->entry = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");
   LLVMPositionBuilderAtEnd(c->b, c->entry);
   return fn;
 }
 
-static void kernel_end(Cg *c) { LLVMBuildRetVoid(c->b); }
+static LLVMValueRef kernel_begin(Cg *c, int k) { return kernel_begin_x(c, k, false); }
+
+static void kernel_end(Cg *c) {
+  LLVMBuildRetVoid(c->b);
+  c->dims = NULL;
+}
 
 /* ---- elementwise ------------------------------------------------------ */
 
@@ -523,6 +566,15 @@ static void add_access(Cg *c, Nest *ns, const IrNode *t, const Shape *view) {
   NNC_ASSERT(nd == ns->nd);
 }
 
+/* What the step needs of a ranged kernel just built: its nest (c->loop). */
+static void keep_nest(Cg *c, const Nest *ns, bool ranged) {
+  c->loop = NULL;
+  if (ranged) {
+    c->loop = arena_alloc(c->arena, sizeof *ns);
+    *c->loop = *ns;
+  }
+}
+
 static void gen_loop(Cg *c, int k, const Kernel *kn) {
   const Fusion *f = c->f;
   int nn = kn->nodes.len;
@@ -552,9 +604,22 @@ static void gen_loop(Cg *c, int k, const Kernel *kn) {
       add_access(c, &ns, x->op == IR_ASSIGN ? x->src[0] : x, &x->shape);
     }
   }
-  kernel_begin(c, k);
+  /* Ranged: the step may run the outer loop in two halves at once
+   * (nnc_parallel), when each half writes only its own elements and the
+   * loop can be big enough to be worth it. */
+  nest_merge(&ns);
+  bool ranged = ns.nd >= 1;
+  for (int i = 0; i < nn && ranged; i++)
+    if (lc.store_acc[i] >= 0) ranged = !is_zero(ns.acc[lc.store_acc[i]].stride[0]);
+  Dim total = dim_int(1);
+  bool sized = true;   /* total is the loop's size (else nnc_parallel decides when it runs) */
+  for (int l = 0; l < ns.nd && sized; l++) sized = dim_mul(total, ns.dim[l], &total);
+  if (ranged && sized && dim_known(total) && total.c < RT_MIN_PARALLEL_ELEMENTS) ranged = false;
+  ns.range_level = ranged ? 0 : -1;
+  kernel_begin_x(c, k, ranged);
   nest_run(c, &ns, loop_body, &lc);
   kernel_end(c);
+  keep_nest(c, &ns, ranged);
 }
 
 /* ---- reductions ------------------------------------------------------- */
@@ -576,7 +641,7 @@ static void reduce_body(Cg *c, Nest *ns, void *vctx) {
 static void gen_reduce(Cg *c, int k, const IrNode *r) {
   const IrNode *x = r->src[0];
   NNC_ASSERT(view_root(x)->op != IR_CONST);   /* a reduction of a scalar is folded earlier */
-  Nest ns = {.acc = arena_alloc(c->arena, sizeof(Access) * 2), .nacc = 2};
+  Nest ns = {.acc = arena_alloc(c->arena, sizeof(Access) * 2), .nacc = 2, .range_level = -1};
   ns.acc[0].t = x;
   ns.acc[0].buf = buf_of(c, x);
   ns.acc[1].t = r;
@@ -596,15 +661,32 @@ static void gen_reduce(Cg *c, int k, const IrNode *r) {
     ns.acc[1].stride[ns.nd] = os;
     ns.nd++;
   }
-  kernel_begin(c, k);
+  /* Ranged along the outermost kept dim: each half then sums its own
+   * outputs (a bias gradient: its own channels), whose offsets are one
+   * contiguous range, as every dim outside it is summed over. */
+  nest_merge(&ns);
+  int rl = 0;
+  while (rl < ns.nd && is_zero(ns.acc[1].stride[rl])) rl++;
+  Dim total = dim_int(1);
+  bool sized = true;
+  for (int j = 0; j < ns.nd && sized; j++) sized = dim_mul(total, ns.dim[j], &total);
+  bool ranged = rl < ns.nd && !(sized && dim_known(total) && total.c < RT_MIN_PARALLEL_ELEMENTS);
+  ns.range_level = ranged ? rl : -1;
+  kernel_begin_x(c, k, ranged);
   bool is_max = r->op == IR_MAXR;
   Loop l;
-  LLVMValueRef i = loop_begin(c, &l, i64c(c, 0), numel_value(c, &r->shape), "o");
+  LLVMValueRef from = i64c(c, 0), to = numel_value(c, &r->shape);
+  if (ranged) {
+    LLVMValueRef os = dim_value(c, ns.acc[1].stride[rl]);
+    from = LLVMBuildNSWMul(c->b, c->lo, os, ""), to = LLVMBuildNSWMul(c->b, c->hi, os, "");
+  }
+  LLVMValueRef i = loop_begin(c, &l, from, to, "o");
   store_f(c, f32c(c, is_max ? -INFINITY : 0.0), c->buf[ns.acc[1].buf], i);
   loop_end(c, &l);
   ReduceCtx rc = {.is_max = is_max};
   nest_run(c, &ns, reduce_body, &rc);
   kernel_end(c);
+  keep_nest(c, &ns, ranged);
 }
 
 /* ---- rows of the last axis -------------------------------------------- */
@@ -694,28 +776,31 @@ static void gen_matmul(Cg *c, LLVMValueRef arena, const IrNode *y) {
   LLVMValueRef M = dim_value(c, y->shape.d[0]), N = dim_value(c, y->shape.d[1]);
   LLVMValueRef K = dim_value(c, y->trans_a ? a->shape.d[0] : a->shape.d[1]);
   LLVMValueRef lda = dim_value(c, a->shape.d[1]), ldb = dim_value(c, b->shape.d[1]);
-  LLVMTypeRef i32 = c->i32;
-  LLVMTypeRef pt[14] = {i32, i32, i32, i32, i32, i32, c->f32, c->ptr, i32, c->ptr, i32, c->f32, c->ptr, i32};
-  LLVMTypeRef ty = LLVMFunctionType(c->voidt, pt, 14, 0);
-  LLVMValueRef fn = declare(c, "cblas_sgemm", ty);
-#define I32(v) LLVMBuildTrunc(c->b, (v), i32, "")
-  /* lda etc. must be at least 1 even for an empty matrix */
-#define LD(v) I32(LLVMBuildSelect(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, (v), i64c(c, 1), ""), i64c(c, 1), (v), ""))
+  LLVMTypeRef i64 = c->i64, p = c->ptr;
+  LLVMTypeRef pt[11] = {i64, i64, i64, i64, i64, p, i64, p, i64, p, i64};
+  LLVMTypeRef ty = LLVMFunctionType(c->voidt, pt, 11, 0);
+  LLVMValueRef fn = declare(c, "nnc_sgemm", ty);
   LLVMValueRef ptrs[3];
   const IrNode *ops[3] = {a, b, y};
   for (int i = 0; i < 3; i++) {
     LLVMValueRef off = i64c(c, storage(ops[i])->offset);
     ptrs[i] = LLVMBuildInBoundsGEP2(c->b, c->f32, arena, &off, 1, "");
   }
-  LLVMValueRef args[14] = {
-      LLVMConstInt(i32, 101, 0),                      /* CblasRowMajor */
-      LLVMConstInt(i32, y->trans_a ? 112 : 111, 0),   /* CblasTrans : CblasNoTrans */
-      LLVMConstInt(i32, y->trans_b ? 112 : 111, 0),
-      I32(M), I32(N), I32(K), f32c(c, 1.0),
-      ptrs[0], LD(lda), ptrs[1], LD(ldb), f32c(c, 0.0), ptrs[2], LD(N)};
-#undef LD
-#undef I32
-  LLVMBuildCall2(c->b, ty, fn, args, 14, "");
+  LLVMValueRef args[11] = {i64c(c, y->trans_a), i64c(c, y->trans_b), M, N, K, ptrs[0], lda, ptrs[1], ldb, ptrs[2], N};
+  LLVMBuildCall2(c->b, ty, fn, args, 11, "");
+}
+
+/* A private constant array of i64 in the module (a null pointer if empty). */
+static LLVMValueRef const_i64_array(Cg *c, const char *name, const int64_t *v, int count) {
+  if (count == 0) return LLVMConstPointerNull(c->ptr);
+  LLVMValueRef *vals = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)count);
+  for (int i = 0; i < count; i++) vals[i] = i64c(c, v[i]);
+  LLVMValueRef gv = LLVMAddGlobal(c->mod, LLVMArrayType2(c->i64, (uint64_t)count), name);
+  LLVMSetInitializer(gv, LLVMConstArray2(c->i64, vals, (uint64_t)count));
+  LLVMSetGlobalConstant(gv, 1);
+  LLVMSetLinkage(gv, LLVMPrivateLinkage);
+  LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
+  return gv;
 }
 
 /* A convolution or pooling: a call to its runtime kernel (runtime/kernels.h)
@@ -728,13 +813,7 @@ static void gen_call(Cg *c, LLVMValueRef arena, const IrNode *y) {
   ir_window_sides(y, &xs, &ys);
   LLVMValueRef count = i64c(c, 1);
   for (int i = 0; i < lead; i++) count = LLVMBuildNSWMul(c->b, count, dim_value(c, xs->d[i]), "");
-  LLVMValueRef vals[RT_GEOM_COUNT];
-  for (int i = 0; i < RT_GEOM_COUNT; i++) vals[i] = i64c(c, geom[i]);
-  LLVMValueRef gv = LLVMAddGlobal(c->mod, LLVMArrayType2(c->i64, RT_GEOM_COUNT), "geom");
-  LLVMSetInitializer(gv, LLVMConstArray2(c->i64, vals, RT_GEOM_COUNT));
-  LLVMSetGlobalConstant(gv, 1);
-  LLVMSetLinkage(gv, LLVMPrivateLinkage);
-  LLVMSetUnnamedAddress(gv, LLVMGlobalUnnamedAddr);
+  LLVMValueRef gv = const_i64_array(c, "geom", geom, RT_GEOM_COUNT);
   LLVMValueRef ptrs[4];
   const IrNode *ops[3] = {y->src[0], y->src[1], y};
   for (int i = 0; i < 3; i++) {
@@ -778,9 +857,54 @@ static bool check_graph(Cg *c) {
   return true;
 }
 
+/* `void NAME.partN(ptr ctx, i64 lo, i64 hi)`: calls the ranged kernel
+ * of N buffers whose pointer and arguments the step put in ctx (the
+ * kernel, its N buffers and dims, then n) over [lo, hi). nnc_parallel calls
+ * it once per half. One per buffer count, shared by every kernel with it. */
+static LLVMValueRef gen_part_fn(Cg *c, LLVMTypeRef kty, int nbuf) {
+  LLVMTypeRef pt[3] = {c->ptr, c->i64, c->i64};
+  char *fname = arena_printf(c->arena, "%s.part%d", c->name, nbuf);
+  LLVMValueRef fn = LLVMAddFunction(c->mod, fname, LLVMFunctionType(c->voidt, pt, 3, 0));
+  LLVMSetLinkage(fn, LLVMInternalLinkage);
+  LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, attr(c, "nounwind"));
+  LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
+  LLVMValueRef ctx = LLVMGetParam(fn, 0);
+  LLVMValueRef *args = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(nbuf + 5));
+  for (int i = 0; i <= nbuf + 2; i++) {   /* slot 0: the kernel */
+    LLVMValueRef idx = i64c(c, i);
+    LLVMValueRef slot = LLVMBuildInBoundsGEP2(c->b, c->ptr, ctx, &idx, 1, "");
+    args[i] = LLVMBuildLoad2(c->b, i <= nbuf + 1 ? c->ptr : c->i64, slot, "");
+  }
+  args[nbuf + 3] = LLVMGetParam(fn, 1);
+  args[nbuf + 4] = LLVMGetParam(fn, 2);
+  LLVMBuildCall2(c->b, kty, args[0], args + 1, (unsigned)nbuf + 4, "");
+  LLVMBuildRetVoid(c->b);
+  return fn;
+}
+
+/* A ranged kernel's call from the step: the kernel, its buffers, dims and
+ * n into the step's ctx slots, then nnc_parallel(part, ctx, outer loop's
+ * length, elements). */
+static void gen_parallel_call(Cg *c, LLVMValueRef ctx, LLVMValueRef part, const Nest *ns, LLVMValueRef kfn,
+                              LLVMValueRef *args, int nbuf) {
+  for (int i = 0; i <= nbuf + 2; i++) {
+    LLVMValueRef idx = i64c(c, i);
+    LLVMBuildStore(c->b, i == 0 ? kfn : args[i - 1], LLVMBuildInBoundsGEP2(c->b, c->ptr, ctx, &idx, 1, ""));
+  }
+  LLVMValueRef elements = i64c(c, 1);
+  for (int l = 0; l < ns->nd; l++) elements = LLVMBuildNSWMul(c->b, elements, dim_value(c, ns->dim[l]), "");
+  LLVMTypeRef pt[4] = {c->ptr, c->ptr, c->i64, c->i64};
+  LLVMTypeRef ty = LLVMFunctionType(c->voidt, pt, 4, 0);
+  LLVMValueRef cargs[4] = {part, ctx, dim_value(c, ns->dim[ns->range_level]), elements};
+  LLVMBuildCall2(c->b, ty, declare(c, "nnc_parallel", ty), cargs, 4, "");
+}
+
 /* The step's call of kernel k: the library call of a MATMUL or CALL
- * kernel, or a call of the kernel's own function with its buffers. */
-static void gen_kernel_call(Cg *c, LLVMValueRef arena, int k, LLVMValueRef *kfn, int64_t **kbuf, const int *knbuf) {
+ * kernel, or a call of the kernel's own function with its buffers (a
+ * ranged kernel's through nnc_parallel). */
+static void gen_kernel_call(Cg *c, LLVMValueRef arena, int k, LLVMValueRef *kfn, int64_t **kbuf, const int *knbuf,
+                            struct Nest **kloop, LLVMValueRef *kpart, LLVMValueRef ctx, int64_t **kdims,
+                            const int *kndims) {
   const Kernel *kn = &c->f->kernels[k];
   if (kn->kind == FK_MATMUL) {
     gen_matmul(c, arena, kn->nodes.items[0]);
@@ -790,13 +914,15 @@ static void gen_kernel_call(Cg *c, LLVMValueRef arena, int k, LLVMValueRef *kfn,
     gen_call(c, arena, kn->nodes.items[0]);
     return;
   }
-  LLVMValueRef *args = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(knbuf[k] + 1));
+  LLVMValueRef *args = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(knbuf[k] + 4));
   for (int i = 0; i < knbuf[k]; i++) {
     LLVMValueRef off = i64c(c, kbuf[k][i]);
     args[i] = LLVMBuildInBoundsGEP2(c->b, c->f32, arena, &off, 1, "");
   }
-  args[knbuf[k]] = c->n;
-  LLVMBuildCall2(c->b, LLVMGlobalGetValueType(kfn[k]), kfn[k], args, (unsigned)knbuf[k] + 1, "");
+  args[knbuf[k]] = const_i64_array(c, "dims", kdims[k], kndims[k]);
+  args[knbuf[k] + 1] = c->n;
+  if (kloop[k]) gen_parallel_call(c, ctx, kpart[k], kloop[k], kfn[k], args, knbuf[k]);
+  else LLVMBuildCall2(c->b, LLVMGlobalGetValueType(kfn[k]), kfn[k], args, (unsigned)knbuf[k] + 2, "");
 }
 
 void *cg_build_module(void *llvm_context, void *target_machine, const Graph *g, const Fusion *f,
@@ -829,9 +955,17 @@ void *cg_build_module(void *llvm_context, void *target_machine, const Graph *g, 
   LLVMValueRef *kfn = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(f->nkernels + 1));
   int64_t **kbuf = arena_alloc(c->arena, sizeof(int64_t *) * (size_t)(f->nkernels + 1));
   int *knbuf = arena_alloc(c->arena, sizeof(int) * (size_t)(f->nkernels + 1));
+  struct Nest **kloop = arena_alloc(c->arena, sizeof(struct Nest *) * (size_t)(f->nkernels + 1));
+  int64_t **kdims = arena_alloc(c->arena, sizeof(int64_t *) * (size_t)(f->nkernels + 1));
+  int *kndims = arena_alloc(c->arena, sizeof(int) * (size_t)(f->nkernels + 1));
+  c->maxdims = 256;
+  c->dimv = arena_alloc(c->arena, sizeof(int64_t) * (size_t)c->maxdims);
+  LLVMValueRef *kpart = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(f->nkernels + 1));
+  int ctx_slots = 1;
   for (int k = 0; k < f->nkernels; k++) {
     const Kernel *kn = &f->kernels[k];
     c->nbuf = 0;
+    c->loop = NULL;
     switch (kn->kind) {
     case FK_LOOP: gen_loop(c, k, kn); break;
     case FK_REDUCE: gen_reduce(c, k, kn->nodes.items[0]); break;
@@ -842,28 +976,66 @@ void *cg_build_module(void *llvm_context, void *target_machine, const Graph *g, 
     knbuf[k] = c->nbuf;
     kbuf[k] = arena_alloc(c->arena, sizeof(int64_t) * (size_t)(c->nbuf + 1));
     memcpy(kbuf[k], c->buf_off, sizeof(int64_t) * (size_t)c->nbuf);
+    kndims[k] = c->ndims;
+    kdims[k] = arena_alloc(c->arena, sizeof(int64_t) * (size_t)(c->ndims + 1));
+    memcpy(kdims[k], c->dimv, sizeof(int64_t) * (size_t)c->ndims);
+    kloop[k] = c->loop;
+    if (kloop[k]) {
+      int j = 0;   /* the trampoline of a kernel with as many buffers, if there is one */
+      while (j < k && !(kloop[j] && knbuf[j] == knbuf[k])) j++;
+      kpart[k] = j < k ? kpart[j] : gen_part_fn(c, LLVMGlobalGetValueType(kfn[k]), knbuf[k]);
+      ctx_slots = knbuf[k] + 3 > ctx_slots ? knbuf[k] + 3 : ctx_slots;
+    }
   }
 
-  /* void NAME(ptr arena, i64 n): the kernels in order */
+  /* void NAME(ptr arena, i64 n): the kernels in order. A step of many
+   * kernels calls them from functions of STEP_CHUNK calls each
+   * (NAME.s0, NAME.s1, ...): one straight-line function of thousands of
+   * instructions cost LLVM more than its pieces, and the pieces are
+   * compiled on both cores like the kernels. */
+  enum { STEP_CHUNK = 32 };
   LLVMTypeRef params[2] = {c->ptr, c->i64};
-  LLVMValueRef step = LLVMAddFunction(c->mod, name, LLVMFunctionType(c->voidt, params, 2, 0));
+  LLVMTypeRef step_ty = LLVMFunctionType(c->voidt, params, 2, 0);
+  LLVMValueRef step = LLVMAddFunction(c->mod, name, step_ty);
   LLVMAddAttributeAtIndex(step, LLVMAttributeFunctionIndex, attr(c, "nounwind"));
-  LLVMValueRef arena = LLVMGetParam(step, 0);
-  LLVMSetValueName2(arena, "arena", 5);
-  c->fn = step;
-  c->n = LLVMGetParam(step, 1);
-  LLVMSetValueName2(c->n, "n", 1);
-  c->entry = LLVMAppendBasicBlockInContext(c->ctx, step, "entry");
-  LLVMPositionBuilderAtEnd(c->b, c->entry);
-  /* profiling: every kernel between nnc_prof_begin(k) and nnc_prof_end(k) */
+  int nchunks = f->nkernels > STEP_CHUNK ? (f->nkernels + STEP_CHUNK - 1) / STEP_CHUNK : 1;
+  LLVMValueRef *chunk = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)nchunks);
   LLVMTypeRef prof_ty = LLVMFunctionType(c->voidt, &c->i64, 1, 0);
-  for (int k = 0; k < f->nkernels; k++) {
-    LLVMValueRef kv = i64c(c, k);
-    if (f->profile) LLVMBuildCall2(c->b, prof_ty, declare(c, "nnc_prof_begin", prof_ty), &kv, 1, "");
-    gen_kernel_call(c, arena, k, kfn, kbuf, knbuf);
-    if (f->profile) LLVMBuildCall2(c->b, prof_ty, declare(c, "nnc_prof_end", prof_ty), &kv, 1, "");
+  for (int ch = 0; ch < nchunks; ch++) {
+    LLVMValueRef fn = step;
+    if (nchunks > 1) {
+      fn = LLVMAddFunction(c->mod, arena_printf(c->arena, "%s.s%d", name, ch), step_ty);
+      LLVMSetLinkage(fn, LLVMInternalLinkage);
+      LLVMSetUnnamedAddress(fn, LLVMGlobalUnnamedAddr);
+      LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, attr(c, "noinline"));
+      LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, attr(c, "nounwind"));
+    }
+    chunk[ch] = fn;
+    LLVMValueRef arena = LLVMGetParam(fn, 0);
+    LLVMSetValueName2(arena, "arena", 5);
+    c->fn = fn;
+    c->n = LLVMGetParam(fn, 1);
+    LLVMSetValueName2(c->n, "n", 1);
+    c->entry = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");
+    LLVMPositionBuilderAtEnd(c->b, c->entry);
+    /* a ranged kernel's buffers and n, for its halves */
+    LLVMValueRef ctx = LLVMBuildArrayAlloca(c->b, c->ptr, i64c(c, ctx_slots), "ctx");
+    /* profiling: every kernel between nnc_prof_begin(k) and nnc_prof_end(k) */
+    int end = (ch + 1) * STEP_CHUNK < f->nkernels && nchunks > 1 ? (ch + 1) * STEP_CHUNK : f->nkernels;
+    for (int k = ch * STEP_CHUNK; k < end; k++) {
+      LLVMValueRef kv = i64c(c, k);
+      if (f->profile) LLVMBuildCall2(c->b, prof_ty, declare(c, "nnc_prof_begin", prof_ty), &kv, 1, "");
+      gen_kernel_call(c, arena, k, kfn, kbuf, knbuf, kloop, kpart, ctx, kdims, kndims);
+      if (f->profile) LLVMBuildCall2(c->b, prof_ty, declare(c, "nnc_prof_end", prof_ty), &kv, 1, "");
+    }
+    LLVMBuildRetVoid(c->b);
   }
-  LLVMBuildRetVoid(c->b);
+  if (nchunks > 1) {
+    LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, step, "entry"));
+    LLVMValueRef args[2] = {LLVMGetParam(step, 0), LLVMGetParam(step, 1)};
+    for (int ch = 0; ch < nchunks; ch++) LLVMBuildCall2(c->b, step_ty, chunk[ch], args, 2, "");
+    LLVMBuildRetVoid(c->b);
+  }
   LLVMDisposeBuilder(c->b);
   arena_free(c->arena);
 

@@ -46,11 +46,14 @@ static void choose_blas_kernels(void) {
 const char *cg_blas_info(void) {
   static char info[96];
   char *(*corename)(void) = NULL;
-  int (*threads)(void) = NULL;
+  int (*threads)(void) = NULL, (*blas_threads)(void) = NULL;
   *(void **)&corename = dlsym(RTLD_DEFAULT, "openblas_get_corename");
-  *(void **)&threads = dlsym(RTLD_DEFAULT, "openblas_get_num_threads");
-  if (!corename || !threads) return "BLAS: not OpenBLAS";
-  snprintf(info, sizeof info, "OpenBLAS, %s kernels, %d thread%s", corename(), threads(), threads() == 1 ? "" : "s");
+  *(void **)&threads = dlsym(RTLD_DEFAULT, "nnc_threads");   /* the step's threads (runtime/parts.c) */
+  *(void **)&blas_threads = dlsym(RTLD_DEFAULT, "openblas_get_num_threads");
+  if (!corename || !threads || !blas_threads) return "BLAS: not OpenBLAS";
+  int t = threads(), b = blas_threads();
+  snprintf(info, sizeof info, "OpenBLAS, %s kernels; the step on %d thread%s, OpenBLAS on %d in each", corename(), t,
+           t == 1 ? "" : "s", b);
   return info;
 }
 

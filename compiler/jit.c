@@ -88,8 +88,11 @@ static void llvm_options(void) {
   static bool done;   /* options may be parsed once per process */
   if (done) return;
   done = true;
-  const char *argv[] = {"nnc", "-disable-lsr"};
-  LLVMParseCommandLineOptions(2, argv, NULL);
+  /* -funcspec-max-clones=0: O3's function specialization would clone
+   * each kernel for the sizes its call passes (codegen.c's dims), undoing
+   * the merging of same-code kernels and compiling each again */
+  const char *argv[] = {"nnc", "-disable-lsr", "-funcspec-max-clones=0"};
+  LLVMParseCommandLineOptions(3, argv, NULL);
 }
 
 Jit *jit_new(char *err, size_t n) {
@@ -217,11 +220,22 @@ static void make_declaration(LLVMModuleRef m, LLVMValueRef fn) {
   free(name);
 }
 
+/* What a function costs to compile, for dealing them out: its
+ * instructions, a quarter of them for straight-line code (the step and its
+ * chunks, one block without loops: far cheaper per instruction than a
+ * vectorized loop). */
+static long compile_cost(LLVMValueRef fn) {
+  long k = instruction_count(fn);
+  return LLVMCountBasicBlocks(fn) == 1 ? k / 4 : k;
+}
+
 /* Cuts the module of step `name` (in parts[0], optimized by mergefunc) into
- * up to `want` parts: kernels dealt out by size, largest first, to the
- * lightest part; part 0 keeps the step function. Each other part is a copy
- * (through bitcode, into a new context) with only its kernels, made
- * external so that part 0 can call them. Returns the number of parts. */
+ * up to `want` parts: its functions (kernels, trampolines, the step's
+ * chunks) dealt out by cost, largest first, to the cheapest part; part 0
+ * keeps the step function. Each other part is a copy (through bitcode, into
+ * a new context) that keeps only its own functions' bodies; every function
+ * is external, so that a part can call (or take the address of) a function
+ * another part compiles. Returns the number of parts. */
 static int split_module(Part *parts, int want, const char *name) {
   LLVMModuleRef m = parts[0].m;
   LLVMValueRef step = LLVMGetNamedFunction(m, name);
@@ -229,13 +243,16 @@ static int split_module(Part *parts, int want, const char *name) {
   for (LLVMValueRef fn = LLVMGetFirstFunction(m); fn; fn = LLVMGetNextFunction(fn)) nk += is_kernel(fn, step);
   if (want > nk / 8) want = nk / 8;   /* a few kernels are not worth a thread */
   if (want < 2) return 1;
-  long load[MAX_THREADS] = {instruction_count(step)};
+  long load[MAX_THREADS] = {compile_cost(step)};
   int *owner = calloc((size_t)nk, sizeof *owner);
   long *size = calloc((size_t)nk, sizeof *size);
   int *order = calloc((size_t)nk, sizeof *order);
   int i = 0;
   for (LLVMValueRef fn = LLVMGetFirstFunction(m); fn; fn = LLVMGetNextFunction(fn))
-    if (is_kernel(fn, step)) order[i] = i, size[i++] = instruction_count(fn);
+    if (is_kernel(fn, step)) {
+      LLVMSetLinkage(fn, LLVMExternalLinkage);
+      order[i] = i, size[i++] = compile_cost(fn);
+    }
   for (int a = 1; a < nk; a++)   /* insertion sort, largest first */
     for (int b = a; b > 0 && size[order[b]] > size[order[b - 1]]; b--) {
       int t = order[b];
@@ -255,15 +272,11 @@ static int split_module(Part *parts, int want, const char *name) {
     if (LLVMParseBitcodeInContext2(parts[p].ctx, bc, &parts[p].m))
       nnc_die(__FILE__, __LINE__, "LLVM cannot read back its own bitcode");
     LLVMModuleRef mp = parts[p].m;
-    LLVMDeleteFunction(LLVMGetNamedFunction(mp, name));   /* the only caller of the kernels */
+    LLVMDeleteFunction(LLVMGetNamedFunction(mp, name));   /* part 0 compiles the step */
     LLVMValueRef fn = LLVMGetFirstFunction(mp);
     for (int k = 0; fn;) {
       LLVMValueRef next = LLVMGetNextFunction(fn);
-      if (!LLVMIsDeclaration(fn)) {
-        if (owner[k] == p) LLVMSetLinkage(fn, LLVMExternalLinkage);
-        else LLVMDeleteFunction(fn);
-        k++;
-      }
+      if (!LLVMIsDeclaration(fn) && owner[k++] != p) make_declaration(mp, fn);
       fn = next;
     }
   }

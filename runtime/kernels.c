@@ -21,12 +21,10 @@
 
 #include <cblas.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 typedef struct {
   int64_t c, h, w, o, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, groups, method, chunk;
@@ -154,84 +152,10 @@ static void columns(const Geom *k, const float *x, int64_t i0, int64_t m, int64_
   for (int64_t j = 0; j < m; j++) im2col(k, cg, x + ((i0 + j) * k->c + g * cg) * k->h * k->w, col + j * P, m * P);
 }
 
-/* ---- two parts at once ------------------------------------------------------ */
-
-/* A call's images are split in RT_PARTS parts, run at once: part 0 by the
- * step's thread, part 1 by one worker thread, started at the first call
- * and asleep on a condition variable between calls (it never spins, so it
- * takes nothing from OpenBLAS's threads between calls). During the call
- * OpenBLAS runs one thread per part (TOOLCHAIN.md: give it one thread each
- * rather than oversubscribe): two single-threaded GEMMs side by side, and
- * the image loops (im2col, col2im, pooling) on both cores too. With one
- * CPU, or NNC_KERNEL_THREADS=1, the step's thread runs both parts. */
-typedef void PartFn(void *arg, int part);
-
-static struct {
-  pthread_mutex_t mu;
-  pthread_cond_t go, done;
-  PartFn *fn;
-  void *arg;
-  uint64_t posted, finished;
-  int usable;   /* 0: not decided yet; 1: one thread; 2: the worker runs */
-} pool2 = {.mu = PTHREAD_MUTEX_INITIALIZER, .go = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER};
-
-static void *worker_main(void *unused) {
-  (void)unused;
-  uint64_t seen = 0;
-  for (;;) {
-    pthread_mutex_lock(&pool2.mu);
-    while (pool2.posted == seen) pthread_cond_wait(&pool2.go, &pool2.mu);
-    seen = pool2.posted;
-    PartFn *fn = pool2.fn;
-    void *arg = pool2.arg;
-    pthread_mutex_unlock(&pool2.mu);
-    fn(arg, 1);
-    pthread_mutex_lock(&pool2.mu);
-    pool2.finished = seen;
-    pthread_cond_signal(&pool2.done);
-    pthread_mutex_unlock(&pool2.mu);
-  }
-  return NULL;
-}
-
-/* Whether the worker runs (started on the first call that asks). */
-static bool worker_ready(void) {
-  if (pool2.usable == 0) {
-    pool2.usable = 1;
-    const char *env = getenv("NNC_KERNEL_THREADS");
-    bool one = env && !strcmp(env, "1");
-    if (!one && sysconf(_SC_NPROCESSORS_ONLN) >= 2) {
-      pthread_t t;
-      pthread_attr_t at;
-      pthread_attr_init(&at);
-      pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-      if (pthread_create(&t, &at, worker_main, NULL) == 0) pool2.usable = 2;
-      pthread_attr_destroy(&at);
-    }
-  }
-  return pool2.usable == 2;
-}
-
-/* fn(arg, 0) and fn(arg, 1), at once when the worker runs. */
-static void run_parts(PartFn *fn, void *arg) {
-  if (!worker_ready()) {
-    fn(arg, 0);
-    fn(arg, 1);
-    return;
-  }
-  int blas = openblas_get_num_threads();
-  openblas_set_num_threads(1);
-  pthread_mutex_lock(&pool2.mu);
-  pool2.fn = fn, pool2.arg = arg;
-  uint64_t ticket = ++pool2.posted;
-  pthread_cond_signal(&pool2.go);
-  pthread_mutex_unlock(&pool2.mu);
-  fn(arg, 0);
-  pthread_mutex_lock(&pool2.mu);
-  while (pool2.finished != ticket) pthread_cond_wait(&pool2.done, &pool2.mu);
-  pthread_mutex_unlock(&pool2.mu);
-  openblas_set_num_threads(blas);
-}
+/* A call's images are split in RT_PARTS parts, run at once on the step's
+ * two threads (parts.c): two single-threaded GEMMs side by side, and the
+ * image loops (im2col, col2im, pooling) on both cores too. With one
+ * thread, the step's thread runs both parts. */
 
 /* ---- convolutions --------------------------------------------------------------- */
 
@@ -293,19 +217,24 @@ static void conv_part(void *arg, int part) {
   for (int64_t i0 = lo; i0 < hi; i0 += chunk) {
     int64_t m = hi - i0 < chunk ? hi - i0 : chunk;
     for (int64_t g = 0; g < k->groups; g++) {
+      /* one image's block [og, P] is where it sits in the tensor: no copy */
+      float *own = m == 1 ? NULL : blk;
       if (cv->dir == 0) {
         columns(k, cv->a, i0, m, g, col);
-        sgemm(false, false, og, m * P, K, cv->b + g * og * K, K, col, m * P, 0.0f, blk, m * P);
-        from_block(blk, cv->out, i0, m, g, og, k->o, P);
+        float *y = own ? own : cv->out + (i0 * k->o + g * og) * P;
+        sgemm(false, false, og, m * P, K, cv->b + g * og * K, K, col, m * P, 0.0f, y, m * P);
+        if (own) from_block(own, cv->out, i0, m, g, og, k->o, P);
       } else if (cv->dir == 1) {
-        to_block(cv->a, blk, i0, m, g, og, k->o, P);
-        sgemm(true, false, K, m * P, og, cv->b + g * og * K, K, blk, m * P, 0.0f, col, m * P);
+        const float *dy = own ? own : cv->a + (i0 * k->o + g * og) * P;
+        if (own) to_block(cv->a, own, i0, m, g, og, k->o, P);
+        sgemm(true, false, K, m * P, og, cv->b + g * og * K, K, dy, m * P, 0.0f, col, m * P);
         for (int64_t j = 0; j < m; j++)   /* the columns folded back into each image of the group */
           col2im(k, cg, col + j * P, m * P, cv->out + ((i0 + j) * k->c + g * cg) * k->h * k->w);
       } else {
         columns(k, cv->a, i0, m, g, col);
-        to_block(cv->b, blk, i0, m, g, og, k->o, P);
-        sgemm(false, true, og, K, m * P, blk, m * P, col, m * P, 1.0f, dw + g * og * K, K);
+        const float *dy = own ? own : cv->b + (i0 * k->o + g * og) * P;
+        if (own) to_block(cv->b, own, i0, m, g, og, k->o, P);
+        sgemm(false, true, og, K, m * P, dy, m * P, col, m * P, 1.0f, dw + g * og * K, K);
       }
     }
   }
@@ -313,7 +242,7 @@ static void conv_part(void *arg, int part) {
 
 static void conv(int dir, const float *a, const float *b, float *out, float *scratch, int64_t n, const int64_t *gp) {
   Conv cv = {.k = geom(gp), .dir = dir, .a = a, .b = b, .out = out, .scratch = scratch, .n = n};
-  run_parts(conv_part, &cv);
+  rt_run_parts(conv_part, &cv);
   if (dir == 2) {   /* the second part's share of the filter gradient */
     const Geom *k = &cv.k;
     int64_t K = k->c / k->groups * k->kh * k->kw;
@@ -404,9 +333,71 @@ static inline float keep(float v, bool t) {
   return v;
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define HAVE_AVX512_POOLING 1
+
+/* One row of 2×2 windows (rows r0 and r1 of the input), forward (o: the
+ * row of maxima) or backward (g: their gradients, spread into rows d0 and
+ * d1), 16 windows a vector, the last ones masked. Exactly the scalar
+ * loop's arithmetic: the same comparisons in the same order, NaN first. */
+__attribute__((target("avx512f"))) static void max2x2_row_avx512(int op, const float *r0, const float *r1,
+                                                                 const float *g, float *o, float *d1, int64_t OW) {
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+  const __m512i lo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+  const __m512i hi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+  for (int64_t ox = 0; ox < OW; ox += 16) {
+    int64_t left = OW - ox < 16 ? OW - ox : 16;   /* windows in this vector */
+    __mmask16 m = (__mmask16)((1u << left) - 1);
+    /* the 2·left input floats of each row: the first 16, then the rest */
+    __mmask16 m0 = (__mmask16)(left >= 8 ? 0xffffu : (1u << (2 * left)) - 1);
+    __mmask16 m1 = (__mmask16)(left > 8 ? (1u << (2 * left - 16)) - 1 : 0);
+    const float *p0 = r0 + 2 * ox, *p1 = r1 + 2 * ox;
+    __m512 x0 = _mm512_maskz_loadu_ps(m0, p0), x1 = _mm512_maskz_loadu_ps(m1, p0 + 16);
+    __m512 y0 = _mm512_maskz_loadu_ps(m0, p1), y1 = _mm512_maskz_loadu_ps(m1, p1 + 16);
+    __m512 a = _mm512_permutex2var_ps(x0, even, x1), b = _mm512_permutex2var_ps(x0, odd, x1);
+    __m512 e = _mm512_permutex2var_ps(y0, even, y1), f = _mm512_permutex2var_ps(y0, odd, y1);
+    /* max4: ab = b > a ? b : a, cd = f > e ? f : e, mx = cd > ab ? cd : ab; a NaN makes the sum */
+    __m512 ab = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(b, a, _CMP_GT_OQ), a, b);
+    __m512 cd = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(f, e, _CMP_GT_OQ), e, f);
+    __m512 mx = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(cd, ab, _CMP_GT_OQ), ab, cd);
+    __mmask16 nan = _mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(e, f, _CMP_UNORD_Q);
+    mx = _mm512_mask_blend_ps(nan, mx, _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a, b), e), f));
+    if (op == POOL_MAX) {
+      _mm512_mask_storeu_ps(o + ox, m, mx);
+      continue;
+    }
+    /* same(x, mx): equal, or both NaN */
+    __mmask16 mnan = _mm512_cmp_ps_mask(mx, mx, _CMP_UNORD_Q);
+    __mmask16 t0 = _mm512_cmp_ps_mask(a, mx, _CMP_EQ_OQ) | (_mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q) & mnan);
+    __mmask16 t1 = (__mmask16)(~t0 & (_mm512_cmp_ps_mask(b, mx, _CMP_EQ_OQ) | (_mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q) & mnan)));
+    __mmask16 t2 = (__mmask16)(~t0 & ~t1 & (_mm512_cmp_ps_mask(e, mx, _CMP_EQ_OQ) | (_mm512_cmp_ps_mask(e, e, _CMP_UNORD_Q) & mnan)));
+    __mmask16 t3 = (__mmask16)(~(t0 | t1 | t2));
+    __m512 v = _mm512_maskz_loadu_ps(m, g + ox);
+    __m512 va = _mm512_maskz_mov_ps(t0, v), vb = _mm512_maskz_mov_ps(t1, v);
+    __m512 ve = _mm512_maskz_mov_ps(t2, v), vf = _mm512_maskz_mov_ps(t3, v);
+    float *q0 = o + 2 * ox, *q1 = d1 + 2 * ox;
+    _mm512_mask_storeu_ps(q0, m0, _mm512_permutex2var_ps(va, lo, vb));
+    _mm512_mask_storeu_ps(q0 + 16, m1, _mm512_permutex2var_ps(va, hi, vb));
+    _mm512_mask_storeu_ps(q1, m0, _mm512_permutex2var_ps(ve, lo, vf));
+    _mm512_mask_storeu_ps(q1 + 16, m1, _mm512_permutex2var_ps(ve, hi, vf));
+  }
+}
+
+static bool avx512(void) {
+  static int have = -1;
+  if (have < 0) have = __builtin_cpu_supports("avx512f") ? 1 : 0;
+  return have;
+}
+#else
+#define HAVE_AVX512_POOLING 0
+#endif
+
 /* 2×2 max pooling with stride 2 and no padding, forward, backward or
  * picking: the usual case, as straight loops over pairs of rows. The first
- * maximum of a window wins, as in argmax_window. */
+ * maximum of a window wins, as in argmax_window. With AVX-512, the
+ * forward and backward rows run 16 windows at a time. */
 static void max2x2_planes(const Job *jb, int64_t n) {
   const Geom *k = jb->k;
   int64_t W = k->w, HW = k->h * k->w, OW = k->ow, OHW = k->oh * k->ow;
@@ -417,6 +408,14 @@ static void max2x2_planes(const Job *jb, int64_t n) {
     if (jb->op == POOL_MAX_BWD && (k->h % 2 || k->w % 2)) memset(out, 0, sizeof(float) * (size_t)HW);
     for (int64_t oy = 0; oy < k->oh; oy++) {
       const float *r0 = plane + 2 * oy * W, *r1 = r0 + W;
+#if HAVE_AVX512_POOLING
+      if (jb->op != POOL_MAX_PICK && avx512()) {
+        if (jb->op == POOL_MAX) max2x2_row_avx512(POOL_MAX, r0, r1, NULL, out + oy * OW, NULL, OW);
+        else max2x2_row_avx512(POOL_MAX_BWD, r0, r1, jb->b + p * OHW + oy * OW, out + 2 * oy * W,
+                               out + 2 * oy * W + W, OW);
+        continue;
+      }
+#endif
       if (jb->op == POOL_MAX) {
         float *o = out + oy * OW;
         for (int64_t ox = 0; ox < OW; ox++) o[ox] = max4(r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]);
@@ -502,7 +501,7 @@ static void pool_part(void *arg, int part) {
 
 static void pool(int op, const float *a, const float *b, float *out, int64_t n, const int64_t *gp) {
   Pool pl = {.k = geom(gp), .op = op, .a = a, .b = b, .out = out, .n = n};
-  run_parts(pool_part, &pl);
+  rt_run_parts(pool_part, &pl);
 }
 
 void nnc_maxpool2d(const float *x, const float *unused, float *y, float *scratch, int64_t n, const int64_t *gp) {

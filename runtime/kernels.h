@@ -20,9 +20,8 @@
  * accumulate into it). Pooling kernels take C = O = 1 and n = the number
  * of image planes.
  *
- * The images are split into RT_PARTS parts, run at once by the calling
- * thread and a worker thread (one part each, one OpenBLAS thread each;
- * on one core the calling thread runs both). `scratch` holds, per part,
+ * The images are split into RT_PARTS parts, run at once on the step's
+ * two threads (parts.c; with one thread the calling thread runs both). `scratch` holds, per part,
  * for the im2col method, min(CHUNK, ⌈n/RT_PARTS⌉)·(C/groups·KH·KW +
  * O/groups)·OH·OW floats: the columns of CHUNK images side by side, so
  * that one GEMM covers them all, and their results before they are put in
@@ -106,6 +105,24 @@ void nnc_avgpool2d_bwd(const float *dy, const float *unused, float *dx, float *s
 void nnc_slice(const float *x, const float *unused, float *y, float *scratch, int64_t n, const int64_t *g);
 /* dx: dy put back where nnc_slice took it from, zeros elsewhere */
 void nnc_slice_bwd(const float *dy, const float *unused, float *dx, float *scratch, int64_t n, const int64_t *g);
+
+/* ---- the step's two threads (parts.c) ----------------------------------- */
+
+/* The threads a step runs on: 2 (the step's and one worker) or 1. */
+int nnc_threads(void);
+/* fn(arg, 0) and fn(arg, 1), at once on the two threads (one after the
+ * other on one). */
+typedef void RtPartFn(void *arg, int part);
+void rt_run_parts(RtPartFn *fn, void *arg);
+/* fn(ctx, 0, total) as two halves [0, mid) and [mid, total) at once, when
+ * the loop is big enough (`elements` in all) to be worth it. */
+void nnc_parallel(void (*fn)(void *ctx, int64_t lo, int64_t hi), void *ctx, int64_t total, int64_t elements);
+/* Loops of fewer elements run whole (the compiler calls them directly). */
+enum { RT_MIN_PARALLEL_ELEMENTS = 16384 };
+/* C[M, N] = op(A) @ op(B) (row-major, op = transpose when ta / tb), the
+ * larger side split in two halves at once when the product is big enough. */
+void nnc_sgemm(int64_t ta, int64_t tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+               int64_t ldb, float *C, int64_t ldc);
 
 /* Per-kernel timing (`nnc bench --kernels`): a step compiled for profiling
  * calls nnc_prof_begin(k) and nnc_prof_end(k) around its kernel k; the

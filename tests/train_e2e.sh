@@ -257,6 +257,21 @@ name="bench_times_the_training_step"
 if [ $rc -eq 0 ] && grep -Eq "step +median [0-9.]+ ms, range" "$TMP/out"; then ok "$name"
 else bad "$name" "exit $rc"
 fi
+# the step's threads: OPENBLAS_NUM_THREADS=1 means one; two on a machine with two CPUs
+(cd "$TMP/learn" && OPENBLAS_NUM_THREADS=1 "$NNC" bench hw1.nn) > "$TMP/out" 2> "$TMP/err"
+rc=$?
+name="bench_with_one_blas_thread_runs_the_step_on_one_thread"
+if [ $rc -eq 0 ] && grep -q "the step on 1 thread, OpenBLAS on 1 in each" "$TMP/out"; then ok "$name"
+else bad "$name" "exit $rc: $(grep blas "$TMP/out")"
+fi
+if [ "$(nproc)" -ge 2 ]; then
+  (cd "$TMP/learn" && OPENBLAS_NUM_THREADS=2 "$NNC" bench hw1.nn) > "$TMP/out" 2> "$TMP/err"
+  rc=$?
+  name="bench_with_two_blas_threads_runs_the_step_on_two"
+  if [ $rc -eq 0 ] && grep -q "the step on 2 threads, OpenBLAS on 1 in each" "$TMP/out"; then ok "$name"
+  else bad "$name" "exit $rc: $(grep blas "$TMP/out")"
+  fi
+fi
 (cd "$TMP/learn" && "$NNC" bench hw1.nn --kernels) > "$TMP/out" 2> "$TMP/err"
 rc=$?
 name="bench_kernels_lists_the_kernels_with_their_spec_lines"

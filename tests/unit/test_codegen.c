@@ -500,15 +500,20 @@ static void poolings_and_their_adjoints_match(void **state) {
   static const struct {
     int64_t k, s, p;
     bool adaptive;
-    const char *y;
-  } cases[] = {{2, 2, 0, false, "B,3,3,3"}, {3, 2, 1, false, "B,3,4,4"}, {0, 0, 0, true, "B,3,4,4"}};
+    const char *x, *y;
+  } cases[] = {{2, 2, 0, false, "B,3,7,7", "B,3,3,3"},
+               {2, 2, 0, false, "B,2,5,42", "B,2,2,21"},   /* 2×2 rows of 21 windows: 16 at once, then 5 */
+               {2, 2, 0, false, "B,2,4,32", "B,2,2,16"},   /* exactly one vector of 16 windows */
+               {3, 2, 1, false, "B,3,7,7", "B,3,4,4"},
+               {0, 0, 0, true, "B,3,7,7", "B,3,4,4"}};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     Arena *a = arena_new();
     Graph *g = ir_new(a);
     IrWindow win = {.kh = cases[i].k, .kw = cases[i].k, .sh = cases[i].s, .sw = cases[i].s, .ph = cases[i].p,
                     .pw = cases[i].p, .dh = 1, .dw = 1, .groups = 1, .adaptive = cases[i].adaptive};
-    IrNode *x = ir_unary(g, IR_RELU, input(g, "x", "B,3,7,7"), L0), *dy = input(g, "dy", cases[i].y);
-    IrNode *h = input(g, "h", "B,3,7,7");
+    /* relu's zeros tie in many windows: the first maximum must win */
+    IrNode *x = ir_unary(g, IR_RELU, input(g, "x", cases[i].x), L0), *dy = input(g, "dy", cases[i].y);
+    IrNode *h = input(g, "h", cases[i].x);
     Shape ys = S(cases[i].y);
     if (!cases[i].adaptive) {
       ir_output(g, ir_window(g, IR_MAXPOOL2D, x, NULL, &ys, &win, L0), "max");
@@ -550,6 +555,58 @@ static void matmul_with_batch_as_inner_dimension(void **state) {
   ir_output(g, ir_matmul(g, dy, w, false, false, L0), "dx");  /* [B, 6] */
   check_graph(a, g);
   arena_free(a);
+}
+
+/* At n = 256 these run in two halves on the step's two threads (on a
+ * machine with two CPUs): the products split along M (256 rows, and
+ * 300 of a transposed A) and along N (600 columns, at 288: not the middle), the
+ * loops their outer loop, the update of a parameter its flat range. At
+ * n = 1 and 7 the same step runs whole. */
+static void big_products_and_loops_run_in_halves(void **state) {
+  (void)state;
+  Arena *a = arena_new();
+  Graph *g = ir_new(a);
+  IrNode *x = input(g, "x", "B,300"), *w = leaf(g, IR_PARAM, "w", "300,200"), *b = leaf(g, IR_PARAM, "b", "200");
+  IrNode *h = ir_unary(g, IR_RELU, ir_binary(g, IR_ADD, ir_matmul(g, x, w, false, false, L0), b, L0), L0);
+  ir_output(g, h, "h");                                                       /* [B, 200] = 51,200 at n = 256 */
+  IrNode *v = leaf(g, IR_PARAM, "v", "600,300");
+  ir_output(g, ir_matmul(g, x, v, false, true, L0), "wide");                  /* [B, 600]: split along N */
+  IrNode *gw = ir_matmul(g, x, input(g, "dy", "B,200"), true, false, L0);    /* [300, 200]: Aᵀ split along M */
+  ir_assign(g, w, ir_binary(g, IR_SUB, w, ir_binary(g, IR_MUL, gw, ir_const(g, 1e-3, L0), L0), L0), L0);
+  /* sums split along their outermost kept dim: a bias gradient's columns,
+   * a batch norm's channels (the dims outside summed over) */
+  ir_output(g, ir_reduce(g, IR_SUM, h, 1u, false, L0), "db");                  /* [200] */
+  IrNode *im = input(g, "im", "B,8,12,12");
+  ir_output(g, ir_reduce(g, IR_SUM, im, 1u | 4u | 8u, true, L0), "per_channel");   /* [1, 8, 1, 1] */
+  ir_output(g, ir_reduce(g, IR_MAXR, im, 4u | 8u, false, L0), "per_image");      /* [B, 8] */
+  check_graph(a, g);
+  arena_free(a);
+}
+
+/* nnc_sgemm against a plain triple loop, in each transposition, split
+ * along M and along N (and not split, when small). */
+static void nnc_sgemm_halves_match_the_whole_product(void **state) {
+  (void)state;
+  const int64_t shapes[][3] = {{257, 100, 64}, {40, 301, 64}, {9, 7, 5}};
+  for (int s = 0; s < 3; s++)
+    for (int t = 0; t < 4; t++) {
+      int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+      bool ta = t & 1, tb = t & 2;
+      float *A = malloc(sizeof(float) * (size_t)(M * K)), *B = malloc(sizeof(float) * (size_t)(K * N));
+      float *C = malloc(sizeof(float) * (size_t)(M * N));
+      for (int64_t i = 0; i < M * K; i++) A[i] = (float)urand();
+      for (int64_t i = 0; i < K * N; i++) B[i] = (float)urand();
+      nnc_sgemm(ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, C, N);
+      for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++) {
+          double ref = 0;
+          for (int64_t k = 0; k < K; k++) ref += (double)(ta ? A[k * M + i] : A[i * K + k]) * (tb ? B[j * K + k] : B[k * N + j]);
+          if (fabs(C[i * N + j] - ref) > 1e-4 * fmax(1.0, fabs(ref)))
+            fail_msg("%lldx%lldx%lld ta %d tb %d: C[%lld, %lld] = %g, want %g", (long long)M, (long long)N,
+                     (long long)K, ta, tb, (long long)i, (long long)j, C[i * N + j], ref);
+        }
+      free(A), free(B), free(C);
+    }
 }
 
 /* ---- rows ------------------------------------------------------------- */
@@ -694,6 +751,8 @@ int main(void) {
       cmocka_unit_test(sum_of_fused_chain),
       cmocka_unit_test(matmul_all_transposes_with_batch_rows),
       cmocka_unit_test(matmul_with_batch_as_inner_dimension),
+      cmocka_unit_test(big_products_and_loops_run_in_halves),
+      cmocka_unit_test(nnc_sgemm_halves_match_the_whole_product),
       cmocka_unit_test(convolutions_and_both_adjoints_match),
       cmocka_unit_test(poolings_and_their_adjoints_match),
       cmocka_unit_test(slices_and_their_adjoints_match),
