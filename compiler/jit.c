@@ -35,6 +35,7 @@
 #include <llvm-c/BitReader.h>
 #include <llvm-c/BitWriter.h>
 #include <llvm-c/Core.h>
+#include <llvm-c/Linker.h>
 #include <llvm-c/Error.h>
 #include <llvm-c/LLJIT.h>
 #include <llvm-c/Orc.h>
@@ -370,24 +371,31 @@ static void compile_parts(Jit *j, Part *parts, int nparts) {
 
 /* Builds, splits and compiles every step, then links them in the JIT. */
 static bool compile_steps(Jit *j, JitStep *steps, int count, CgText *text, char *err, size_t n) {
-  Part *parts = calloc((size_t)(count * MAX_THREADS), sizeof *parts);
+  Part *parts = calloc((size_t)MAX_THREADS, sizeof *parts);
   int nparts = 0;
   bool ok = true;
+  /* All the steps in one module (a block's training and evaluation steps,
+   * a GAN's two: much of their code is the same forward pass), so that
+   * mergefunc compiles each kernel once for all of them. */
+  Part *p = &parts[0];
+  p->ctx = LLVMContextCreate();
   for (int s = 0; s < count && ok; s++) {
-    Part *p = &parts[nparts];
-    p->ctx = LLVMContextCreate();
-    p->m = cg_build_module(p->ctx, j->tm[0], steps[s].g, steps[s].f, steps[s].name, err, n);   /* verified */
-    if (!p->m) {
-      LLVMContextDispose(p->ctx);
+    LLVMModuleRef m = cg_build_module(p->ctx, j->tm[0], steps[s].g, steps[s].f, steps[s].name, err, n);   /* verified */
+    if (!m) ok = false;
+    else if (!p->m) p->m = m;
+    else if (LLVMLinkModules2(p->m, m)) {   /* consumes m */
+      snprintf(err, n, "LLVM cannot link the step %s to the others (a bug in nnc)", steps[s].name);
       ok = false;
-      break;
     }
-    nparts++;
-    if (text) text->ir_before = take_message(LLVMPrintModuleToString(p->m));
+  }
+  if (!p->m) LLVMContextDispose(p->ctx);
+  else {
+    nparts = 1;
+    if (ok && text) text->ir_before = take_message(LLVMPrintModuleToString(p->m));
     /* merged first, so that a kernel and its twin do not land in two parts */
-    ok = run_passes(p->m, "mergefunc", j->tm[0], err, n);
+    if (ok) ok = run_passes(p->m, "mergefunc", j->tm[0], err, n);
     p->text = text;
-    if (ok && !text) nparts += split_module(p, j->nthreads, steps[s].name) - 1;
+    if (ok && !text) nparts = split_module(parts, j->nthreads, steps[0].name);
   }
   if (ok) compile_parts(j, parts, nparts);
   else
