@@ -466,7 +466,7 @@ if want 5; then
     [ "$R_status" = refused ] && break
   done
   for t in 1 2 2p; do torch_step torch_dcgan.py 64 "$t"; step_row 64 pytorch "$(threads_label "$t")"; keep_torch "$t"; done
-  end_workload "5. DCGAN D+G step" "" 1
+  end_workload "5. DCGAN D+G step" 1.5 1
   echo
 fi
 
