@@ -12,15 +12,16 @@
  * --no-as-needed and -rdynamic).
  *
  * Compiling is most of the time from spec to first step (HW3: hundreds of
- * kernels), so it is spread over the cores. Each step's module is built and
- * its identical kernels merged (mergefunc) on the calling thread; then it
- * is cut into parts, one per core: the part holding the step function, and
- * parts holding only kernels, which the step calls by name. Every part
- * lives in an LLVMContext of its own (a context is not thread-safe), is
- * optimized (O3) and emitted as an object file on some thread, and the
- * objects are added to the LLJIT, which links them. The train and eval
- * steps of a block are compiled together (jit_compile_all), so their parts
- * share the threads.
+ * kernels), so it is spread over the cores. The steps a command compiles
+ * together (jit_compile_all: a block's training and evaluation steps, a
+ * GAN's two) are built into one module and their identical kernels merged
+ * (mergefunc), so a kernel they share is compiled once. The module is then
+ * cut into parts, one per core: part 0 holds the first step function, and
+ * the functions (kernels, trampolines, the steps' chunks, the other step
+ * functions) are dealt out by cost; a part calls what another compiles by
+ * name. Every part lives in an LLVMContext of its own (a context is not
+ * thread-safe), is optimized (O3) and emitted as an object file on some
+ * thread, and the objects are added to the LLJIT, which links them.
  *
  * Loop strength reduction is turned off for the whole process: it was a
  * quarter of code generation, and on these loops (base + index addressing,

@@ -385,11 +385,9 @@ __attribute__((target("avx512f"))) static void max2x2_row_avx512(int op, const f
   }
 }
 
-static bool avx512(void) {
-  static int have = -1;
-  if (have < 0) have = __builtin_cpu_supports("avx512f") ? 1 : 0;
-  return have;
-}
+/* A load of libgcc's CPU model (set before main), so no cache of our own:
+ * both parts' threads ask at once. */
+static bool avx512(void) { return __builtin_cpu_supports("avx512f"); }
 #else
 #define HAVE_AVX512_POOLING 0
 #endif

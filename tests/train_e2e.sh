@@ -264,6 +264,12 @@ name="bench_with_one_blas_thread_runs_the_step_on_one_thread"
 if [ $rc -eq 0 ] && grep -q "the step on 1 thread, OpenBLAS on 1 in each" "$TMP/out"; then ok "$name"
 else bad "$name" "exit $rc: $(grep blas "$TMP/out")"
 fi
+(cd "$TMP/learn" && NNC_KERNEL_THREADS=1 "$NNC" bench hw1.nn) > "$TMP/out" 2> "$TMP/err"
+rc=$?
+name="bench_with_nnc_kernel_threads_1_runs_the_step_on_one_thread"
+if [ $rc -eq 0 ] && grep -q "the step on 1 thread" "$TMP/out"; then ok "$name"
+else bad "$name" "exit $rc: $(grep blas "$TMP/out")"
+fi
 if [ "$(nproc)" -ge 2 ]; then
   (cd "$TMP/learn" && OPENBLAS_NUM_THREADS=2 "$NNC" bench hw1.nn) > "$TMP/out" 2> "$TMP/err"
   rc=$?
