@@ -207,17 +207,27 @@ IrNode *ir_slice(Graph *g, IrNode *x, int axis, int64_t start, int64_t stop, int
   return ir_window(g, IR_SLICE, x, NULL, &o, &w, loc);
 }
 
-const char *ir_conv_method(const IrNode *n) {
-  const Shape *xs, *ys;
-  ir_window_sides(n, &xs, &ys);
-  int64_t c, h, w;
-  chw(xs, &c, &h, &w);
-  const IrWindow *k = &n->win;
-  if (k->groups > 1 && c / k->groups == 1) return "direct";   /* depthwise: a GEMM of one row per group */
-  if (k->kh == 1 && k->kw == 1 && k->sh == 1 && k->sw == 1 && k->ph == 0 && k->pw == 0) return "sgemm";
-  return "im2col + sgemm";
+/* How a convolution runs (RT_CONV_*), given its geometry g. */
+static int64_t conv_method(const IrNode *n, const int64_t *g) {
+  if (g[RT_GEOM_GROUPS] > 1 && g[RT_GEOM_C] / g[RT_GEOM_GROUPS] == 1) return RT_CONV_DIRECT;   /* depthwise */
+  if (g[RT_GEOM_KH] == 1 && g[RT_GEOM_KW] == 1 && g[RT_GEOM_SH] == 1 && g[RT_GEOM_SW] == 1 && g[RT_GEOM_PH] == 0 &&
+      g[RT_GEOM_PW] == 0)
+    return RT_CONV_GEMM;
+  int dir = n->op == IR_CONV2D ? 0 : n->op == IR_CONV2D_BWD_X ? 1 : 2;
+  if (rt_avx512() && rt_direct_fits(g, dir)) return RT_CONV_VECTOR;
+  return RT_CONV_IM2COL;
 }
 
+const char *ir_conv_method(const IrNode *n) {
+  int64_t g[RT_GEOM_COUNT];
+  ir_window_geom(n, g);
+  switch (g[RT_GEOM_METHOD]) {
+  case RT_CONV_DIRECT: return "direct";   /* depthwise: a GEMM of one row per group */
+  case RT_CONV_GEMM: return "sgemm";
+  case RT_CONV_VECTOR: return "direct, 16 channels a vector";
+  default: return "im2col + sgemm";
+  }
+}
 
 int ir_window_geom(const IrNode *n, int64_t g[RT_GEOM_COUNT]) {
   const Shape *xs, *ys;
@@ -239,11 +249,8 @@ int ir_window_geom(const IrNode *n, int64_t g[RT_GEOM_COUNT]) {
   g[RT_GEOM_KH] = k->kh, g[RT_GEOM_KW] = k->kw, g[RT_GEOM_SH] = k->sh, g[RT_GEOM_SW] = k->sw;
   g[RT_GEOM_PH] = k->ph, g[RT_GEOM_PW] = k->pw, g[RT_GEOM_DH] = k->dh, g[RT_GEOM_DW] = k->dw;
   g[RT_GEOM_GROUPS] = k->groups;
-  if (!conv) g[RT_GEOM_METHOD] = k->adaptive ? RT_POOL_ADAPTIVE : RT_POOL_WINDOW;
-  else {
-    const char *m = ir_conv_method(n);
-    g[RT_GEOM_METHOD] = !strcmp(m, "direct") ? RT_CONV_DIRECT : !strcmp(m, "sgemm") ? RT_CONV_GEMM : RT_CONV_IM2COL;
-  }
+  g[RT_GEOM_CHUNK] = 1;
+  g[RT_GEOM_METHOD] = !conv ? (k->adaptive ? RT_POOL_ADAPTIVE : RT_POOL_WINDOW) : conv_method(n, g);
   /* im2col's images per GEMM of one part: enough for about 512 output
    * pixels (the GEMM's columns), no more than fit in 256 Ki floats (1 MiB,
    * within a core's L2 with the filters). More images per GEMM made the
@@ -264,7 +271,7 @@ int64_t ir_scratch(const IrNode *n, int64_t n_max) {
   if (!ir_is_conv(n->op)) return 0;
   int64_t g[RT_GEOM_COUNT];
   ir_window_geom(n, g);
-  return rt_conv_scratch(g, n->op == IR_CONV2D_BWD_W, n_max);
+  return rt_conv_scratch(g, n->op == IR_CONV2D ? 0 : n->op == IR_CONV2D_BWD_X ? 1 : 2, n_max);
 }
 
 void ir_output(Graph *g, IrNode *n, const char *name) {

@@ -114,8 +114,9 @@ bool ir_is_slice(IrOp op);
 /* x sliced along `axis`: x[..., start:stop:step, ...] (ir_window with a
  * slice's window); returns x itself when the slice takes everything. */
 IrNode *ir_slice(Graph *g, IrNode *x, int axis, int64_t start, int64_t stop, int64_t step, Loc loc);
-/* How a convolution runs: "im2col + sgemm", "sgemm" (1x1, no im2col) or
- * "direct" (depthwise); the runtime kernel makes the same choice. */
+/* How a convolution runs, as ir_window_geom's method says: "im2col +
+ * sgemm", "sgemm" (1x1, no im2col), "direct" (depthwise) or "direct, 16
+ * channels a vector" (runtime/direct.c, on CPUs with AVX-512). */
 const char *ir_conv_method(const IrNode *n);
 /* The runtime kernel's geometry (runtime/kernels.h) for a CALL node, and
  * how many leading dims of x the kernel's count n runs over (images for a

@@ -164,6 +164,7 @@ static void columns(const Geom *k, const float *x, int64_t i0, int64_t m, int64_
  * (a = x, b = dy, out = dw). */
 typedef struct {
   Geom k;
+  const int64_t *g;
   int dir;
   const float *a, *b;
   float *out, *scratch;
@@ -188,9 +189,15 @@ static void conv_part(void *arg, int part) {
   int64_t chunk = part_chunk(k, cv->n), per_image = k->method == RT_CONV_IM2COL ? (K + og) * P : 0;
   /* only im2col has columns; only the filter gradient a second sum */
   float *col = per_image ? cv->scratch + part * per_image * chunk : NULL, *blk = col ? col + K * chunk * P : NULL;
-  float *dw = cv->dir != 2 ? NULL : part == 0 ? cv->out : cv->scratch + RT_PARTS * per_image * chunk;
+  float *dw = cv->dir != 2 ? NULL : part == 0 ? cv->out : cv->scratch + rt_conv_shared(cv->g, 2) + RT_PARTS * rt_conv_part_scratch(cv->g, 2, cv->n);
   if (dw) memset(dw, 0, sizeof(float) * (size_t)(k->o * K));
   if (hi <= lo) return;
+  if (k->method == RT_CONV_VECTOR) {   /* the packed weights first, shared */
+    const float *shared = cv->scratch;
+    float *own = cv->scratch + rt_conv_shared(cv->g, cv->dir) + part * rt_conv_part_scratch(cv->g, cv->dir, cv->n);
+    rt_direct_part(cv->dir, cv->g, cv->a, cv->b, cv->out, shared, own, lo, hi, dw);
+    return;
+  }
   int64_t xsz = k->c * k->h * k->w, ysz = k->o * P;
   if (cv->dir == 1) memset(cv->out + lo * xsz, 0, sizeof(float) * (size_t)((hi - lo) * xsz));
   if (k->method == RT_CONV_DIRECT) {
@@ -241,12 +248,13 @@ static void conv_part(void *arg, int part) {
 }
 
 static void conv(int dir, const float *a, const float *b, float *out, float *scratch, int64_t n, const int64_t *gp) {
-  Conv cv = {.k = geom(gp), .dir = dir, .a = a, .b = b, .out = out, .scratch = scratch, .n = n};
+  Conv cv = {.k = geom(gp), .g = gp, .dir = dir, .a = a, .b = b, .out = out, .scratch = scratch, .n = n};
+  if (cv.k.method == RT_CONV_VECTOR) rt_direct_pack(dir, gp, b, scratch);
   rt_run_parts(conv_part, &cv);
   if (dir == 2) {   /* the second part's share of the filter gradient */
     const Geom *k = &cv.k;
     int64_t K = k->c / k->groups * k->kh * k->kw;
-    const float *second = scratch + RT_PARTS * rt_conv_per_image(gp) * part_chunk(k, n);
+    const float *second = scratch + rt_conv_shared(gp, 2) + RT_PARTS * rt_conv_part_scratch(gp, 2, n);
     for (int64_t i = 0; i < k->o * K; i++) out[i] += second[i];
   }
 }

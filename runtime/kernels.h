@@ -56,7 +56,10 @@ enum {
   RT_SLICE_START = RT_GEOM_PH, RT_SLICE_STEP = RT_GEOM_SH
 };
 
-enum { RT_CONV_IM2COL, RT_CONV_GEMM, RT_CONV_DIRECT };   /* convolutions */
+/* How a convolution runs: im2col's columns and one GEMM per chunk of
+ * images; one GEMM per image (1×1, no padding); a depthwise loop; the
+ * direct kernels of direct.c, 16 output channels a vector (AVX-512). */
+enum { RT_CONV_IM2COL, RT_CONV_GEMM, RT_CONV_DIRECT, RT_CONV_VECTOR };
 enum { RT_POOL_WINDOW, RT_POOL_ADAPTIVE };                /* poolings */
 
 enum { RT_PARTS = 2 };   /* the images of a call are split in this many parts */
@@ -73,13 +76,128 @@ static inline int64_t rt_conv_per_image(const int64_t *g) {
          g[RT_GEOM_OW];
 }
 
-/* Floats of scratch a convolution (filter_grad: its filter gradient) needs
- * for batches of up to n_max: RT_PARTS parts of columns, then the filter
- * gradient's second sum. */
-static inline int64_t rt_conv_scratch(const int64_t *g, int filter_grad, int64_t n_max) {
+/* ---- direct convolutions (direct.c) ------------------------------------ */
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define RT_HAVE_AVX512 1
+/* Whether the CPU has AVX-512 (a load of libgcc's CPU model, set before
+ * main: safe from any thread). */
+static inline int rt_avx512(void) { return __builtin_cpu_supports("avx512f"); }
+#else
+#define RT_HAVE_AVX512 0
+static inline int rt_avx512(void) { return 0; }
+#endif
+
+enum {
+  RT_DIRECT_PIXELS = 14,    /* output pixels a block of the direct kernel */
+  RT_DIRECT_CHANNELS = 32,  /* output channels a block: two vectors */
+  RT_DIRECT_MAX_TAPS = 9,   /* window taps the filter gradient keeps in registers */
+  RT_DIRECT_MAX_OFFSETS = 64,  /* window taps of the other two directions (an 8×8 window) */
+};
+
+/* A convolution as the direct kernels see it: a stride-1 convolution over
+ * zero-padded planes (the stride's phases split into planes of their own),
+ * its output pixels numbered on the planes' grid (direct.c says why). */
+typedef struct {
+  int64_t src_c, src_h, src_w;   /* the tensor read, per image: [src_c, src_h, src_w] */
+  int64_t s, pt, pl;             /* phases (the stride); zero rows and columns before the image */
+  int64_t cin, hg, wg;           /* planes (src_c·s·s) of hg × wg */
+  int64_t kh, kw, taps;          /* the window on the planes; kh·kw */
+  int64_t oc, oh, ow;            /* the result per image, [oc, oh, ow] */
+  int64_t pixels;                /* oh·wg: the output grid */
+  int64_t plane;                 /* floats of a plane: hg·wg */
+  int64_t slack;                 /* zeros after the last plane, for the last block's reads */
+} RtGrid;
+
+/* The grid of direction dir: 0 forward, over x; 1 the adjoint in x, over
+ * dy padded by the window less the forward's padding (stride 1); the
+ * adjoint in w (2) reads the forward's planes. */
+static inline RtGrid rt_grid(const int64_t *g, int dir) {
+  RtGrid q;
+  if (dir == 1) {
+    q.src_c = g[RT_GEOM_O], q.src_h = g[RT_GEOM_OH], q.src_w = g[RT_GEOM_OW];
+    q.s = 1, q.pt = g[RT_GEOM_KH] - 1 - g[RT_GEOM_PH], q.pl = g[RT_GEOM_KW] - 1 - g[RT_GEOM_PW];
+    q.kh = g[RT_GEOM_KH], q.kw = g[RT_GEOM_KW];
+    q.oc = g[RT_GEOM_C], q.oh = g[RT_GEOM_H], q.ow = g[RT_GEOM_W];
+  } else {
+    q.src_c = g[RT_GEOM_C], q.src_h = g[RT_GEOM_H], q.src_w = g[RT_GEOM_W];
+    q.s = g[RT_GEOM_SH] > 0 ? g[RT_GEOM_SH] : 1, q.pt = g[RT_GEOM_PH], q.pl = g[RT_GEOM_PW];
+    q.kh = (g[RT_GEOM_KH] + q.s - 1) / q.s, q.kw = (g[RT_GEOM_KW] + q.s - 1) / q.s;
+    q.oc = g[RT_GEOM_O], q.oh = g[RT_GEOM_OH], q.ow = g[RT_GEOM_OW];
+  }
+  q.cin = q.src_c * q.s * q.s;
+  q.taps = q.kh * q.kw;
+  q.hg = q.oh + q.kh - 1, q.wg = q.ow + q.kw - 1;
+  q.pixels = q.oh * q.wg;
+  q.plane = q.hg * q.wg;
+  /* the last block ends up to a block past the grid, and reads a window further */
+  q.slack = RT_DIRECT_PIXELS + (q.kh - 1) * q.wg + q.kw;
+  return q;
+}
+
+/* Whether the direct kernels take direction dir (0 forward, 1 adjoint in
+ * x, 2 adjoint in w) of a convolution: one group, no dilation, a square
+ * stride, whole vectors of output channels, and enough work per block. */
+static inline int rt_direct_fits(const int64_t *g, int dir) {
+  if (g[RT_GEOM_GROUPS] != 1 || g[RT_GEOM_DH] != 1 || g[RT_GEOM_DW] != 1) return 0;
+  if (g[RT_GEOM_SH] != g[RT_GEOM_SW] || g[RT_GEOM_SH] < 1 || g[RT_GEOM_OH] < 1 || g[RT_GEOM_OW] < 1) return 0;
+  RtGrid q = rt_grid(g, dir == 1);
+  if (q.oc % 16) return 0;
+  /* with few input channels (a first layer on gray images) the sums are
+   * short and the copies around them dominate: im2col's GEMM does better
+   * (1 -> 32 channels on 28×28: 38 against 49 GFLOP/s forward) */
+  if (q.src_c < 8) return 0;
+  if (q.taps > RT_DIRECT_MAX_OFFSETS) return 0;
+  if (dir == 1) return g[RT_GEOM_SH] == 1 && q.pt >= 0 && q.pl >= 0;
+  if (dir == 2) return q.taps <= RT_DIRECT_MAX_TAPS;
+  return 1;
+}
+
+/* Floats of scratch one part of a direct convolution needs: the planes,
+ * then the tile, or (the adjoint in w) dy on the grid and the sums per
+ * plane and tap. */
+static inline int64_t rt_direct_scratch(const int64_t *g, int dir) {
+  RtGrid q = rt_grid(g, dir == 1);
+  int64_t planes = q.cin * q.plane + q.slack;
+  if (dir == 2) return planes + q.pixels * q.oc + q.oc * q.cin * q.taps;
+  return planes + 16 * RT_DIRECT_CHANNELS;   /* the tile: 16 pixels, for the transpose */
+}
+
+/* Floats of scratch the parts share, before theirs: the packed weights
+ * (none for the adjoint in w). */
+static inline int64_t rt_direct_shared(const int64_t *g, int dir) {
+  if (dir == 2) return 0;
+  RtGrid q = rt_grid(g, dir);
+  return q.oc * q.cin * q.taps;
+}
+
+/* The weights w packed for direction dir into `shared`, once a call. */
+void rt_direct_pack(int dir, const int64_t *g, const float *w, float *shared);
+/* Images [lo, hi) of a direct convolution, direction dir (a, b, out as in
+ * the kernels below), with the packed weights `shared`, in `scratch`
+ * (rt_direct_scratch floats); the adjoint in w adds the part's sum into dw. */
+void rt_direct_part(int dir, const int64_t *g, const float *a, const float *b, float *out, const float *shared,
+                    float *scratch, int64_t lo, int64_t hi, float *dw);
+
+/* Floats of scratch each part of a call of direction dir (0 forward, 1
+ * adjoint in x, 2 adjoint in w) of a convolution uses, for batches of up to
+ * n_max: its columns, or its direct kernels' planes. */
+static inline int64_t rt_conv_part_scratch(const int64_t *g, int dir, int64_t n_max) {
+  if (g[RT_GEOM_METHOD] == RT_CONV_VECTOR) return rt_direct_scratch(g, dir);
   int64_t m = rt_part_images(n_max), chunk = g[RT_GEOM_CHUNK] > 0 ? g[RT_GEOM_CHUNK] : 1;
-  int64_t cols = RT_PARTS * rt_conv_per_image(g) * (chunk < m ? chunk : m);
-  return cols + (filter_grad ? g[RT_GEOM_O] * g[RT_GEOM_C] / g[RT_GEOM_GROUPS] * g[RT_GEOM_KH] * g[RT_GEOM_KW] : 0);
+  return rt_conv_per_image(g) * (chunk < m ? chunk : m);
+}
+
+/* Floats of scratch the parts of a call share, before theirs. */
+static inline int64_t rt_conv_shared(const int64_t *g, int dir) {
+  return g[RT_GEOM_METHOD] == RT_CONV_VECTOR ? rt_direct_shared(g, dir) : 0;
+}
+
+/* Floats of scratch a call needs in all: what the parts share, RT_PARTS
+ * parts, then the filter gradient's second sum. */
+static inline int64_t rt_conv_scratch(const int64_t *g, int dir, int64_t n_max) {
+  int64_t filters = g[RT_GEOM_O] * g[RT_GEOM_C] / g[RT_GEOM_GROUPS] * g[RT_GEOM_KH] * g[RT_GEOM_KW];
+  return rt_conv_shared(g, dir) + RT_PARTS * rt_conv_part_scratch(g, dir, n_max) + (dir == 2 ? filters : 0);
 }
 
 /* y = conv(x a, filters b) */

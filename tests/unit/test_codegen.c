@@ -113,6 +113,15 @@ static void check_close(const char *what, int id, const float *got, const double
   }
 }
 
+/* The values a convolution (or its adjoint in x) sums per output element:
+ * a window over the input channels (output channels) of a group. */
+static double window_terms(const IrNode *x) {
+  int64_t g[RT_GEOM_COUNT];
+  ir_window_geom(x, g);
+  int64_t channels = x->op == IR_CONV2D ? g[RT_GEOM_C] : g[RT_GEOM_O];
+  return (double)(channels / g[RT_GEOM_GROUPS] * g[RT_GEOM_KH] * g[RT_GEOM_KW]);
+}
+
 /* Fuses, plans, compiles and runs g for n = 1, 7, 256, comparing with the
  * interpreter. Returns the fusion for further checks. */
 static Fusion *check_graph(Arena *a, Graph *g) {
@@ -150,6 +159,7 @@ static Fusion *check_graph(Arena *a, Graph *g) {
       if (f->materialized[i] || is_leaf)
         check_close(is_leaf ? "leaf" : ir_op_name(x->op), i, arena + x->offset, vals[i], cg_numel(&x->shape, n), n,
                     x->op == IR_CONV2D_BWD_W ? (double)cg_numel(&x->src[1]->shape, n)
+                    : x->op == IR_CONV2D || x->op == IR_CONV2D_BWD_X ? window_terms(x)
                     : x->op == IR_SUM        ? (double)cg_numel(&x->src[0]->shape, n) / (double)cg_numel(&x->shape, n)
                                              : 1);
     }
@@ -491,6 +501,49 @@ static void convolutions_and_both_adjoints_match(void **state) {
   }
 }
 
+/* The direct kernels (runtime/direct.c, 16 output channels a vector) on
+ * the geometries they take: both vector widths (32 and 16 channels a
+ * block), strides 2 and 3 (split into phases), no padding, a 5×5 window
+ * (whose filter gradient has too many taps and goes to im2col), images
+ * that are not square, batches split in two parts. Each direction's
+ * method is checked: "V" the direct kernels, "I" im2col. Without AVX-512
+ * every direction runs im2col, and is checked the same way. */
+static void direct_convolutions_match(void **state) {
+  (void)state;
+  static const struct {
+    const char *x, *w, *y, *methods;   /* forward, adjoint in x, adjoint in w */
+    int64_t k, s, p;
+  } cases[] = {
+      {"B,16,9,9", "32,16,3,3", "B,32,9,9", "VVV", 3, 1, 1},
+      {"B,16,10,10", "16,16,4,4", "B,16,5,5", "VIV", 4, 2, 1},   /* a DCGAN's down-sampling */
+      {"B,8,11,13", "16,8,5,5", "B,16,4,5", "VIV", 5, 3, 2},
+      {"B,16,8,12", "48,16,3,3", "B,48,6,10", "VVV", 3, 1, 0},
+      {"B,16,7,7", "16,16,5,5", "B,16,7,7", "VVI", 5, 1, 2},
+      {"B,4,9,9", "16,4,3,3", "B,16,9,9", "III", 3, 1, 1},   /* few input channels: im2col */
+      {"B,16,14,14", "64,16,3,3", "B,64,14,14", "VVV", 3, 1, 1},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    Arena *a = arena_new();
+    Graph *g = ir_new(a);
+    IrWindow win = {.kh = cases[i].k, .kw = cases[i].k, .sh = cases[i].s, .sw = cases[i].s, .ph = cases[i].p,
+                    .pw = cases[i].p, .dh = 1, .dw = 1, .groups = 1};
+    IrNode *x = input(g, "x", cases[i].x), *w = leaf(g, IR_PARAM, "w", cases[i].w), *dy = input(g, "dy", cases[i].y);
+    Shape ys = S(cases[i].y);
+    IrNode *calls[3] = {ir_window(g, IR_CONV2D, x, w, &ys, &win, L0),
+                        ir_window(g, IR_CONV2D_BWD_X, dy, w, &x->shape, &win, L0),
+                        ir_window(g, IR_CONV2D_BWD_W, x, dy, &w->shape, &win, L0)};
+    for (int d = 0; d < 3; d++) {
+      bool vector = cases[i].methods[d] == 'V' && rt_avx512();
+      assert_string_equal(ir_conv_method(calls[d]), vector ? "direct, 16 channels a vector" : "im2col + sgemm");
+    }
+    ir_output(g, calls[0], "y");
+    ir_output(g, calls[1], "dx");
+    ir_output(g, calls[2], "dw");
+    check_graph(a, g);
+    arena_free(a);
+  }
+}
+
 /* Max and average pooling with overlapping, padded windows, adaptive
  * pooling to a size that does not divide the image, and their adjoints;
  * on relu'd input, so that windows hold ties at 0 (the first maximum wins,
@@ -754,6 +807,7 @@ int main(void) {
       cmocka_unit_test(big_products_and_loops_run_in_halves),
       cmocka_unit_test(nnc_sgemm_halves_match_the_whole_product),
       cmocka_unit_test(convolutions_and_both_adjoints_match),
+      cmocka_unit_test(direct_convolutions_match),
       cmocka_unit_test(poolings_and_their_adjoints_match),
       cmocka_unit_test(slices_and_their_adjoints_match),
       cmocka_unit_test(log_softmax_softmax_argmax_one_hot),
