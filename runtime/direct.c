@@ -75,7 +75,9 @@ static void fill_planes(const Grid *q, const float *src, float *planes) {
           }
           const float *in = img + r * q->src_w + b - q->pl;   /* column j reads in[j·s] */
           for (int64_t j = 0; j < j0; j++) row[j] = 0.0f;
-          if (q->s == 1) memcpy(row + j0, in + j0, sizeof(float) * (size_t)(j1 - j0));
+          if (q->s == 1 && j1 - j0 >= 32) memcpy(row + j0, in + j0, sizeof(float) * (size_t)(j1 - j0));
+          else if (q->s == 1)   /* a short row: a call to memcpy costs more */
+            for (int64_t j = j0; j < j1; j++) row[j] = in[j];
           else
             for (int64_t j = j0; j < j1; j++) row[j] = in[j * q->s];
           for (int64_t j = j1; j < q->wg; j++) row[j] = 0.0f;
@@ -311,12 +313,12 @@ void rt_direct_pack(int dir, const int64_t *g, const float *w, float *shared) {
 
 void rt_direct_part(int dir, const int64_t *g, const float *a, const float *b, float *out, const float *shared,
                     float *scratch, int64_t lo, int64_t hi, float *dw) {
+  int64_t C = g[RT_GEOM_C], H = g[RT_GEOM_H], W = g[RT_GEOM_W], O = g[RT_GEOM_O];
+  int64_t xsz = C * H * W, ysz = O * g[RT_GEOM_OH] * g[RT_GEOM_OW];
   Grid q = grid(g, dir == 1 ? 1 : 0);
   float *planes = scratch, *rest = planes + q.cin * q.plane + q.slack;
   memset(planes + q.cin * q.plane, 0, sizeof(float) * (size_t)q.slack);
-  int64_t C = g[RT_GEOM_C], H = g[RT_GEOM_H], W = g[RT_GEOM_W], O = g[RT_GEOM_O];
-  int64_t xsz = C * H * W, ysz = O * g[RT_GEOM_OH] * g[RT_GEOM_OW];
-  if (dir != 2) {
+  if (dir != 2) {   /* forward: x's planes into y; adjoint in x: dy's into dx */
     int64_t src_sz = dir == 1 ? ysz : xsz, out_sz = dir == 1 ? xsz : ysz;
     for (int64_t i = lo; i < hi; i++) {
       fill_planes(&q, a + i * src_sz, planes);

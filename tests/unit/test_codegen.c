@@ -505,7 +505,8 @@ static void convolutions_and_both_adjoints_match(void **state) {
  * the geometries they take: both vector widths (32 and 16 channels a
  * block), strides 2 and 3 (split into phases), no padding, a 5×5 window
  * (whose filter gradient has too many taps and goes to im2col), images
- * that are not square, batches split in two parts. Each direction's
+ * that are not square, padding wider than the window, batches split in
+ * two parts; a strided adjoint in x goes to im2col. Each direction's
  * method is checked: "V" the direct kernels, "I" im2col. Without AVX-512
  * every direction runs im2col, and is checked the same way. */
 static void direct_convolutions_match(void **state) {
@@ -521,6 +522,7 @@ static void direct_convolutions_match(void **state) {
       {"B,16,7,7", "16,16,5,5", "B,16,7,7", "VVI", 5, 1, 2},
       {"B,4,9,9", "16,4,3,3", "B,16,9,9", "III", 3, 1, 1},   /* few input channels: im2col */
       {"B,16,14,14", "64,16,3,3", "B,64,14,14", "VVV", 3, 1, 1},
+      {"B,16,6,6", "16,16,3,3", "B,16,10,10", "VVV", 3, 1, 3},   /* padding past the window: dy read from row 1 */
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     Arena *a = arena_new();
