@@ -12,10 +12,10 @@
  * already in them, so that output pixel (oy, ox) of a stride-1 convolution
  * reads tap (ky, kx) at plane offset (oy + ky)·wg + ox + kx. Numbering the
  * output pixels on the same grid, p = oy·wg + ox, that offset is p + ky·wg
- * + kx: one offset per tap, whatever the pixel, so pixels run along the
- * grid in blocks of XB regardless of where rows end. The wg - OW columns
- * past each output row are computed and thrown away (2 of 16 on a 14×14
- * image with padding 1).
+ * + kx: one offset per tap, whatever the pixel, so a block of pixels may
+ * run along the grid regardless of where rows end, the wg - OW columns
+ * past each output row computed and thrown away; or row by row, when the
+ * block divides the rows (row_blocks takes whichever computes less).
  *
  * Stride s. The padded image is split into s·s phase planes, plane (c, a,
  * b) holding rows a, a+s, ... and columns b, b+s, ...; a stride-s
@@ -23,16 +23,21 @@
  * C·s·s planes with a ⌈KH/s⌉×⌈KW/s⌉ window (the taps past the window
  * weigh 0). A 4×4 stride-2 convolution becomes a 2×2 one over 4C planes.
  *
- * The kernel. A block of XB pixels and 2 vectors of 16 output channels
- * keeps 2·XB accumulators in registers; for each plane and tap it loads
- * the two weight vectors and broadcasts each pixel's input value into two
- * multiply-adds. The block is then transposed into the [O, OH, OW] output
- * through a small tile.
+ * The kernel. A block of 14 pixels by 2 vectors of 16 output channels (7
+ * by 4 on rows of 7) keeps 28 sums in registers; for each plane and tap
+ * it loads the weight vectors and broadcasts each pixel's input value into
+ * a multiply-add per vector. The block is then transposed, 16×16 in
+ * registers, into the [O, OH, OW] output.
  *
  * The three directions:
  *   forward   y = conv(x, w): the grid above, over x's planes.
- *   adjoint in x (stride 1): dx = conv(dy padded by KH-1-ph, KW-1-pw, w
- *             flipped and transposed): the same kernel, over dy's planes.
+ *   adjoint in x: with stride 1, dx = conv(dy padded by KH-1-ph, KW-1-pw,
+ *             w flipped and transposed): the same kernel, over dy's
+ *             planes. With stride s, each of the s·s phases of dx (rows
+ *             a, a+s, ..., columns b, b+s, ...) is such a convolution of
+ *             dy with the taps of the flipped window in that phase
+ *             (⌈KH/s⌉×⌈KW/s⌉ of them), put in place after: a transposed
+ *             convolution without the zeros a dilated dy would multiply.
  *   adjoint in w: dw[o, plane, tap] = Σ_images Σ_p dy[o, p] · plane[p +
  *             tap]: dy is transposed to [p, O] on the grid (zero on the
  *             thrown-away columns), and a plane's taps accumulate in
@@ -46,7 +51,7 @@
 #include <stdbool.h>
 #include <string.h>
 
-enum { XB = RT_DIRECT_PIXELS, VB = RT_DIRECT_CHANNELS, MAX_TAPS = RT_DIRECT_MAX_TAPS };
+enum { XB = RT_DIRECT_PIXELS, MAX_TAPS = RT_DIRECT_MAX_TAPS };
 typedef RtGrid Grid;
 
 static Grid grid(const int64_t *g, int dir) { return rt_grid(g, dir); }
@@ -85,23 +90,26 @@ static void fill_planes(const Grid *q, const float *src, float *planes) {
       }
 }
 
-/* The weights as the kernel reads them, [oc/VB][cin][taps][VB] (the last
- * block of 16 channels alone when oc is not a multiple of 32): forward,
- * w [O, C, KH, KW] split into phases; for the adjoint in x, w flipped and
- * transposed. Taps past the window weigh 0. */
+/* The weights as the kernel reads them, [oc/vb][cin][taps][vb] (the last
+ * block of 16 channels alone when oc is not a multiple of vb): forward,
+ * w [O, C, KH, KW] split into phases; for the adjoint in x, phase (a, b) =
+ * ((dir - 1) / s, (dir - 1) % s) of w flipped and transposed. Taps past the
+ * window weigh 0. */
 static void pack_weights(const Grid *q, const int64_t *g, int dir, const float *w, float *wp) {
   int64_t C = g[RT_GEOM_C], KH = g[RT_GEOM_KH], KW = g[RT_GEOM_KW], s = q->s, ksz = KH * KW;
-  for (int64_t o0 = 0; o0 < q->oc; o0 += VB) {
-    int64_t vb = q->oc - o0 < VB ? q->oc - o0 : VB;
+  for (int64_t o0 = 0; o0 < q->oc; o0 += q->vb) {
+    int64_t vb = q->oc - o0 < q->vb ? q->oc - o0 : q->vb;
     float *blk = wp + o0 * q->cin * q->taps;   /* [cin][taps][vb] */
     for (int64_t ci = 0; ci < q->cin; ci++) {
       int64_t c = ci / (s * s), pa = ci / s % s, pb = ci % s;   /* the plane's channel and phase */
       for (int64_t ky = 0; ky < q->kh; ky++)
         for (int64_t kx = 0; kx < q->kw; kx++) {
           float *dst = blk + ((ci * q->kh + ky) * q->kw + kx) * vb;
-          if (dir == 1) {   /* out channel o0 + v is x's channel; plane ci is dy's channel */
-            const float *src = w + (ci * C + o0) * ksz + (KH - 1 - ky) * KW + (KW - 1 - kx);
-            for (int64_t v = 0; v < vb; v++) dst[v] = src[v * ksz];
+          if (dir > 0) {   /* out channel o0 + v is x's channel; plane ci is dy's channel */
+            int64_t gs = g[RT_GEOM_SH], a = (dir - 1) / gs, b = (dir - 1) % gs;
+            int64_t wy = gs * (q->kh - 1 - ky) + a, wx = gs * (q->kw - 1 - kx) + b;
+            const float *src = w + (ci * C + o0) * ksz + wy * KW + wx;
+            for (int64_t v = 0; v < vb; v++) dst[v] = wy < KH && wx < KW ? src[v * ksz] : 0.0f;
             continue;
           }
           int64_t wy = ky * s + pa, wx = kx * s + pb;
@@ -113,28 +121,29 @@ static void pack_weights(const Grid *q, const int64_t *g, int dir, const float *
 }
 
 /* One block: acc[j][v] = Σ_plane Σ_tap wp[plane][tap][v] · in[plane][j +
- * off[tap]] for the XB pixels at `in`, into tile [XB][16·V]. */
-#define BLOCK_KERNEL(NAME, V)                                                                               \
+ * off[tap]] for the NX pixels at `in`, into tile [NX][16·V]. */
+#define BLOCK_KERNEL(NAME, NX, V)                                                                           \
   __attribute__((target("avx512f"))) static void NAME(const Grid *q, const int64_t *off, const float *in,     \
                                                       const float *wp, float *tile) {                         \
-    __m512 acc[XB][V];                                                                                       \
-    _Pragma("GCC unroll 14") for (int j = 0; j < XB; j++) _Pragma("GCC unroll 2") for (int v = 0; v < V; v++) \
+    __m512 acc[NX][V];                                                                                       \
+    _Pragma("GCC unroll 14") for (int j = 0; j < NX; j++) _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) \
         acc[j][v] = _mm512_setzero_ps();                                                                     \
     for (int64_t ci = 0; ci < q->cin; ci++, in += q->plane)                                                  \
       for (int64_t t = 0; t < q->taps; t++, wp += 16 * V) {                                                  \
         const float *x = in + off[t];                                                                        \
         __m512 w[V];                                                                                         \
-        _Pragma("GCC unroll 2") for (int v = 0; v < V; v++) w[v] = _mm512_loadu_ps(wp + 16 * v);             \
-        _Pragma("GCC unroll 14") for (int j = 0; j < XB; j++) {                                              \
+        _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) w[v] = _mm512_loadu_ps(wp + 16 * v);             \
+        _Pragma("GCC unroll 14") for (int j = 0; j < NX; j++) {                                              \
           __m512 b = _mm512_set1_ps(x[j]);                                                                   \
-          _Pragma("GCC unroll 2") for (int v = 0; v < V; v++) acc[j][v] = _mm512_fmadd_ps(w[v], b, acc[j][v]); \
+          _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) acc[j][v] = _mm512_fmadd_ps(w[v], b, acc[j][v]); \
         }                                                                                                    \
       }                                                                                                      \
-    _Pragma("GCC unroll 14") for (int j = 0; j < XB; j++) _Pragma("GCC unroll 2") for (int v = 0; v < V; v++) \
+    _Pragma("GCC unroll 14") for (int j = 0; j < NX; j++) _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) \
         _mm512_storeu_ps(tile + (j * V + v) * 16, acc[j][v]);                                                \
   }
-BLOCK_KERNEL(block2, 2)
-BLOCK_KERNEL(block1, 1)
+BLOCK_KERNEL(block14x2, 14, 2)
+BLOCK_KERNEL(block14x1, 14, 1)
+BLOCK_KERNEL(block7x4, 7, 4)
 
 /* A 16×16 transpose: r[j] holds pixel j's 16 channels; afterwards r[k]
  * holds channel k's 16 pixels. Interleaves of 32 and 64 bits within each
@@ -171,14 +180,14 @@ typedef struct {
 } Run;
 
 static int block_runs(const Grid *q, int64_t p0, Run runs[XB]) {
-  int count = 0;
-  for (int j = 0; j < XB && p0 + j < q->pixels;) {
+  int count = 0, xb = (int)q->xb;
+  for (int j = 0; j < xb && p0 + j < q->pixels;) {
     int64_t oy = (p0 + j) / q->wg, ox = (p0 + j) % q->wg;
     if (ox >= q->ow) {   /* the grid's extra columns */
       j += (int)(q->wg - ox);
       continue;
     }
-    int len = (int)(q->ow - ox < XB - j ? q->ow - ox : XB - j);
+    int len = (int)(q->ow - ox < xb - j ? q->ow - ox : xb - j);
     if (p0 + j + len > q->pixels) len = (int)(q->pixels - p0 - j);
     runs[count++] = (Run){j, len, oy * q->ow + ox};
     j += len;
@@ -206,11 +215,11 @@ __attribute__((target("avx512f"))) static void store_tile(const float *tile, int
 /* Whether blocks go row by row (each block within one output row; a short
  * last block per row) rather than along the whole grid (blocks across row
  * ends, the grid's extra columns computed): whichever computes fewer
- * pixels. Row by row wins when XB divides the rows: 14×14 and 28×28
- * images compute no extra pixel at all, where the grid computes 2 extra
- * columns a row. */
+ * pixels. Row by row wins when the block divides the rows: 14×14 and
+ * 28×28 images compute no extra pixel at all, where the grid computes 2
+ * extra columns a row. */
 static bool row_blocks(const Grid *q) {
-  int64_t by_rows = q->oh * ((q->ow + XB - 1) / XB) * XB, by_grid = (q->pixels + XB - 1) / XB * XB;
+  int64_t xb = q->xb, by_rows = q->oh * ((q->ow + xb - 1) / xb) * xb, by_grid = (q->pixels + xb - 1) / xb * xb;
   return by_rows <= by_grid;
 }
 
@@ -218,11 +227,12 @@ static bool row_blocks(const Grid *q) {
 static void grid_block(const Grid *q, const int64_t *off, const float *planes, const float *wp, float *tile,
                        int64_t p0, const Run *runs, int nruns, float *out) {
   int64_t ohw = q->oh * q->ow;
-  for (int64_t o0 = 0; o0 < q->oc; o0 += VB) {
-    int64_t vb = q->oc - o0 < VB ? q->oc - o0 : VB;
+  for (int64_t o0 = 0; o0 < q->oc; o0 += q->vb) {
+    int64_t vb = q->oc - o0 < q->vb ? q->oc - o0 : q->vb;
     const float *w = wp + o0 * q->cin * q->taps;
-    if (vb == VB) block2(q, off, planes + p0, w, tile);
-    else block1(q, off, planes + p0, w, tile);
+    if (vb == 64) block7x4(q, off, planes + p0, w, tile);
+    else if (vb == 32) block14x2(q, off, planes + p0, w, tile);
+    else block14x1(q, off, planes + p0, w, tile);
     store_tile(tile, vb, runs, nruns, out + o0 * ohw, ohw);
   }
 }
@@ -234,20 +244,20 @@ static void grid_image(const Grid *q, const float *planes, const float *wp, floa
   Run runs[XB];
   if (row_blocks(q)) {
     for (int64_t oy = 0; oy < q->oh; oy++)
-      for (int64_t x0 = 0; x0 < q->ow; x0 += XB) {
-        runs[0] = (Run){0, (int)(q->ow - x0 < XB ? q->ow - x0 : XB), oy * q->ow + x0};
+      for (int64_t x0 = 0; x0 < q->ow; x0 += q->xb) {
+        runs[0] = (Run){0, (int)(q->ow - x0 < q->xb ? q->ow - x0 : q->xb), oy * q->ow + x0};
         grid_block(q, off, planes, wp, tile, oy * q->wg + x0, runs, 1, out);
       }
     return;
   }
-  for (int64_t p0 = 0; p0 < q->pixels; p0 += XB) {
+  for (int64_t p0 = 0; p0 < q->pixels; p0 += q->xb) {
     int nruns = block_runs(q, p0, runs);
     grid_block(q, off, planes, wp, tile, p0, runs, nruns, out);
   }
 }
 
 /* dy of one image on the grid, transposed and in blocks of output
- * channels as the kernels take them: [oc/VB][p][VB], 0 on the extra
+ * channels as the kernels take them: [oc/vb][p][vb], 0 on the extra
  * columns; 16 channels by 16 pixels at a time. A block's rows lie together
  * so that a sweep over them stays in the L1 cache (rows of all oc channels
  * put a block's lines 4·oc bytes apart, on a fraction of the cache's sets). */
@@ -262,7 +272,7 @@ __attribute__((target("avx512f"))) static void transpose_dy(const Grid *q, const
         __m512 r[16];
         for (int k = 0; k < 16; k++) r[k] = _mm512_maskz_loadu_ps(m, dy + (o0 + k) * ohw + oy * q->ow + x0);
         transpose16(r);
-        int64_t b0 = o0 / VB * VB, vb = q->oc - b0 < VB ? q->oc - b0 : VB;
+        int64_t b0 = o0 / q->vb * q->vb, vb = q->oc - b0 < q->vb ? q->oc - b0 : q->vb;
         float *blk = dyt + b0 * q->pixels + o0 - b0;
         for (int64_t j = 0; j < cols; j++) _mm512_storeu_ps(blk + (oy * q->wg + x0 + j) * vb, r[j]);
       }
@@ -277,38 +287,108 @@ __attribute__((target("avx512f"))) static void transpose_dy(const Grid *q, const
   __attribute__((target("avx512f"))) static void NAME(const Grid *q, const int64_t *off, const float *plane,  \
                                                       const float *dyt, float *sum) {                         \
     __m512 acc[NT][V];                                                                                       \
-    for (int t = 0; t < NT; t++)                                                                             \
-      for (int v = 0; v < V; v++) acc[t][v] = _mm512_setzero_ps();                                           \
+    _Pragma("GCC unroll 9") for (int t = 0; t < NT; t++) _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) acc[t][v] = _mm512_setzero_ps();                                           \
     for (int64_t oy = 0; oy < q->oh; oy++)                                                                  \
       for (int64_t p = oy * q->wg; p < oy * q->wg + q->ow; p++) { /* the grid's extra columns are 0 */      \
         __m512 d[V];                                                                                         \
-        for (int v = 0; v < V; v++) d[v] = _mm512_loadu_ps(dyt + p * 16 * V + 16 * v);                       \
+        _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) d[v] = _mm512_loadu_ps(dyt + p * 16 * V + 16 * v);                       \
         _Pragma("GCC unroll 9") for (int t = 0; t < NT; t++) {                                               \
           __m512 b = _mm512_set1_ps(plane[p + off[t]]);                                                      \
-          for (int v = 0; v < V; v++) acc[t][v] = _mm512_fmadd_ps(d[v], b, acc[t][v]);                       \
+          _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) acc[t][v] = _mm512_fmadd_ps(d[v], b, acc[t][v]);                       \
         }                                                                                                    \
       }                                                                                                      \
-    for (int t = 0; t < NT; t++)                                                                             \
-      for (int v = 0; v < V; v++) {                                                                          \
+    _Pragma("GCC unroll 9") for (int t = 0; t < NT; t++) _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) {                                                                          \
         float *s = sum + (t * V + v) * 16;                                                                   \
         _mm512_storeu_ps(s, _mm512_add_ps(_mm512_loadu_ps(s), acc[t][v]));                                   \
       }                                                                                                      \
   }
 #define WGRAD_TAPS(X) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9)
+#define WGRAD_V4(NT) WGRAD_KERNEL(wgrad4_##NT, 4, NT)
 #define WGRAD_V2(NT) WGRAD_KERNEL(wgrad2_##NT, 2, NT)
 #define WGRAD_V1(NT) WGRAD_KERNEL(wgrad1_##NT, 1, NT)
+WGRAD_TAPS(WGRAD_V4)
 WGRAD_TAPS(WGRAD_V2)
 WGRAD_TAPS(WGRAD_V1)
 
 typedef void WgradFn(const Grid *, const int64_t *, const float *, const float *, float *);
 #define WGRAD_ROW(PREFIX) {NULL, PREFIX##1, PREFIX##2, PREFIX##3, PREFIX##4, PREFIX##5, PREFIX##6, PREFIX##7, PREFIX##8, PREFIX##9}
-/* [vectors - 1][taps] */
-static WgradFn *const wgrad[2][MAX_TAPS + 1] = {WGRAD_ROW(wgrad1_), WGRAD_ROW(wgrad2_)};
+/* [vectors / 2][taps] */
+static WgradFn *const wgrad[3][MAX_TAPS + 1] = {WGRAD_ROW(wgrad1_), WGRAD_ROW(wgrad2_), WGRAD_ROW(wgrad4_)};
+
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/* Phase (a, b) of the adjoint in x: x's rows s·i + a - ph for i in [*i0,
+ * *i0 + oh) (those inside the image), its columns likewise from *j0. Row
+ * i reads dy's rows i - (kh - 1) .. i, with the phase's taps of the
+ * flipped window. */
+static Grid phase_grid(const int64_t *g, int64_t a, int64_t b, int64_t *i0, int64_t *j0) {
+  Grid q = grid(g, 1);
+  int64_t st = g[RT_GEOM_SH], ph = g[RT_GEOM_PH], pw = g[RT_GEOM_PW], H = g[RT_GEOM_H], W = g[RT_GEOM_W];
+  *i0 = a >= ph ? 0 : ceil_div(ph - a, st);
+  *j0 = b >= pw ? 0 : ceil_div(pw - b, st);
+  int64_t i1 = H + ph - a <= 0 ? 0 : ceil_div(H + ph - a, st), j1 = W + pw - b <= 0 ? 0 : ceil_div(W + pw - b, st);
+  q.oh = i1 > *i0 ? i1 - *i0 : 0, q.ow = j1 > *j0 ? j1 - *j0 : 0;
+  q.pt = q.kh - 1 - *i0, q.pl = q.kw - 1 - *j0;
+  q.hg = q.oh + q.kh - 1, q.wg = q.ow + q.kw - 1;
+  q.pixels = q.oh * q.wg, q.plane = q.hg * q.wg;
+  return q;
+}
 
 void rt_direct_pack(int dir, const int64_t *g, const float *w, float *shared) {
   if (dir == 2) return;
   Grid q = grid(g, dir);
-  pack_weights(&q, g, dir, w, shared);
+  if (dir == 0) {
+    pack_weights(&q, g, 0, w, shared);
+    return;
+  }
+  int64_t st = g[RT_GEOM_SH], size = q.oc * q.cin * q.taps;
+  for (int64_t ph = 0; ph < st * st; ph++) pack_weights(&q, g, (int)(1 + ph), w, shared + ph * size);
+}
+
+/* The adjoint in x of one image. dy's planes are filled once, with the
+ * most padding any phase needs, and each phase reads them from its own
+ * corner: one grid for all. Each phase of dx is computed and, with a
+ * stride, put in place from `buf`. */
+static void adjoint_x_image(const int64_t *g, const float *dy, const float *shared, float *planes, float *tile,
+                            float *buf, float *dx) {
+  int64_t st = g[RT_GEOM_SH], H = g[RT_GEOM_H], W = g[RT_GEOM_W], C = g[RT_GEOM_C];
+  Grid all = grid(g, 1);
+  int64_t size = all.oc * all.cin * all.taps, pt = 0, pl = 0, hg = 0, wg = 0, i0, j0;
+  for (int64_t a = 0; a < st; a++)
+    for (int64_t b = 0; b < st; b++) {
+      Grid q = phase_grid(g, a, b, &i0, &j0);
+      pt = q.pt > pt ? q.pt : pt, pl = q.pl > pl ? q.pl : pl;
+    }
+  for (int64_t a = 0; a < st; a++)
+    for (int64_t b = 0; b < st; b++) {
+      Grid q = phase_grid(g, a, b, &i0, &j0);
+      int64_t h = pt - q.pt + q.hg, w = pl - q.pl + q.wg;
+      hg = h > hg ? h : hg, wg = w > wg ? w : wg;
+    }
+  all.pt = pt, all.pl = pl, all.hg = hg, all.wg = wg, all.plane = hg * wg;
+  all.slack = XB + (all.kh - 1) * wg + all.kw + wg;
+  memset(planes + all.cin * all.plane, 0, sizeof(float) * (size_t)all.slack);
+  fill_planes(&all, dy, planes);
+  for (int64_t a = 0; a < st; a++)
+    for (int64_t b = 0; b < st; b++) {
+      Grid q = phase_grid(g, a, b, &i0, &j0);
+      if (q.oh <= 0 || q.ow <= 0) continue;
+      const float *corner = planes + (pt - q.pt) * wg + (pl - q.pl);
+      q.wg = wg, q.plane = all.plane, q.pixels = q.oh * wg;
+      const float *wp = shared + (a * st + b) * size;
+      if (st == 1) {   /* the one phase is dx */
+        grid_image(&q, corner, wp, tile, dx);
+        continue;
+      }
+      grid_image(&q, corner, wp, tile, buf);   /* [C, oh, ow] */
+      int64_t y0 = st * i0 + a - g[RT_GEOM_PH], x0 = st * j0 + b - g[RT_GEOM_PW];
+      for (int64_t c = 0; c < C; c++)
+        for (int64_t i = 0; i < q.oh; i++) {
+          const float *src = buf + (c * q.oh + i) * q.ow;
+          float *row = dx + (c * H + y0 + st * i) * W + x0;
+          for (int64_t j = 0; j < q.ow; j++) row[st * j] = src[j];
+        }
+    }
 }
 
 void rt_direct_part(int dir, const int64_t *g, const float *a, const float *b, float *out, const float *shared,
@@ -317,12 +397,16 @@ void rt_direct_part(int dir, const int64_t *g, const float *a, const float *b, f
   int64_t xsz = C * H * W, ysz = O * g[RT_GEOM_OH] * g[RT_GEOM_OW];
   Grid q = grid(g, dir == 1 ? 1 : 0);
   float *planes = scratch, *rest = planes + q.cin * q.plane + q.slack;
+  if (dir == 1) {
+    float *tile = rest, *buf = tile + 16 * q.vb;
+    for (int64_t i = lo; i < hi; i++) adjoint_x_image(g, a + i * ysz, shared, planes, tile, buf, out + i * xsz);
+    return;
+  }
   memset(planes + q.cin * q.plane, 0, sizeof(float) * (size_t)q.slack);
-  if (dir != 2) {   /* forward: x's planes into y; adjoint in x: dy's into dx */
-    int64_t src_sz = dir == 1 ? ysz : xsz, out_sz = dir == 1 ? xsz : ysz;
+  if (dir == 0) {
     for (int64_t i = lo; i < hi; i++) {
-      fill_planes(&q, a + i * src_sz, planes);
-      grid_image(&q, planes, shared, rest, out + i * out_sz);
+      fill_planes(&q, a + i * xsz, planes);
+      grid_image(&q, planes, shared, rest, out + i * ysz);
     }
     return;
   }
@@ -334,19 +418,19 @@ void rt_direct_part(int dir, const int64_t *g, const float *a, const float *b, f
   for (int64_t i = lo; i < hi; i++) {
     fill_planes(&q, a + i * xsz, planes);
     transpose_dy(&q, b + i * ysz, dyt);
-    for (int64_t o0 = 0; o0 < q.oc; o0 += VB) {
-      int64_t vb = q.oc - o0 < VB ? q.oc - o0 : VB;
+    for (int64_t o0 = 0; o0 < q.oc; o0 += q.vb) {
+      int64_t vb = q.oc - o0 < q.vb ? q.oc - o0 : q.vb;
       for (int64_t ci = 0; ci < q.cin; ci++) {
         /* sum's block for o0: [cin][taps][vb] */
         float *sp = sum + o0 * q.cin * q.taps + ci * q.taps * vb;
-        wgrad[vb == VB][q.taps](&q, off, planes + ci * q.plane, dyt + o0 * q.pixels, sp);
+        wgrad[vb / 32][q.taps](&q, off, planes + ci * q.plane, dyt + o0 * q.pixels, sp);
       }
     }
   }
   /* the phases' taps back into the window; dw was zeroed by the caller */
   int64_t KH = g[RT_GEOM_KH], KW = g[RT_GEOM_KW], s = q.s;
-  for (int64_t o0 = 0; o0 < q.oc; o0 += VB) {
-    int64_t vb = q.oc - o0 < VB ? q.oc - o0 : VB;
+  for (int64_t o0 = 0; o0 < q.oc; o0 += q.vb) {
+    int64_t vb = q.oc - o0 < q.vb ? q.oc - o0 : q.vb;
     const float *blk = sum + o0 * q.cin * q.taps;
     for (int64_t ci = 0; ci < q.cin; ci++)
       for (int64_t t = 0; t < q.taps; t++) {

@@ -16,6 +16,9 @@
  * A 1×1 convolution with stride 1 and no padding needs no columns: the
  * image is already the matrix. A depthwise convolution (one input channel
  * per group) would be a product of one row; it runs as a direct loop.
+ * On a CPU with AVX-512, a convolution with whole vectors of output
+ * channels and enough input channels runs in direct.c instead, without
+ * columns (RT_CONV_VECTOR).
  */
 #include "runtime/kernels.h"
 

@@ -89,8 +89,7 @@ static inline int rt_avx512(void) { return 0; }
 #endif
 
 enum {
-  RT_DIRECT_PIXELS = 14,    /* output pixels a block of the direct kernel */
-  RT_DIRECT_CHANNELS = 32,  /* output channels a block: two vectors */
+  RT_DIRECT_PIXELS = 14,    /* output pixels a block of the direct kernel, at most */
   RT_DIRECT_MAX_TAPS = 9,   /* window taps the filter gradient keeps in registers */
   RT_DIRECT_MAX_OFFSETS = 64,  /* window taps of the other two directions (an 8×8 window) */
 };
@@ -107,23 +106,34 @@ typedef struct {
   int64_t pixels;                /* oh·wg: the output grid */
   int64_t plane;                 /* floats of a plane: hg·wg */
   int64_t slack;                 /* zeros after the last plane, for the last block's reads */
+  int64_t xb, vb;                /* a block: xb output pixels by vb output channels */
 } RtGrid;
 
 /* The grid of direction dir: 0 forward, over x; 1 the adjoint in x, over
- * dy padded by the window less the forward's padding (stride 1; the
- * window flipped); the adjoint in w (2) reads the forward's planes. */
+ * dy: each phase of dx (its rows and columns one stride apart) is a
+ * stride-1 convolution of dy with that phase's taps of the flipped window
+ * (direct.c gives each phase its rows, columns and padding; these are the
+ * most any phase has). The adjoint in w (2) reads the forward's planes. */
 static inline RtGrid rt_grid(const int64_t *g, int dir) {
   RtGrid q;
+  int64_t stride = g[RT_GEOM_SH] > 0 ? g[RT_GEOM_SH] : 1, wide;
   if (dir == 1) {
     q.src_c = g[RT_GEOM_O], q.src_h = g[RT_GEOM_OH], q.src_w = g[RT_GEOM_OW];
-    q.s = 1, q.pt = g[RT_GEOM_KH] - 1 - g[RT_GEOM_PH], q.pl = g[RT_GEOM_KW] - 1 - g[RT_GEOM_PW];
-    q.kh = g[RT_GEOM_KH], q.kw = g[RT_GEOM_KW];
-    q.oc = g[RT_GEOM_C], q.oh = g[RT_GEOM_H], q.ow = g[RT_GEOM_W];
+    q.s = 1;
+    q.kh = (g[RT_GEOM_KH] + stride - 1) / stride, q.kw = (g[RT_GEOM_KW] + stride - 1) / stride;
+    q.pt = q.kh - 1, q.pl = q.kw - 1;
+    q.oc = g[RT_GEOM_C];
+    /* a phase's rows, and one more: the phases share one set of planes,
+     * each read from its own corner, at most ⌈ph/s⌉ rows in */
+    q.oh = (g[RT_GEOM_H] + g[RT_GEOM_PH] + stride - 1) / stride + (g[RT_GEOM_PH] + stride - 1) / stride;
+    q.ow = (g[RT_GEOM_W] + g[RT_GEOM_PW] + stride - 1) / stride + (g[RT_GEOM_PW] + stride - 1) / stride;
+    wide = (g[RT_GEOM_W] + stride - 1) / stride;   /* a phase's output row */
   } else {
     q.src_c = g[RT_GEOM_C], q.src_h = g[RT_GEOM_H], q.src_w = g[RT_GEOM_W];
-    q.s = g[RT_GEOM_SH] > 0 ? g[RT_GEOM_SH] : 1, q.pt = g[RT_GEOM_PH], q.pl = g[RT_GEOM_PW];
+    q.s = stride, q.pt = g[RT_GEOM_PH], q.pl = g[RT_GEOM_PW];
     q.kh = (g[RT_GEOM_KH] + q.s - 1) / q.s, q.kw = (g[RT_GEOM_KW] + q.s - 1) / q.s;
     q.oc = g[RT_GEOM_O], q.oh = g[RT_GEOM_OH], q.ow = g[RT_GEOM_OW];
+    wide = q.ow;
   }
   q.cin = q.src_c * q.s * q.s;
   q.taps = q.kh * q.kw;
@@ -131,7 +141,13 @@ static inline RtGrid rt_grid(const int64_t *g, int dir) {
   q.pixels = q.oh * q.wg;
   q.plane = q.hg * q.wg;
   /* the last block ends up to a block past the grid, and reads a window further */
-  q.slack = RT_DIRECT_PIXELS + (q.kh - 1) * q.wg + q.kw;
+  q.slack = RT_DIRECT_PIXELS + (q.kh - 1) * q.wg + q.kw + (dir == 1 ? q.wg : 0);   /* and a phase's corner */
+  /* 14 pixels by 2 vectors of channels (28 sums in registers), or, on
+   * rows of 7 (a 28×28 image down-sampled twice), 7 pixels by 4 vectors:
+   * whole rows, none computed for nothing. The filter gradient keeps
+   * taps × vectors sums: 4 vectors when the taps are few. */
+  q.xb = 14, q.vb = 32;
+  if (q.oc % 64 == 0 && (dir == 2 ? q.taps <= 6 : wide % 7 == 0 && wide % 14 != 0)) q.xb = 7, q.vb = 64;
   return q;
 }
 
@@ -148,11 +164,6 @@ static inline int rt_direct_fits(const int64_t *g, int dir) {
    * (1 -> 32 channels on 28×28: 38 against 49 GFLOP/s forward) */
   if (q.src_c < 8) return 0;
   if (q.taps > RT_DIRECT_MAX_OFFSETS) return 0;
-  /* a strided adjoint in x splits into a convolution per phase of x; tried,
-   * it ran no faster than im2col (88 against 94 GFLOP/s on a DCGAN's 4×4
-   * stride-2 window, 128 -> 64 channels: a phase's weights outgrow the L1
-   * cache) */
-  if (dir == 1) return g[RT_GEOM_SH] == 1;
   if (dir == 2) return q.taps <= RT_DIRECT_MAX_TAPS;
   return 1;
 }
@@ -164,15 +175,19 @@ static inline int64_t rt_direct_scratch(const int64_t *g, int dir) {
   RtGrid q = rt_grid(g, dir == 1);
   int64_t planes = q.cin * q.plane + q.slack;
   if (dir == 2) return planes + q.pixels * q.oc + q.oc * q.cin * q.taps;
-  return planes + 16 * RT_DIRECT_CHANNELS;   /* the tile: 16 pixels, for the transpose */
+  int64_t tile = 16 * q.vb;   /* 16 pixels, for the transpose */
+  /* a strided adjoint in x puts each phase in place from a buffer */
+  int64_t phase = dir == 1 && g[RT_GEOM_SH] > 1 ? q.oc * q.oh * q.ow : 0;
+  return planes + tile + phase;
 }
 
 /* Floats of scratch the parts share, before theirs: the packed weights
- * (none for the adjoint in w). */
+ * (none for the adjoint in w; for the adjoint in x, a set per phase). */
 static inline int64_t rt_direct_shared(const int64_t *g, int dir) {
   if (dir == 2) return 0;
   RtGrid q = rt_grid(g, dir);
-  return q.oc * q.cin * q.taps;
+  int64_t phases = dir == 1 ? g[RT_GEOM_SH] * g[RT_GEOM_SW] : 1;
+  return phases * q.oc * q.cin * q.taps;
 }
 
 /* The weights w packed for direction dir into `shared`, once a call. */
