@@ -103,6 +103,15 @@ static void backward(Ad *ad, IrNode *n) {
     return;
   case IR_MAX2:
   case IR_MIN2: {
+    /* max(a, c·a) with 0 <= c < 1 (leaky ReLU): a > c·a exactly when the
+     * output is above 0, so the gradient, g·(c + (1 - c)·step(out)), reads
+     * the output alone and the forward pass need not keep a or c·a */
+    const IrNode *c = b->op == IR_MUL ? (b->src[0] == a ? b->src[1] : b->src[1] == a ? b->src[0] : NULL) : NULL;
+    if (n->op == IR_MAX2 && c && c->op == IR_CONST && c->f >= 0 && c->f < 1) {
+      IrNode *slope = B(ad, IR_ADD, C(ad, c->f, loc), B(ad, IR_MUL, C(ad, 1 - c->f, loc), U(ad, IR_STEP, n, loc), loc), loc);
+      acc(ad, a, B(ad, IR_MUL, g, slope, loc), loc);
+      return;
+    }
     /* the gradient goes to the chosen side (to b on a tie) */
     IrNode *pick_a = n->op == IR_MAX2 ? B(ad, IR_GT, a, b, loc) : B(ad, IR_GT, b, a, loc);
     acc(ad, a, B(ad, IR_MUL, g, pick_a, loc), loc);
