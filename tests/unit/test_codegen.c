@@ -506,7 +506,8 @@ static void convolutions_and_both_adjoints_match(void **state) {
  * block), strides 2 and 3 (split into phases), no padding, a 5×5 window
  * (whose filter gradient has too many taps and goes to im2col), images
  * that are not square, padding wider than the window, batches split in
- * two parts; a strided adjoint in x, split into a convolution per phase. Each direction's
+ * two parts; a strided adjoint in x, split into a convolution per phase;
+ * an image too small for the direct kernels. Each direction's
  * method is checked: "V" the direct kernels, "I" im2col. Without AVX-512
  * every direction runs im2col, and is checked the same way. */
 static void direct_convolutions_match(void **state) {
@@ -516,14 +517,15 @@ static void direct_convolutions_match(void **state) {
     int64_t k, s, p;
   } cases[] = {
       {"B,16,9,9", "32,16,3,3", "B,32,9,9", "VVV", 3, 1, 1},
-      {"B,16,10,10", "16,16,4,4", "B,16,5,5", "VVV", 4, 2, 1},   /* stride 2: four phases, 16 channels a block */
+      {"B,16,14,14", "16,16,4,4", "B,16,7,7", "VVV", 4, 2, 1},   /* stride 2: four phases, 16 channels a block */
       {"B,64,14,14", "128,64,4,4", "B,128,7,7", "VVV", 4, 2, 1},   /* a DCGAN's: rows of 7, 64 channels a block */
-      {"B,16,11,13", "16,16,5,5", "B,16,4,5", "VVV", 5, 3, 2},   /* 9 phases of dx, some of them short */
+      {"B,16,23,25", "16,16,5,5", "B,16,8,9", "VVV", 5, 3, 2},   /* 9 phases of dx, some of them short */
       {"B,16,8,12", "48,16,3,3", "B,48,6,10", "VVV", 3, 1, 0},
       {"B,16,7,7", "16,16,5,5", "B,16,7,7", "VVI", 5, 1, 2},
       {"B,4,9,9", "16,4,3,3", "B,16,9,9", "III", 3, 1, 1},   /* few input channels: im2col */
       {"B,16,14,14", "64,16,3,3", "B,64,14,14", "VVV", 3, 1, 1},
-      {"B,16,6,6", "16,16,3,3", "B,16,10,10", "VVV", 3, 1, 3},   /* padding past the window: dy read from row 1 */
+      {"B,16,8,8", "16,16,3,3", "B,16,12,12", "VVV", 3, 1, 3},   /* padding past the window: dy read from row 1 */
+      {"B,32,4,4", "32,32,3,3", "B,32,4,4", "III", 3, 1, 1},   /* a small image: im2col */
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     Arena *a = arena_new();
