@@ -532,6 +532,7 @@ static LLVMValueRef emit_elem(Cg *c, const IrNode *x, LLVMValueRef *v) {
 
 typedef struct {
   const Kernel *kn;
+  int count;         /* the kernel's first `count` nodes are elementwise */
   int *load_acc;     /* [node index in kernel · 3 + src]: access, or -1 */
   int *store_acc;    /* [node index in kernel]: access, or -1 */
   LLVMValueRef *val; /* [node id]: value in this iteration */
@@ -539,7 +540,7 @@ typedef struct {
 
 static void loop_body(Cg *c, Nest *ns, void *vctx) {
   LoopCtx *lc = vctx;
-  for (int i = 0; i < lc->kn->nodes.len; i++) {
+  for (int i = 0; i < lc->count; i++) {
     const IrNode *x = lc->kn->nodes.items[i];
     LLVMValueRef v[3] = {0};
     for (int s = 0; s < 3 && x->src[s]; s++) {
@@ -575,35 +576,42 @@ static void keep_nest(Cg *c, const Nest *ns, bool ranged) {
   }
 }
 
-static void gen_loop(Cg *c, int k, const Kernel *kn) {
+/* The loads and stores of a kernel's first lc->count (elementwise) nodes,
+ * as accesses of ns. */
+static void loop_accesses(Cg *c, int k, Nest *ns, LoopCtx *lc) {
   const Fusion *f = c->f;
+  const Kernel *kn = lc->kn;
+  int nn = lc->count;
+  lc->load_acc = arena_alloc(c->arena, sizeof(int) * (size_t)(3 * nn + 1));
+  lc->store_acc = arena_alloc(c->arena, sizeof(int) * (size_t)(nn + 1));
+  lc->val = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(c->g->nodes.len + 1));
+  for (int i = 0; i < nn; i++) {
+    const IrNode *x = kn->nodes.items[i];
+    for (int s = 0; s < 3; s++) {
+      const IrNode *in = x->src[s];
+      lc->load_acc[i * 3 + s] = -1;
+      if (!in || (x->op == IR_ASSIGN && s == 0) || view_root(in)->op == IR_CONST) continue;
+      if (f->kernel[in->id] == k) continue;   /* a value of this iteration */
+      lc->load_acc[i * 3 + s] = ns->nacc;
+      add_access(c, ns, in, &x->shape);
+    }
+    lc->store_acc[i] = -1;
+    if (x->op == IR_ASSIGN || f->materialized[x->id]) {
+      lc->store_acc[i] = ns->nacc;
+      add_access(c, ns, x->op == IR_ASSIGN ? x->src[0] : x, &x->shape);
+    }
+  }
+}
+
+static void gen_loop(Cg *c, int k, const Kernel *kn) {
   int nn = kn->nodes.len;
-  LoopCtx lc = {.kn = kn};
-  lc.load_acc = arena_alloc(c->arena, sizeof(int) * (size_t)(3 * nn));
-  lc.store_acc = arena_alloc(c->arena, sizeof(int) * (size_t)nn);
-  lc.val = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(c->g->nodes.len + 1));
+  LoopCtx lc = {.kn = kn, .count = nn};
   Nest ns = {.acc = arena_alloc(c->arena, sizeof(Access) * (size_t)(4 * nn))};
   const IrNode *first = kn->nodes.items[0];
   Shape loop = first->shape;
   for (int j = 0; j < loop.rank; j++)
     if (!is_one(loop.d[j])) ns.dim[ns.nd++] = loop.d[j];
-
-  for (int i = 0; i < nn; i++) {
-    const IrNode *x = kn->nodes.items[i];
-    for (int s = 0; s < 3; s++) {
-      const IrNode *in = x->src[s];
-      lc.load_acc[i * 3 + s] = -1;
-      if (!in || (x->op == IR_ASSIGN && s == 0) || view_root(in)->op == IR_CONST) continue;
-      if (f->kernel[in->id] == k) continue;   /* a value of this iteration */
-      lc.load_acc[i * 3 + s] = ns.nacc;
-      add_access(c, &ns, in, &x->shape);
-    }
-    lc.store_acc[i] = -1;
-    if (x->op == IR_ASSIGN || f->materialized[x->id]) {
-      lc.store_acc[i] = ns.nacc;
-      add_access(c, &ns, x->op == IR_ASSIGN ? x->src[0] : x, &x->shape);
-    }
-  }
+  loop_accesses(c, k, &ns, &lc);
   /* Ranged: the step may run the outer loop in two halves at once
    * (nnc_parallel), when each half writes only its own elements and the
    * loop can be big enough to be worth it. */
@@ -624,28 +632,43 @@ static void gen_loop(Cg *c, int k, const Kernel *kn) {
 
 /* ---- reductions ------------------------------------------------------- */
 
+/* A reduction kernel: its last node sums (or maxes) its input over the
+ * reduced axes; the nodes before it, if any, compute that input in the
+ * same loop (fuse.c), storing only what other kernels read. Access 0 is
+ * the result, access 1 the input when it comes from another kernel. */
 typedef struct {
   bool is_max;
+  LoopCtx *pro;      /* the nodes computing the input, or NULL */
+  const IrNode *x;   /* the input */
 } ReduceCtx;
 
 static void reduce_body(Cg *c, Nest *ns, void *vctx) {
   ReduceCtx *rc = vctx;
-  LLVMValueRef out = c->buf[ns->acc[1].buf];
-  LLVMValueRef x = load_f(c, c->buf[ns->acc[0].buf], ns->acc[0].off);
-  LLVMValueRef acc = load_f(c, out, ns->acc[1].off);
+  LLVMValueRef out = c->buf[ns->acc[0].buf], x;
+  if (rc->pro) {
+    loop_body(c, ns, rc->pro);
+    x = rc->pro->val[rc->x->id];
+  } else {
+    x = load_f(c, c->buf[ns->acc[1].buf], ns->acc[1].off);
+  }
+  LLVMValueRef acc = load_f(c, out, ns->acc[0].off);
   LLVMValueRef r = rc->is_max ? select_f(c, LLVMRealOGT, x, acc, x, acc)
                               : reassoc(LLVMBuildFAdd(c->b, acc, x, ""));
-  store_f(c, r, out, ns->acc[1].off);
+  store_f(c, r, out, ns->acc[0].off);
 }
 
-static void gen_reduce(Cg *c, int k, const IrNode *r) {
-  const IrNode *x = r->src[0];
+static void gen_reduce(Cg *c, int k, const Kernel *kn) {
+  int np = kn->nodes.len - 1;   /* the prologue's nodes */
+  const IrNode *r = kn->nodes.items[np], *x = r->src[0];
   NNC_ASSERT(view_root(x)->op != IR_CONST);   /* a reduction of a scalar is folded earlier */
-  Nest ns = {.acc = arena_alloc(c->arena, sizeof(Access) * 2), .nacc = 2, .range_level = -1};
-  ns.acc[0].t = x;
-  ns.acc[0].buf = buf_of(c, x);
-  ns.acc[1].t = r;
-  ns.acc[1].buf = buf_of(c, r);
+  Nest ns = {.acc = arena_alloc(c->arena, sizeof(Access) * (size_t)(2 + 4 * np)), .nacc = np ? 1 : 2,
+             .range_level = -1};
+  ns.acc[0].t = r;
+  ns.acc[0].buf = buf_of(c, r);
+  if (!np) {
+    ns.acc[1].t = x;
+    ns.acc[1].buf = buf_of(c, x);
+  }
   /* loop over the input's dims; the output steps only along kept dims */
   int oj = 0;
   for (int j = 0; j < x->shape.rank; j++) {
@@ -657,16 +680,19 @@ static void gen_reduce(Cg *c, int k, const IrNode *r) {
     if (!reduced) ok = ok && shape_numel(&r->shape, o + 1, &os);
     NNC_ASSERT(ok);
     ns.dim[ns.nd] = x->shape.d[j];
-    ns.acc[0].stride[ns.nd] = xs;
-    ns.acc[1].stride[ns.nd] = os;
+    ns.acc[0].stride[ns.nd] = os;
+    ns.acc[1].stride[ns.nd] = xs;
     ns.nd++;
   }
+  LoopCtx lc = {.kn = kn, .count = np};
+  if (np) loop_accesses(c, k, &ns, &lc);
   /* Ranged along the outermost kept dim: each half then sums its own
    * outputs (a bias gradient: its own channels), whose offsets are one
-   * contiguous range, as every dim outside it is summed over. */
+   * contiguous range, as every dim outside it is summed over; the
+   * prologue's stores split along the same dim. */
   nest_merge(&ns);
   int rl = 0;
-  while (rl < ns.nd && is_zero(ns.acc[1].stride[rl])) rl++;
+  while (rl < ns.nd && is_zero(ns.acc[0].stride[rl])) rl++;
   Dim total = dim_int(1);
   bool sized = true;
   for (int j = 0; j < ns.nd && sized; j++) sized = dim_mul(total, ns.dim[j], &total);
@@ -677,13 +703,13 @@ static void gen_reduce(Cg *c, int k, const IrNode *r) {
   Loop l;
   LLVMValueRef from = i64c(c, 0), to = numel_value(c, &r->shape);
   if (ranged) {
-    LLVMValueRef os = dim_value(c, ns.acc[1].stride[rl]);
+    LLVMValueRef os = dim_value(c, ns.acc[0].stride[rl]);
     from = LLVMBuildNSWMul(c->b, c->lo, os, ""), to = LLVMBuildNSWMul(c->b, c->hi, os, "");
   }
   LLVMValueRef i = loop_begin(c, &l, from, to, "o");
-  store_f(c, f32c(c, is_max ? -INFINITY : 0.0), c->buf[ns.acc[1].buf], i);
+  store_f(c, f32c(c, is_max ? -INFINITY : 0.0), c->buf[ns.acc[0].buf], i);
   loop_end(c, &l);
-  ReduceCtx rc = {.is_max = is_max};
+  ReduceCtx rc = {.is_max = is_max, .pro = np ? &lc : NULL, .x = x};
   nest_run(c, &ns, reduce_body, &rc);
   kernel_end(c);
   keep_nest(c, &ns, ranged);
@@ -968,7 +994,7 @@ void *cg_build_module(void *llvm_context, void *target_machine, const Graph *g, 
     c->loop = NULL;
     switch (kn->kind) {
     case FK_LOOP: gen_loop(c, k, kn); break;
-    case FK_REDUCE: gen_reduce(c, k, kn->nodes.items[0]); break;
+    case FK_REDUCE: gen_reduce(c, k, kn); break;
     case FK_ROW: gen_row(c, k, kn->nodes.items[0]); break;
     case FK_MATMUL: case FK_CALL: continue;
     }

@@ -6,9 +6,12 @@
  * ASSIGN count as elementwise) joins the kernel of an input whose shape
  * equals its own once size-1 dims are dropped, so that one loop nest runs
  * over every node of the kernel and every node in it is read at the loop's
- * own index; if several inputs qualify, their kernels are merged. Every
- * other node (SUM, MAXR, the row ops, MATMUL, the convolution and pooling
- * calls) is a kernel of its own.
+ * own index; if several inputs qualify, their kernels are merged. A SUM or
+ * MAXR joins the loop kernel of its input in the same way, as its last
+ * node (the loop then sums as it goes: (x - mean)² for a variance is never
+ * stored), and seals it, as its result is complete only after the loop.
+ * Every other node (the row ops, MATMUL, the convolution and pooling
+ * calls, a reduction of anything else) is a kernel of its own.
  *
  * A kernel is *sealed* once a node outside it reads one of its nodes: from
  * then on nothing joins it. This keeps the kernels in a valid order: each
@@ -54,6 +57,7 @@ static bool same_loop(const Shape *a, const Shape *b) {
 typedef struct {
   int *parent;
   bool *sealed;
+  bool *assigns;   /* the kernel holds an ASSIGN (a reduction does not join it) */
   FuseKind *kind;
   int n, cap;
 } Kernels;
@@ -68,6 +72,7 @@ static int knew(Kernels *k, FuseKind kind) {
   int i = k->n++;
   k->parent[i] = i;
   k->sealed[i] = false;
+  k->assigns[i] = false;
   k->kind[i] = kind;
   return i;
 }
@@ -119,6 +124,7 @@ Fusion *fuse_graph(Arena *a, const Graph *g) {
   Kernels k = {
       .parent = arena_alloc(a, sizeof(int) * (size_t)(nn + 1)),
       .sealed = arena_alloc(a, sizeof(bool) * (size_t)(nn + 1)),
+      .assigns = arena_alloc(a, sizeof(bool) * (size_t)(nn + 1)),
       .kind = arena_alloc(a, sizeof(FuseKind) * (size_t)(nn + 1)),
       .cap = nn + 1,
   };
@@ -137,14 +143,22 @@ Fusion *fuse_graph(Arena *a, const Graph *g) {
         if (ki < 0 || k.sealed[ki] || k.kind[ki] != FK_LOOP || !same_loop(&in->shape, &x->shape))
           continue;
         if (join < 0) join = ki;
-        else if (ki != join) k.parent[ki] = join;
+        else if (ki != join) k.parent[ki] = join, k.assigns[join] |= k.assigns[ki];
       }
       kid[i] = join >= 0 ? join : knew(&k, FK_LOOP);
+      if (x->op == IR_ASSIGN) k.assigns[kfind(&k, kid[i])] = true;
+    } else if (kind == FK_REDUCE) {
+      /* the loop computing the input sums it too (see the top) */
+      int ki = kid[x->src[0]->id] >= 0 ? kfind(&k, kid[x->src[0]->id]) : -1;
+      bool join = ki >= 0 && !k.sealed[ki] && !k.assigns[ki] && k.kind[ki] == FK_LOOP;
+      kid[i] = join ? ki : knew(&k, FK_REDUCE);
+      k.kind[kid[i]] = FK_REDUCE;
     } else if (kind >= 0) {
       kid[i] = knew(&k, (FuseKind)kind);
     }
     /* reading a node from outside its kernel seals that kernel */
     int mine = kid[i] >= 0 ? kfind(&k, kid[i]) : -1;
+    if (kind == FK_REDUCE) k.sealed[mine] = true;
     for (int s = 0; s < 3 && x->src[s]; s++) {
       int ks = kid[x->src[s]->id];
       if (ks >= 0 && kfind(&k, ks) != mine) k.sealed[kfind(&k, ks)] = true;
@@ -192,8 +206,9 @@ Fusion *fuse_graph(Arena *a, const Graph *g) {
   for (int i = 0; i < nn; i++) {
     const IrNode *x = g->nodes.items[i];
     OpKindIR ok = ir_op_kind(x->op);
+    const Kernel *kn = kid[i] >= 0 ? &f->kernels[kid[i]] : NULL;
     f->materialized[i] = (ok == OPK_LEAF && x->op != IR_CONST) ||
-                         (kid[i] >= 0 && f->kernels[kid[i]].kind != FK_LOOP);
+                         (kn && kn->kind != FK_LOOP && kn->nodes.items[kn->nodes.len - 1] == x);
     for (int s = 0; s < 3 && x->src[s]; s++) {
       const IrNode *in = x->src[s];
       if (kid[in->id] >= 0 && kid[in->id] != kid[i]) f->materialized[in->id] = true;
