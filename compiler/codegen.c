@@ -19,7 +19,7 @@
  * functions keep optimization and code generation fast where one inlined
  * step of hundreds of loops made them superlinear. Kernels that come out
  * the same (the same ops on tensors of any size) are merged into one
- * function before O3 (jit.c), and a call costs nanoseconds.
+ * function before optimization (jit.c), and a call costs nanoseconds.
  *
  *   elementwise kernel: a loop nest over the kernel's shape (size-1 dims
  *     dropped, adjacent dims merged where every access is contiguous across
