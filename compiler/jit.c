@@ -199,7 +199,10 @@ static char *assembly_of(LLVMTargetMachineRef tm, LLVMModuleRef m) {
 /* One module to optimize and emit, in a context of its own. */
 typedef struct {
   LLVMContextRef ctx;
-  LLVMModuleRef m;
+  LLVMModuleRef m;            /* a kernel part's: NULL until read_part */
+  LLVMMemoryBufferRef bc;     /* a kernel part: the whole module's bitcode (shared, read-only) */
+  const int *owner;           /* ... the part that owns each function it defines */
+  int index;                  /* ... and this part's number there */
   bool straight;              /* the straight-line functions: emitted without optimization */
   CgText *text;               /* the unsplit module of jit_compile, or NULL */
   LLVMMemoryBufferRef obj;    /* out: the object file */
@@ -258,19 +261,30 @@ static void keep_own(LLVMModuleRef m, const int *owner, int p) {
   }
 }
 
+/* A kernel part's module: a copy of the whole module (in a context of
+ * its own), read on the thread that compiles it, that keeps only the part's
+ * own functions' bodies. */
+static void read_part(Part *p) {
+  p->ctx = LLVMContextCreate();
+  if (LLVMParseBitcodeInContext2(p->ctx, p->bc, &p->m))
+    nnc_die(__FILE__, __LINE__, "LLVM cannot read back its own bitcode");
+  keep_own(p->m, p->owner, p->index);
+}
+
 /* Cuts the steps' module (parts[0].m, merged by mergefunc) into parts
  * that compile on up to `threads` threads: the kernels dealt out by cost
  * (their instructions), largest first, to the cheapest of up to `threads`
  * kernel parts, then one part of the straight-line functions, last (it is
- * the module itself; the kernel parts are copies through bitcode, each in
- * a context of its own). A part keeps only its own functions' bodies, and
+ * the module itself; the kernel parts are copies through bitcode, *bc,
+ * each read by the thread that compiles it: read_part; *owner says which
+ * part owns each function). A part keeps only its own functions' bodies, and
  * every function is external, so that a part can call (or take the
  * address of) a function another part compiles. The straight part is
  * compiled by whichever thread is done first, so its cost (an
  * unoptimized instruction: about a tenth of a kernel's, measured on
  * HW6) is counted against the last kernel part. Returns the number of
  * parts. */
-static int split_module(Part *parts, int threads) {
+static int split_module(Part *parts, int threads, LLVMMemoryBufferRef *bc, int **owner_out) {
   LLVMModuleRef m = parts[0].m;
   int nf = 0, nk = 0;
   long straight = 0;
@@ -309,20 +323,12 @@ static int split_module(Part *parts, int threads) {
     load[best] += size[order[a]];
   }
   Part whole = parts[0];
-  if (want > 0) {
-    LLVMMemoryBufferRef bc = LLVMWriteBitcodeToMemoryBuffer(m);
-    for (int p = 0; p < want; p++) {
-      parts[p] = (Part){.ctx = LLVMContextCreate()};
-      if (LLVMParseBitcodeInContext2(parts[p].ctx, bc, &parts[p].m))
-        nnc_die(__FILE__, __LINE__, "LLVM cannot read back its own bitcode");
-      keep_own(parts[p].m, owner, p);
-    }
-    LLVMDisposeMemoryBuffer(bc);
-  }
+  *bc = want > 0 ? LLVMWriteBitcodeToMemoryBuffer(m) : NULL;
+  for (int p = 0; p < want; p++) parts[p] = (Part){.bc = *bc, .owner = owner, .index = p};
   keep_own(m, owner, want);
   parts[want] = whole;
   parts[want].straight = true;
-  free(owner);
+  *owner_out = owner;
   free(size);
   free(order);
   return want + 1;
@@ -401,6 +407,7 @@ static void *work(void *arg) {
   Worker *w = arg;
   for (int i; (i = atomic_fetch_add(&w->pool->next, 1)) < w->pool->nparts;) {
     Part *p = &w->pool->parts[i];
+    if (!p->m) read_part(p);
     compile_part(p, p->straight ? w->pool->j->fast : w->pool->j->tm[w->thread]);
     LLVMDisposeModule(p->m);
     LLVMContextDispose(p->ctx);
@@ -426,7 +433,8 @@ static void compile_parts(Jit *j, Part *parts, int nparts) {
 /* Builds, splits and compiles every step, then links them in the JIT. */
 static bool compile_steps(Jit *j, JitStep *steps, int count, CgText *text, char *err, size_t n) {
   Part *parts = calloc((size_t)MAX_THREADS + 1, sizeof *parts);
-  int nparts = 0;
+  int nparts = 0, *owner = NULL;
+  LLVMMemoryBufferRef bc = NULL;
   bool ok = true;
   /* All the steps in one module (a block's training and evaluation steps,
    * a GAN's two: much of their code is the same forward pass), so that
@@ -450,7 +458,7 @@ static bool compile_steps(Jit *j, JitStep *steps, int count, CgText *text, char 
     if (ok) ok = run_passes(p->m, "mergefunc", j->tm[0], err, n);
     p->text = text;
     if (ok && text) leave_straight_unoptimized(p->ctx, p->m);
-    if (ok && !text) nparts = split_module(parts, j->nthreads);
+    if (ok && !text) nparts = split_module(parts, j->nthreads, &bc, &owner);
   }
   if (ok) compile_parts(j, parts, nparts);
   else
@@ -458,6 +466,8 @@ static bool compile_steps(Jit *j, JitStep *steps, int count, CgText *text, char 
       LLVMDisposeModule(parts[i].m);
       LLVMContextDispose(parts[i].ctx);
     }
+  if (bc) LLVMDisposeMemoryBuffer(bc);
+  free(owner);
   for (int i = 0; i < nparts && ok; i++)
     if (!parts[i].obj) {
       snprintf(err, n, "%s", parts[i].err);
