@@ -9,15 +9,17 @@
  * MATMUL is a call to nnc_sgemm (cblas_sgemm, in two halves when big) right
  * in the step. A loop kernel big enough to split is *ranged*: it also takes
  * the bounds of its outer loop, and the step calls it through nnc_parallel
- * (runtime/parts.c) with a trampoline that reads its arguments from a ctx
- * array. A step of many kernels calls them from chunk functions of 32
- * calls each, compiled in parallel like the kernels. The kernels stay
+ * (runtime/parts.c) with a trampoline that finds its arguments through a
+ * constant descriptor (see gen_part_fn). A step of many kernels calls them
+ * from chunk functions of 32 calls each. The step, its chunks and the
+ * trampolines are straight-line code, compiled without optimization
+ * (jit.c): so the step builds little IR per call. The kernels stay
  * functions (`noinline`): their noalias parameters
  * are what lets LLVM vectorize loops over one big arena, and small
  * functions keep optimization and code generation fast where one inlined
  * step of hundreds of loops made them superlinear. Kernels that come out
  * the same (the same ops on tensors of any size) are merged into one
- * function before O3 (jit.c), and a call costs nanoseconds.
+ * function before optimization (jit.c), and a call costs nanoseconds.
  *
  *   elementwise kernel: a loop nest over the kernel's shape (size-1 dims
  *     dropped, adjacent dims merged where every access is contiguous across
@@ -86,13 +88,24 @@ static LLVMValueRef f32c(Cg *c, double v) { return LLVMConstReal(c->f32, v); }
  * are the same function, which mergefunc then compiles once. The loads
  * are hoisted out of the loops (dims is noalias and read-only). */
 static LLVMValueRef dim_value(Cg *c, Dim d) {
-  LLVMValueRef v = i64c(c, d.c);
+  LLVMValueRef v = d.c == 1 && d.nsym > 0 ? NULL : i64c(c, d.c);   /* 1 · n is n */
   if (c->dims && d.c != 0 && d.c != 1 && c->ndims < c->maxdims) {
     LLVMValueRef idx = i64c(c, c->ndims);
     c->dimv[c->ndims++] = d.c;
     v = LLVMBuildLoad2(c->b, c->i64, LLVMBuildInBoundsGEP2(c->b, c->i64, c->dims, &idx, 1, ""), "dim");
   }
-  for (int k = 0; k < d.nsym; k++) v = LLVMBuildNSWMul(c->b, v, c->n, "");
+  for (int k = 0; k < d.nsym; k++) v = v ? LLVMBuildNSWMul(c->b, v, c->n, "") : c->n;
+  return v;
+}
+
+/* d[0] · d[1] · ... at run time, multiplied out at compile time where
+ * the product fits a Dim (in the step: one constant and n). */
+static LLVMValueRef dims_product(Cg *c, const Dim *d, int count) {
+  Dim p = dim_int(1);
+  int i = 0;
+  while (i < count && dim_mul(p, d[i], &p)) i++;
+  LLVMValueRef v = dim_value(c, p);
+  for (; i < count; i++) v = LLVMBuildNSWMul(c->b, v, dim_value(c, d[i]), "");
   return v;
 }
 
@@ -158,6 +171,12 @@ static LLVMValueRef load_f(Cg *c, LLVMValueRef base, LLVMValueRef idx) {
 static void store_f(Cg *c, LLVMValueRef v, LLVMValueRef base, LLVMValueRef idx) {
   LLVMValueRef p = LLVMBuildInBoundsGEP2(c->b, c->f32, base, &idx, 1, "");
   LLVMSetAlignment(LLVMBuildStore(c->b, v, p), 4);
+}
+
+/* Slot i (8 bytes) of a ctx or desc, as a ty (ptr or i64). */
+static LLVMValueRef load_slot(Cg *c, LLVMTypeRef ty, LLVMValueRef base, int i) {
+  LLVMValueRef idx = i64c(c, i);
+  return LLVMBuildLoad2(c->b, ty, LLVMBuildInBoundsGEP2(c->b, c->i64, base, &idx, 1, ""), "");
 }
 
 static LLVMValueRef select_f(Cg *c, LLVMRealPredicate pred, LLVMValueRef a, LLVMValueRef b,
@@ -837,8 +856,7 @@ static void gen_call(Cg *c, LLVMValueRef arena, const IrNode *y) {
   int lead = ir_window_geom(y, geom);
   const Shape *xs, *ys;
   ir_window_sides(y, &xs, &ys);
-  LLVMValueRef count = i64c(c, 1);
-  for (int i = 0; i < lead; i++) count = LLVMBuildNSWMul(c->b, count, dim_value(c, xs->d[i]), "");
+  LLVMValueRef count = dims_product(c, xs->d, lead);
   LLVMValueRef gv = const_i64_array(c, "geom", geom, RT_GEOM_COUNT);
   LLVMValueRef ptrs[4];
   const IrNode *ops[3] = {y->src[0], y->src[1], y};
@@ -883,10 +901,17 @@ static bool check_graph(Cg *c) {
   return true;
 }
 
-/* `void NAME.partN(ptr ctx, i64 lo, i64 hi)`: calls the ranged kernel
- * of N buffers whose pointer and arguments the step put in ctx (the
- * kernel, its N buffers and dims, then n) over [lo, hi). nnc_parallel calls
- * it once per half. One per buffer count, shared by every kernel with it. */
+/* A ranged kernel's call is described by a constant in the module, its
+ * `desc`: the kernel, its dims, then the arena offset of each of its
+ * buffers (8-byte slots). The step passes nnc_parallel a ctx of three
+ * slots: the desc, the arena and n (the last two stored once per
+ * function), so that a call costs the step one store, however many
+ * buffers the kernel has. */
+enum { CTX_DESC, CTX_ARENA, CTX_N, CTX_SLOTS };
+
+/* `void NAME.partN(ptr ctx, i64 lo, i64 hi)`: calls the ranged kernel of
+ * N buffers that ctx describes over [lo, hi). nnc_parallel calls it once
+ * per half. One per buffer count, shared by every kernel with it. */
 static LLVMValueRef gen_part_fn(Cg *c, LLVMTypeRef kty, int nbuf) {
   LLVMTypeRef pt[3] = {c->ptr, c->i64, c->i64};
   char *fname = arena_printf(c->arena, "%s.part%d", c->name, nbuf);
@@ -895,33 +920,40 @@ static LLVMValueRef gen_part_fn(Cg *c, LLVMTypeRef kty, int nbuf) {
   LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, attr(c, "nounwind"));
   LLVMPositionBuilderAtEnd(c->b, LLVMAppendBasicBlockInContext(c->ctx, fn, "entry"));
   LLVMValueRef ctx = LLVMGetParam(fn, 0);
-  LLVMValueRef *args = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(nbuf + 5));
-  for (int i = 0; i <= nbuf + 2; i++) {   /* slot 0: the kernel */
-    LLVMValueRef idx = i64c(c, i);
-    LLVMValueRef slot = LLVMBuildInBoundsGEP2(c->b, c->ptr, ctx, &idx, 1, "");
-    args[i] = LLVMBuildLoad2(c->b, i <= nbuf + 1 ? c->ptr : c->i64, slot, "");
+  LLVMValueRef desc = load_slot(c, c->ptr, ctx, CTX_DESC), arena = load_slot(c, c->ptr, ctx, CTX_ARENA);
+  LLVMValueRef *args = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(nbuf + 4));
+  for (int i = 0; i < nbuf; i++) {
+    LLVMValueRef off = load_slot(c, c->i64, desc, 2 + i);
+    args[i] = LLVMBuildInBoundsGEP2(c->b, c->f32, arena, &off, 1, "");
   }
-  args[nbuf + 3] = LLVMGetParam(fn, 1);
-  args[nbuf + 4] = LLVMGetParam(fn, 2);
-  LLVMBuildCall2(c->b, kty, args[0], args + 1, (unsigned)nbuf + 4, "");
+  args[nbuf] = load_slot(c, c->ptr, desc, 1);
+  args[nbuf + 1] = load_slot(c, c->i64, ctx, CTX_N);
+  args[nbuf + 2] = LLVMGetParam(fn, 1);
+  args[nbuf + 3] = LLVMGetParam(fn, 2);
+  LLVMBuildCall2(c->b, kty, load_slot(c, c->ptr, desc, 0), args, (unsigned)nbuf + 4, "");
   LLVMBuildRetVoid(c->b);
   return fn;
 }
 
-/* A ranged kernel's call from the step: the kernel, its buffers, dims and
- * n into the step's ctx slots, then nnc_parallel(part, ctx, outer loop's
- * length, elements). */
+/* A ranged kernel's call from the step: its desc into ctx, then
+ * nnc_parallel(part, ctx, outer loop's length, elements). */
 static void gen_parallel_call(Cg *c, LLVMValueRef ctx, LLVMValueRef part, const Nest *ns, LLVMValueRef kfn,
-                              LLVMValueRef *args, int nbuf) {
-  for (int i = 0; i <= nbuf + 2; i++) {
-    LLVMValueRef idx = i64c(c, i);
-    LLVMBuildStore(c->b, i == 0 ? kfn : args[i - 1], LLVMBuildInBoundsGEP2(c->b, c->ptr, ctx, &idx, 1, ""));
-  }
-  LLVMValueRef elements = i64c(c, 1);
-  for (int l = 0; l < ns->nd; l++) elements = LLVMBuildNSWMul(c->b, elements, dim_value(c, ns->dim[l]), "");
+                              LLVMValueRef dims, const int64_t *buf, int nbuf) {
+  LLVMValueRef *vals = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(nbuf + 2));
+  vals[0] = kfn;
+  vals[1] = dims;
+  for (int i = 0; i < nbuf; i++) vals[2 + i] = i64c(c, buf[i]);
+  LLVMValueRef init = LLVMConstStructInContext(c->ctx, vals, (unsigned)nbuf + 2, 0);
+  LLVMValueRef desc = LLVMAddGlobal(c->mod, LLVMTypeOf(init), "desc");
+  LLVMSetInitializer(desc, init);
+  LLVMSetGlobalConstant(desc, 1);
+  LLVMSetLinkage(desc, LLVMPrivateLinkage);
+  LLVMSetUnnamedAddress(desc, LLVMGlobalUnnamedAddr);
+  LLVMValueRef idx = i64c(c, CTX_DESC);
+  LLVMBuildStore(c->b, desc, LLVMBuildInBoundsGEP2(c->b, c->ptr, ctx, &idx, 1, ""));
   LLVMTypeRef pt[4] = {c->ptr, c->ptr, c->i64, c->i64};
   LLVMTypeRef ty = LLVMFunctionType(c->voidt, pt, 4, 0);
-  LLVMValueRef cargs[4] = {part, ctx, dim_value(c, ns->dim[ns->range_level]), elements};
+  LLVMValueRef cargs[4] = {part, ctx, dim_value(c, ns->dim[ns->range_level]), dims_product(c, ns->dim, ns->nd)};
   LLVMBuildCall2(c->b, ty, declare(c, "nnc_parallel", ty), cargs, 4, "");
 }
 
@@ -940,15 +972,19 @@ static void gen_kernel_call(Cg *c, LLVMValueRef arena, int k, LLVMValueRef *kfn,
     gen_call(c, arena, kn->nodes.items[0]);
     return;
   }
-  LLVMValueRef *args = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(knbuf[k] + 4));
+  LLVMValueRef dims = const_i64_array(c, "dims", kdims[k], kndims[k]);
+  if (kloop[k]) {
+    gen_parallel_call(c, ctx, kpart[k], kloop[k], kfn[k], dims, kbuf[k], knbuf[k]);
+    return;
+  }
+  LLVMValueRef *args = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(knbuf[k] + 2));
   for (int i = 0; i < knbuf[k]; i++) {
     LLVMValueRef off = i64c(c, kbuf[k][i]);
     args[i] = LLVMBuildInBoundsGEP2(c->b, c->f32, arena, &off, 1, "");
   }
-  args[knbuf[k]] = const_i64_array(c, "dims", kdims[k], kndims[k]);
+  args[knbuf[k]] = dims;
   args[knbuf[k] + 1] = c->n;
-  if (kloop[k]) gen_parallel_call(c, ctx, kpart[k], kloop[k], kfn[k], args, knbuf[k]);
-  else LLVMBuildCall2(c->b, LLVMGlobalGetValueType(kfn[k]), kfn[k], args, (unsigned)knbuf[k] + 2, "");
+  LLVMBuildCall2(c->b, LLVMGlobalGetValueType(kfn[k]), kfn[k], args, (unsigned)knbuf[k] + 2, "");
 }
 
 void *cg_build_module(void *llvm_context, void *target_machine, const Graph *g, const Fusion *f,
@@ -987,7 +1023,6 @@ void *cg_build_module(void *llvm_context, void *target_machine, const Graph *g, 
   c->maxdims = 256;
   c->dimv = arena_alloc(c->arena, sizeof(int64_t) * (size_t)c->maxdims);
   LLVMValueRef *kpart = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(f->nkernels + 1));
-  int ctx_slots = 1;
   for (int k = 0; k < f->nkernels; k++) {
     const Kernel *kn = &f->kernels[k];
     c->nbuf = 0;
@@ -1010,7 +1045,6 @@ void *cg_build_module(void *llvm_context, void *target_machine, const Graph *g, 
       int j = 0;   /* the trampoline of a kernel with as many buffers, if there is one */
       while (j < k && !(kloop[j] && knbuf[j] == knbuf[k])) j++;
       kpart[k] = j < k ? kpart[j] : gen_part_fn(c, LLVMGlobalGetValueType(kfn[k]), knbuf[k]);
-      ctx_slots = knbuf[k] + 3 > ctx_slots ? knbuf[k] + 3 : ctx_slots;
     }
   }
 
@@ -1044,8 +1078,13 @@ void *cg_build_module(void *llvm_context, void *target_machine, const Graph *g, 
     LLVMSetValueName2(c->n, "n", 1);
     c->entry = LLVMAppendBasicBlockInContext(c->ctx, fn, "entry");
     LLVMPositionBuilderAtEnd(c->b, c->entry);
-    /* a ranged kernel's buffers and n, for its halves */
-    LLVMValueRef ctx = LLVMBuildArrayAlloca(c->b, c->ptr, i64c(c, ctx_slots), "ctx");
+    /* a ranged kernel's desc, the arena and n, for its halves */
+    LLVMValueRef ctx = LLVMBuildArrayAlloca(c->b, c->ptr, i64c(c, CTX_SLOTS), "ctx");
+    LLVMValueRef vals[2] = {arena, c->n};
+    for (int i = 0; i < 2; i++) {
+      LLVMValueRef idx = i64c(c, i == 0 ? CTX_ARENA : CTX_N);
+      LLVMBuildStore(c->b, vals[i], LLVMBuildInBoundsGEP2(c->b, c->ptr, ctx, &idx, 1, ""));
+    }
     /* profiling: every kernel between nnc_prof_begin(k) and nnc_prof_end(k) */
     int end = (ch + 1) * STEP_CHUNK < f->nkernels && nchunks > 1 ? (ch + 1) * STEP_CHUNK : f->nkernels;
     for (int k = ch * STEP_CHUNK; k < end; k++) {

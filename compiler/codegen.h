@@ -84,7 +84,7 @@ typedef struct Jit Jit;
  * cg_text_free). */
 typedef struct {
   char *ir_before;   /* LLVM IR as generated: one function per kernel */
-  char *ir_after;    /* after O3: identical kernels merged, loops vectorized */
+  char *ir_after;    /* optimized: identical kernels merged, loops vectorized */
   char *assembly;    /* the host CPU's assembly */
 } CgText;
 
@@ -94,7 +94,7 @@ void cg_text_free(CgText *t);
  * in err if LLVM cannot target this machine. */
 Jit *jit_new(char *err, size_t errlen);
 
-/* Generates, verifies, optimizes (O3) and compiles one step function named
+/* Generates, verifies, optimizes and compiles one step function named
  * `name` (unique per Jit). Returns NULL with a message in err on failure. */
 StepFn jit_compile(Jit *jit, const Graph *g, const Fusion *f, const char *name,
                    CgText *text, char *err, size_t errlen);

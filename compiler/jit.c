@@ -4,8 +4,9 @@
  *
  * One Jit holds the LLJIT and target machines for the host CPU with all of
  * its features (AVX-512 where present): one per compiling thread, used for
- * the O3 pipeline (which only vectorizes when it knows the target), for
- * emitting object code and for printing assembly. The LLJIT gets a target
+ * the optimizer (which only vectorizes when it knows the target), for
+ * emitting object code and for printing assembly, and one that does not
+ * optimize, for the straight-line code. The LLJIT gets a target
  * machine of its own, because it takes ownership of the one it is given.
  * A generator for the process's own symbols lets compiled code call
  * cblas_sgemm, powf and the runtime (the executable links them with
@@ -16,12 +17,15 @@
  * together (jit_compile_all: a block's training and evaluation steps, a
  * GAN's two) are built into one module and their identical kernels merged
  * (mergefunc), so a kernel they share is compiled once. The module is then
- * cut into parts, one per core: part 0 holds the first step function, and
- * the functions (kernels, trampolines, the steps' chunks, the other step
- * functions) are dealt out by cost; a part calls what another compiles by
- * name. Every part lives in an LLVMContext of its own (a context is not
- * thread-safe), is optimized (O3) and emitted as an object file on some
- * thread, and the objects are added to the LLJIT, which links them.
+ * cut into parts: the kernels are dealt out by cost to one part per core,
+ * and the straight-line functions (the steps, their chunks, the
+ * trampolines: calls in a row) make one more part, which is not optimized
+ * and goes through the code generator's fast path (FastISel, the fast
+ * register allocator), as it runs once a step. A part calls what another
+ * compiles by name. Every part lives in an LLVMContext of its own (a
+ * context is not thread-safe), is optimized (the kernels' parts, with the
+ * passes of KERNEL_PASSES) and emitted as an object file on some thread,
+ * and the objects are added to the LLJIT, which links them.
  *
  * Loop strength reduction is turned off for the whole process: it was a
  * quarter of code generation, and on these loops (base + index addressing,
@@ -56,6 +60,7 @@ struct Jit {
   LLVMOrcLLJITRef lljit;
   int nthreads;                     /* compiling threads (cores, at most MAX_THREADS) */
   LLVMTargetMachineRef tm[MAX_THREADS];   /* ours, one per thread: passes, objects, assembly */
+  LLVMTargetMachineRef fast;        /* no optimization: the straight part's objects (one thread at a time) */
 };
 
 /* Consumes e, writing "what: message" into err. */
@@ -65,7 +70,7 @@ static void set_error(char *err, size_t n, const char *what, LLVMErrorRef e) {
   LLVMDisposeErrorMessage(msg);
 }
 
-static LLVMTargetMachineRef host_machine(char *err, size_t n) {
+static LLVMTargetMachineRef host_machine(LLVMCodeGenOptLevel level, char *err, size_t n) {
   char *triple = LLVMGetDefaultTargetTriple();
   char *cpu = LLVMGetHostCPUName();
   char *features = LLVMGetHostCPUFeatures();
@@ -76,7 +81,7 @@ static LLVMTargetMachineRef host_machine(char *err, size_t n) {
     snprintf(err, n, "LLVM cannot compile for this machine (%s): %s", triple, msg ? msg : "");
     LLVMDisposeMessage(msg);
   } else {
-    tm = LLVMCreateTargetMachine(target, triple, cpu, features, LLVMCodeGenLevelDefault,
+    tm = LLVMCreateTargetMachine(target, triple, cpu, features, level,
                                  LLVMRelocDefault, LLVMCodeModelJITDefault);
     if (!tm) snprintf(err, n, "LLVM cannot create a target machine for %s (%s)", triple, cpu);
   }
@@ -90,11 +95,8 @@ static void llvm_options(void) {
   static bool done;   /* options may be parsed once per process */
   if (done) return;
   done = true;
-  /* -funcspec-max-clones=0: O3's function specialization would clone
-   * each kernel for the sizes its call passes (codegen.c's dims), undoing
-   * the merging of same-code kernels and compiling each again */
-  const char *argv[] = {"nnc", "-disable-lsr", "-funcspec-max-clones=0"};
-  LLVMParseCommandLineOptions(3, argv, NULL);
+  const char *argv[] = {"nnc", "-disable-lsr"};
+  LLVMParseCommandLineOptions(2, argv, NULL);
 }
 
 Jit *jit_new(char *err, size_t n) {
@@ -111,11 +113,15 @@ Jit *jit_new(char *err, size_t n) {
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   j->nthreads = cores < 1 ? 1 : cores > MAX_THREADS ? MAX_THREADS : (int)cores;
   for (int t = 0; t < j->nthreads; t++)
-    if (!(j->tm[t] = host_machine(err, n))) {
+    if (!(j->tm[t] = host_machine(LLVMCodeGenLevelDefault, err, n))) {
       jit_free(j);
       return NULL;
     }
-  LLVMTargetMachineRef jit_tm = host_machine(err, n);
+  if (!(j->fast = host_machine(LLVMCodeGenLevelNone, err, n))) {
+    jit_free(j);
+    return NULL;
+  }
+  LLVMTargetMachineRef jit_tm = host_machine(LLVMCodeGenLevelDefault, err, n);
   if (!jit_tm) {
     jit_free(j);
     return NULL;
@@ -149,6 +155,7 @@ void jit_free(Jit *j) {
   }
   for (int t = 0; t < j->nthreads; t++)
     if (j->tm[t]) LLVMDisposeTargetMachine(j->tm[t]);
+  if (j->fast) LLVMDisposeTargetMachine(j->fast);
   free(j);
 }
 
@@ -192,7 +199,11 @@ static char *assembly_of(LLVMTargetMachineRef tm, LLVMModuleRef m) {
 /* One module to optimize and emit, in a context of its own. */
 typedef struct {
   LLVMContextRef ctx;
-  LLVMModuleRef m;
+  LLVMModuleRef m;            /* a kernel part's: NULL until read_part */
+  LLVMMemoryBufferRef bc;     /* a kernel part: the whole module's bitcode (shared, read-only) */
+  const int *owner;           /* ... the part that owns each function it defines */
+  int index;                  /* ... and this part's number there */
+  bool straight;              /* the straight-line functions: emitted without optimization */
   CgText *text;               /* the unsplit module of jit_compile, or NULL */
   LLVMMemoryBufferRef obj;    /* out: the object file */
   char err[512];              /* out: why it failed, if obj is NULL */
@@ -205,8 +216,25 @@ static long instruction_count(LLVMValueRef fn) {
   return k;
 }
 
-static bool is_kernel(LLVMValueRef fn, LLVMValueRef step) {
-  return fn != step && !LLVMIsDeclaration(fn);
+/* Straight-line code: one block without loops (the steps, their chunks,
+ * the trampolines of ranged kernels: calls of kernels and of the
+ * runtime). It runs once a step, a few nanoseconds a call whether
+ * optimized or not, but O3 and the O2 code generator cost as much per
+ * instruction of it as of a loop (HW6: a third of the compile time), so it
+ * is compiled without optimization (see compile_part). */
+static bool is_straight(LLVMValueRef fn) {
+  return !LLVMIsDeclaration(fn) && LLVMCountBasicBlocks(fn) == 1;
+}
+
+/* The unsplit module of jit_compile (printed): its straight-line
+ * functions are left unoptimized there too (optnone: the passes skip them
+ * and the code generator takes its fast path), as in the parts. */
+static void leave_straight_unoptimized(LLVMContextRef ctx, LLVMModuleRef m) {
+  for (LLVMValueRef fn = LLVMGetFirstFunction(m); fn; fn = LLVMGetNextFunction(fn))
+    if (is_straight(fn))
+      for (const char *a = "noinline\0optnone\0"; *a; a += strlen(a) + 1)
+        LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex,
+                                LLVMCreateEnumAttribute(ctx, LLVMGetEnumAttributeKindForName(a, strlen(a)), 0));
 }
 
 /* Replaces fn's body by a declaration of the same name (its callers now
@@ -222,78 +250,103 @@ static void make_declaration(LLVMModuleRef m, LLVMValueRef fn) {
   free(name);
 }
 
-/* What a function costs to compile, for dealing them out: its
- * instructions, a quarter of them for straight-line code (the step and its
- * chunks, one block without loops: far cheaper per instruction than a
- * vectorized loop). */
-static long compile_cost(LLVMValueRef fn) {
-  long k = instruction_count(fn);
-  return LLVMCountBasicBlocks(fn) == 1 ? k / 4 : k;
+/* Keeps the bodies of the functions part p owns (owner[], in the order
+ * of the module's definitions) and declares the others. */
+static void keep_own(LLVMModuleRef m, const int *owner, int p) {
+  LLVMValueRef fn = LLVMGetFirstFunction(m);
+  for (int k = 0; fn;) {
+    LLVMValueRef next = LLVMGetNextFunction(fn);
+    if (!LLVMIsDeclaration(fn) && owner[k++] != p) make_declaration(m, fn);
+    fn = next;
+  }
 }
 
-/* Cuts the module of step `name` (in parts[0], optimized by mergefunc) into
- * up to `want` parts: its functions (kernels, trampolines, the step's
- * chunks) dealt out by cost, largest first, to the cheapest part; part 0
- * keeps the step function. Each other part is a copy (through bitcode, into
- * a new context) that keeps only its own functions' bodies; every function
- * is external, so that a part can call (or take the address of) a function
- * another part compiles. Returns the number of parts. */
-static int split_module(Part *parts, int want, const char *name) {
+/* A kernel part's module: a copy of the whole module (in a context of
+ * its own), read on the thread that compiles it, that keeps only the part's
+ * own functions' bodies. */
+static void read_part(Part *p) {
+  p->ctx = LLVMContextCreate();
+  if (LLVMParseBitcodeInContext2(p->ctx, p->bc, &p->m))
+    nnc_die(__FILE__, __LINE__, "LLVM cannot read back its own bitcode");
+  keep_own(p->m, p->owner, p->index);
+}
+
+/* Cuts the steps' module (parts[0].m, merged by mergefunc) into parts
+ * that compile on up to `threads` threads: the kernels dealt out by cost
+ * (their instructions), largest first, to the cheapest of up to `threads`
+ * kernel parts, then one part of the straight-line functions, last (it is
+ * the module itself; the kernel parts are copies through bitcode, *bc,
+ * each read by the thread that compiles it: read_part; *owner says which
+ * part owns each function). A part keeps only its own functions' bodies, and
+ * every function is external, so that a part can call (or take the
+ * address of) a function another part compiles. The straight part is
+ * compiled by whichever thread is done first, so its cost (an
+ * unoptimized instruction: about a tenth of a kernel's, measured on
+ * HW6) is counted against the last kernel part. Returns the number of
+ * parts. */
+static int split_module(Part *parts, int threads, LLVMMemoryBufferRef *bc, int **owner_out) {
   LLVMModuleRef m = parts[0].m;
-  LLVMValueRef step = LLVMGetNamedFunction(m, name);
-  int nk = 0;
-  for (LLVMValueRef fn = LLVMGetFirstFunction(m); fn; fn = LLVMGetNextFunction(fn)) nk += is_kernel(fn, step);
-  if (want > nk / 8) want = nk / 8;   /* a few kernels are not worth a thread */
-  if (want < 2) return 1;
-  long load[MAX_THREADS] = {compile_cost(step)};
-  int *owner = calloc((size_t)nk, sizeof *owner);
-  long *size = calloc((size_t)nk, sizeof *size);
-  int *order = calloc((size_t)nk, sizeof *order);
-  int i = 0;
+  int nf = 0, nk = 0;
+  long straight = 0;
   for (LLVMValueRef fn = LLVMGetFirstFunction(m); fn; fn = LLVMGetNextFunction(fn))
-    if (is_kernel(fn, step)) {
-      LLVMSetLinkage(fn, LLVMExternalLinkage);
-      order[i] = i, size[i++] = compile_cost(fn);
+    if (!LLVMIsDeclaration(fn)) {
+      nf++;
+      if (is_straight(fn)) straight += instruction_count(fn);
+      else nk++;
     }
-  for (int a = 1; a < nk; a++)   /* insertion sort, largest first */
+  int want = nk / 8 < threads ? nk / 8 : threads;   /* a few kernels are not worth a thread */
+  if (want < 1) want = nk > 0;
+  long load[MAX_THREADS] = {0};
+  if (want > 0) load[want - 1] = straight / 10;
+  int *owner = calloc((size_t)nf + 1, sizeof *owner);
+  long *size = calloc((size_t)nf + 1, sizeof *size);
+  int *order = calloc((size_t)nf + 1, sizeof *order);
+  int i = 0, n = 0;
+  for (LLVMValueRef fn = LLVMGetFirstFunction(m); fn; fn = LLVMGetNextFunction(fn)) {
+    if (LLVMIsDeclaration(fn)) continue;
+    LLVMSetLinkage(fn, LLVMExternalLinkage);
+    owner[i] = want;   /* the straight part, unless a kernel */
+    if (!is_straight(fn)) order[n++] = i, size[i] = instruction_count(fn);
+    i++;
+  }
+  for (int a = 1; a < n; a++)   /* insertion sort, largest first */
     for (int b = a; b > 0 && size[order[b]] > size[order[b - 1]]; b--) {
       int t = order[b];
       order[b] = order[b - 1];
       order[b - 1] = t;
     }
-  for (int a = 0; a < nk; a++) {
+  for (int a = 0; a < n; a++) {
     int best = 0;
     for (int p = 1; p < want; p++)
       if (load[p] < load[best]) best = p;
     owner[order[a]] = best;
     load[best] += size[order[a]];
   }
-  LLVMMemoryBufferRef bc = LLVMWriteBitcodeToMemoryBuffer(m);
-  for (int p = 1; p < want; p++) {
-    parts[p] = (Part){.ctx = LLVMContextCreate()};
-    if (LLVMParseBitcodeInContext2(parts[p].ctx, bc, &parts[p].m))
-      nnc_die(__FILE__, __LINE__, "LLVM cannot read back its own bitcode");
-    LLVMModuleRef mp = parts[p].m;
-    LLVMDeleteFunction(LLVMGetNamedFunction(mp, name));   /* part 0 compiles the step */
-    LLVMValueRef fn = LLVMGetFirstFunction(mp);
-    for (int k = 0; fn;) {
-      LLVMValueRef next = LLVMGetNextFunction(fn);
-      if (!LLVMIsDeclaration(fn) && owner[k++] != p) make_declaration(mp, fn);
-      fn = next;
-    }
-  }
-  LLVMDisposeMemoryBuffer(bc);
-  LLVMValueRef fn = LLVMGetFirstFunction(m);
-  for (int k = 0; fn;) {
-    LLVMValueRef next = LLVMGetNextFunction(fn);
-    if (is_kernel(fn, step) && owner[k++] != 0) make_declaration(m, fn);
-    fn = next;
-  }
-  free(owner);
+  Part whole = parts[0];
+  *bc = want > 0 ? LLVMWriteBitcodeToMemoryBuffer(m) : NULL;
+  for (int p = 0; p < want; p++) parts[p] = (Part){.bc = *bc, .owner = owner, .index = p};
+  keep_own(m, owner, want);
+  parts[want] = whole;
+  parts[want].straight = true;
+  *owner_out = owner;
   free(size);
   free(order);
-  return want;
+  return want + 1;
 }
+
+/* The optimization of the kernels: what O3 does that these loop nests
+ * need, at a third of its cost (HW6's 81 kernels: 60-80 ms instead of
+ * 150-230 on one core). Promote the softmax's accumulators to registers,
+ * simplify, hoist what is invariant (the sizes read from dims) out of the
+ * loops, vectorize (reductions too: their adds are reassoc), and clean up
+ * and hoist again after the vectorizer. O3's inliner and interprocedural
+ * passes have nothing to do here (each kernel is a function of its own,
+ * `noinline`, called from another part), nor have its unrolling (off,
+ * see run_passes), SLP vectorizer, GVN or loop unswitching: on HW6,
+ * fmnist_cnn and the autoencoder the kernels run as fast. */
+static const char KERNEL_PASSES[] =
+    "function(sroa,early-cse<memssa>,instcombine,simplifycfg,loop(loop-rotate),loop-mssa(licm),indvars,"
+    "loop-vectorize,early-cse,instcombine,loop-mssa(licm),simplifycfg)";
 
 static bool run_passes(LLVMModuleRef m, const char *passes, LLVMTargetMachineRef tm, char *err, size_t n) {
   LLVMPassBuilderOptionsRef opts = LLVMCreatePassBuilderOptions();
@@ -311,19 +364,24 @@ static bool run_passes(LLVMModuleRef m, const char *passes, LLVMTargetMachineRef
   return !e;
 }
 
-/* O3, verification and an object file, on any thread (with its own tm). */
+/* Optimization (KERNEL_PASSES), verification and an object file, on any
+ * thread (with its own tm);
+ * the straight part: an object file from the code generator's fast path
+ * (FastISel, the fast register allocator), which is what it needs. */
 static void compile_part(Part *p, LLVMTargetMachineRef tm) {
   char *msg = NULL;
-  if (!run_passes(p->m, "default<O3>", tm, p->err, sizeof p->err)) return;
-  if (LLVMVerifyModule(p->m, LLVMReturnStatusAction, &msg)) {
-    snprintf(p->err, sizeof p->err, "optimized module is invalid (a bug in nnc or LLVM): %s", msg ? msg : "");
+  if (!p->straight) {
+    if (!run_passes(p->m, KERNEL_PASSES, tm, p->err, sizeof p->err)) return;
+    if (LLVMVerifyModule(p->m, LLVMReturnStatusAction, &msg)) {
+      snprintf(p->err, sizeof p->err, "optimized module is invalid (a bug in nnc or LLVM): %s", msg ? msg : "");
+      LLVMDisposeMessage(msg);
+      return;
+    }
     LLVMDisposeMessage(msg);
-    return;
-  }
-  LLVMDisposeMessage(msg);
-  if (p->text) {
-    p->text->ir_after = take_message(LLVMPrintModuleToString(p->m));
-    p->text->assembly = assembly_of(tm, p->m);
+    if (p->text) {
+      p->text->ir_after = take_message(LLVMPrintModuleToString(p->m));
+      p->text->assembly = assembly_of(tm, p->m);
+    }
   }
   msg = NULL;
   if (LLVMTargetMachineEmitToMemoryBuffer(tm, p->m, LLVMObjectFile, &msg, &p->obj)) {
@@ -348,9 +406,11 @@ typedef struct {
 static void *work(void *arg) {
   Worker *w = arg;
   for (int i; (i = atomic_fetch_add(&w->pool->next, 1)) < w->pool->nparts;) {
-    compile_part(&w->pool->parts[i], w->pool->j->tm[w->thread]);
-    LLVMDisposeModule(w->pool->parts[i].m);
-    LLVMContextDispose(w->pool->parts[i].ctx);
+    Part *p = &w->pool->parts[i];
+    if (!p->m) read_part(p);
+    compile_part(p, p->straight ? w->pool->j->fast : w->pool->j->tm[w->thread]);
+    LLVMDisposeModule(p->m);
+    LLVMContextDispose(p->ctx);
   }
   return NULL;
 }
@@ -372,8 +432,9 @@ static void compile_parts(Jit *j, Part *parts, int nparts) {
 
 /* Builds, splits and compiles every step, then links them in the JIT. */
 static bool compile_steps(Jit *j, JitStep *steps, int count, CgText *text, char *err, size_t n) {
-  Part *parts = calloc((size_t)MAX_THREADS, sizeof *parts);
-  int nparts = 0;
+  Part *parts = calloc((size_t)MAX_THREADS + 1, sizeof *parts);
+  int nparts = 0, *owner = NULL;
+  LLVMMemoryBufferRef bc = NULL;
   bool ok = true;
   /* All the steps in one module (a block's training and evaluation steps,
    * a GAN's two: much of their code is the same forward pass), so that
@@ -396,7 +457,8 @@ static bool compile_steps(Jit *j, JitStep *steps, int count, CgText *text, char 
     /* merged first, so that a kernel and its twin do not land in two parts */
     if (ok) ok = run_passes(p->m, "mergefunc", j->tm[0], err, n);
     p->text = text;
-    if (ok && !text) nparts = split_module(parts, j->nthreads, steps[0].name);
+    if (ok && text) leave_straight_unoptimized(p->ctx, p->m);
+    if (ok && !text) nparts = split_module(parts, j->nthreads, &bc, &owner);
   }
   if (ok) compile_parts(j, parts, nparts);
   else
@@ -404,6 +466,8 @@ static bool compile_steps(Jit *j, JitStep *steps, int count, CgText *text, char 
       LLVMDisposeModule(parts[i].m);
       LLVMContextDispose(parts[i].ctx);
     }
+  if (bc) LLVMDisposeMemoryBuffer(bc);
+  free(owner);
   for (int i = 0; i < nparts && ok; i++)
     if (!parts[i].obj) {
       snprintf(err, n, "%s", parts[i].err);
