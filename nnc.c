@@ -1173,7 +1173,7 @@ static int cmd_bench(Arena *a, Diag *d, const Options *o) {
       for (int k = 0; k < rp.nsteps; k++) printf(" %s", rp.steps[k].name);
       printf("\n");
     }
-    printf("  compile   %.0f ms (the training step%s: check, lower, optimize, fuse, plan, LLVM O3, JIT)\n", compile_ms,
+    printf("  compile   %.0f ms (the training step%s: check, lower, optimize, fuse, plan, LLVM, JIT)\n", compile_ms,
            rp.nsteps ? "s" : "");
     printf("  blas      %s\n", cg_blas_info());
     printf("  step      median %.4f ms, range %.4f .. %.4f ms (%d runs of %lld steps)\n", ms[REPEATS / 2], ms[0],
