@@ -21,12 +21,15 @@
  * of image planes.
  *
  * The images are split into RT_PARTS parts, run at once on the step's
- * two threads (parts.c; with one thread the calling thread runs both). `scratch` holds, per part,
- * for the im2col method, min(CHUNK, ⌈n/RT_PARTS⌉)·(C/groups·KH·KW +
- * O/groups)·OH·OW floats: the columns of CHUNK images side by side, so
- * that one GEMM covers them all, and their results before they are put in
- * place; then, for the filter gradient, O·C/groups·KH·KW floats where the
- * second part sums its share (rt_conv_scratch says how much in all).
+ * two threads (parts.c; with one thread the calling thread runs both).
+ * `scratch` holds first what the parts share (the direct kernels' packed
+ * weights), then, per part, for the im2col method, min(CHUNK,
+ * ⌈n/RT_PARTS⌉)·(C/groups·KH·KW + O/groups)·OH·OW floats: the columns of
+ * CHUNK images side by side, so that one GEMM covers them all, and their
+ * results before they are put in place (for the direct kernels: their
+ * planes and tile, rt_direct_scratch); then, for the filter gradient,
+ * O·C/groups·KH·KW floats where the second part sums its share
+ * (rt_conv_scratch says how much in all).
  *
  * Built into libnnccg.so, next to the BLAS it calls (the runtime library
  * proper stays free of OpenBLAS, so `nnc check` does not load it).
