@@ -283,24 +283,26 @@ __attribute__((target("avx512f"))) static void transpose_dy(const Grid *q, const
  * output channels: NT·V sums in registers, each row of dy loaded once for
  * all of them. (Two planes at once, 16 sums, ran slower: 52 against 87
  * GFLOP/s on a 4×4 stride-2 window.) */
-#define WGRAD_KERNEL(NAME, V, NT)                                                                             \
-  __attribute__((target("avx512f"))) static void NAME(const Grid *q, const int64_t *off, const float *plane,  \
-                                                      const float *dyt, float *sum) {                         \
-    __m512 acc[NT][V];                                                                                       \
-    _Pragma("GCC unroll 9") for (int t = 0; t < NT; t++) _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) acc[t][v] = _mm512_setzero_ps();                                           \
-    for (int64_t oy = 0; oy < q->oh; oy++)                                                                  \
-      for (int64_t p = oy * q->wg; p < oy * q->wg + q->ow; p++) { /* the grid's extra columns are 0 */      \
-        __m512 d[V];                                                                                         \
-        _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) d[v] = _mm512_loadu_ps(dyt + p * 16 * V + 16 * v);                       \
-        _Pragma("GCC unroll 9") for (int t = 0; t < NT; t++) {                                               \
-          __m512 b = _mm512_set1_ps(plane[p + off[t]]);                                                      \
-          _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) acc[t][v] = _mm512_fmadd_ps(d[v], b, acc[t][v]);                       \
-        }                                                                                                    \
-      }                                                                                                      \
-    _Pragma("GCC unroll 9") for (int t = 0; t < NT; t++) _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) {                                                                          \
-        float *s = sum + (t * V + v) * 16;                                                                   \
-        _mm512_storeu_ps(s, _mm512_add_ps(_mm512_loadu_ps(s), acc[t][v]));                                   \
-      }                                                                                                      \
+#define WGRAD_KERNEL(NAME, V, NT)                                                                               \
+  __attribute__((target("avx512f"))) static void NAME(const Grid *q, const int64_t *off, const float *plane,    \
+                                                      const float *dyt, float *sum) {                           \
+    __m512 acc[NT][V];                                                                                          \
+    _Pragma("GCC unroll 9") for (int t = 0; t < NT; t++)                                                        \
+      _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) acc[t][v] = _mm512_setzero_ps();                      \
+    for (int64_t oy = 0; oy < q->oh; oy++)                                                                      \
+      for (int64_t p = oy * q->wg; p < oy * q->wg + q->ow; p++) { /* the grid's extra columns are 0 */          \
+        __m512 d[V];                                                                                            \
+        _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) d[v] = _mm512_loadu_ps(dyt + (p * V + v) * 16);     \
+        _Pragma("GCC unroll 9") for (int t = 0; t < NT; t++) {                                                  \
+          __m512 b = _mm512_set1_ps(plane[p + off[t]]);                                                         \
+          _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) acc[t][v] = _mm512_fmadd_ps(d[v], b, acc[t][v]);  \
+        }                                                                                                       \
+      }                                                                                                         \
+    _Pragma("GCC unroll 9") for (int t = 0; t < NT; t++)                                                        \
+      _Pragma("GCC unroll 4") for (int v = 0; v < V; v++) {                                                     \
+        float *s = sum + (t * V + v) * 16;                                                                      \
+        _mm512_storeu_ps(s, _mm512_add_ps(_mm512_loadu_ps(s), acc[t][v]));                                      \
+      }                                                                                                         \
   }
 #define WGRAD_TAPS(X) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9)
 #define WGRAD_V4(NT) WGRAD_KERNEL(wgrad4_##NT, 4, NT)
@@ -311,7 +313,8 @@ WGRAD_TAPS(WGRAD_V2)
 WGRAD_TAPS(WGRAD_V1)
 
 typedef void WgradFn(const Grid *, const int64_t *, const float *, const float *, float *);
-#define WGRAD_ROW(PREFIX) {NULL, PREFIX##1, PREFIX##2, PREFIX##3, PREFIX##4, PREFIX##5, PREFIX##6, PREFIX##7, PREFIX##8, PREFIX##9}
+#define WGRAD_ROW(PREFIX) \
+  {NULL, PREFIX##1, PREFIX##2, PREFIX##3, PREFIX##4, PREFIX##5, PREFIX##6, PREFIX##7, PREFIX##8, PREFIX##9}
 /* [vectors / 2][taps] */
 static WgradFn *const wgrad[3][MAX_TAPS + 1] = {WGRAD_ROW(wgrad1_), WGRAD_ROW(wgrad2_), WGRAD_ROW(wgrad4_)};
 
@@ -444,7 +447,9 @@ void rt_direct_part(int dir, const int64_t *g, const float *a, const float *b, f
 }
 
 #else   /* the compiler never picks RT_CONV_VECTOR here (rt_avx512) */
-void rt_direct_pack(int dir, const int64_t *g, const float *w, float *shared) { (void)dir, (void)g, (void)w, (void)shared; }
+void rt_direct_pack(int dir, const int64_t *g, const float *w, float *shared) {
+  (void)dir, (void)g, (void)w, (void)shared;
+}
 void rt_direct_part(int dir, const int64_t *g, const float *a, const float *b, float *out, const float *shared,
                     float *scratch, int64_t lo, int64_t hi, float *dw) {
   (void)dir, (void)g, (void)a, (void)b, (void)out, (void)shared, (void)scratch, (void)lo, (void)hi, (void)dw;
