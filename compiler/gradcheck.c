@@ -81,6 +81,7 @@ static int check_step(Arena *a, Diag *d, Program *p, const char *const *names, c
     lw_optimizer_params(a, lw->optimizer, &wrt);
   }
   IrNode **grads = arena_alloc(a, sizeof(IrNode *) * (size_t)(wrt.len + 1));
+  ir_pool_before_relu(g);
   ad_grad(g, lw->loss, (IrNode **)wrt.items, wrt.len, grads);
   for (int i = 0; i < wrt.len; i++) {
     IrNode *pn = wrt.items[i];

@@ -156,6 +156,8 @@ void lw_declare_opt_state(Sema *s, const Value *optv, const char *prefix, Loc lo
 
 /* The "opt" stage: constant folding, identities, CSE, dead code; renumbers. */
 void ir_simplify(Graph *g);
+/* Before autodiff: maxpool(relu(x + bias)) becomes relu(maxpool(x) + bias). */
+void ir_pool_before_relu(Graph *g);
 
 /* ---- memory plan (plan.c) -------------------------------------------- */
 typedef struct {

@@ -157,6 +157,7 @@ bool lw_finish_step(Sema *s, IrNode *loss, const Value *optv, Loc loc) {
     return false;
   }
   IrNode **grads = arena_alloc(s->arena, sizeof(IrNode *) * (size_t)params.len);
+  ir_pool_before_relu(g);
   ad_grad(g, loss, (IrNode **)params.items, params.len, grads);
   for (int i = 0; i < params.len; i++) {
     IrNode *p = params.items[i];

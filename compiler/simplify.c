@@ -141,6 +141,72 @@ void ir_simplify(Graph *g) {
   free(live);
 }
 
+/* Whether c, added to x, is the same over each image's plane: its sizes
+ * along x's last two axes (H and W, as broadcasting lines them up) are 1,
+ * or it has no such axes at all (a scalar). */
+static bool plane_constant(const IrNode *c, const IrNode *x) {
+  if (c->dtype != DT_FLOAT || c->shape.rank > x->shape.rank) return false;
+  if (c->shape.rank == 0) return true;
+  if (c->shape.rank < 2) return false;
+  const Shape *s = &c->shape;
+  return dim_eq(s->d[s->rank - 1], dim_int(1)) && dim_eq(s->d[s->rank - 2], dim_int(1));
+}
+
+/* maxpool(relu(x + c)) -> relu(maxpool(x) + c), with c the same over each
+ * plane (a convolution's bias). Both are exact: rounding x + c and relu
+ * never change which of two values is larger, so the maximum commutes with
+ * them. So are their gradients: the gradient reaches a window's first
+ * maximum if it is above 0 after the bias, in both orders. The add and
+ * the ReLU then run on the pooled tensor (4 times smaller for 2×2
+ * windows), the bias's gradient sums the pooled gradient, and the
+ * unpooled ReLU output is never stored.
+ *
+ * The three nodes are rewritten in place, keeping the order of the graph:
+ * the add becomes the pooling, the ReLU the add, the pooling the ReLU;
+ * each keeps the spec location of the op it now is. Only a chain no other
+ * node or output reads is rewritten, so a gradient already taken through
+ * it (grad(...) in a spec) is left as it was. */
+void ir_pool_before_relu(Graph *g) {
+  int n = g->nodes.len;
+  int *uses = calloc((size_t)n + 1, sizeof *uses);
+  if (!uses) nnc_die(__FILE__, __LINE__, "out of memory");
+  for (int i = 0; i < n; i++) {
+    IrNode *node = g->nodes.items[i];
+    for (int s = 0; s < 3; s++)
+      if (node->src[s]) uses[node->src[s]->id]++;
+  }
+  for (int i = 0; i < g->outputs.len; i++) uses[((IrNode *)g->outputs.items[i])->id] += 2;
+  for (int i = 0; i < n; i++) {
+    IrNode *pool = g->nodes.items[i], *relu = pool->src[0];
+    if (pool->op != IR_MAXPOOL2D || relu->op != IR_RELU || uses[relu->id] != 1) continue;
+    IrNode *add = relu->src[0], *x = add, *c = NULL;
+    if (add->op == IR_ADD && uses[add->id] == 1) {
+      int k = plane_constant(add->src[1], add->src[0]) ? 1 : plane_constant(add->src[0], add->src[1]) ? 0 : -1;
+      if (k >= 0 && same_shape(add->src[1 - k], add)) x = add->src[1 - k], c = add->src[k];
+    }
+    Loc pool_loc = pool->loc, relu_loc = relu->loc;
+    IrWindow win = pool->win;
+    IrNode *pooled = c ? add : relu;   /* the node that becomes maxpool(x) */
+    if (c) {
+      relu->op = IR_ADD;
+      relu->src[0] = add->src[0] == c ? c : pooled;
+      relu->src[1] = add->src[0] == c ? pooled : c;
+      relu->loc = add->loc;
+      relu->shape = pool->shape;
+    }
+    pooled->op = IR_MAXPOOL2D;
+    pooled->src[0] = x, pooled->src[1] = pooled->src[2] = NULL;
+    pooled->win = win;
+    pooled->shape = pool->shape;
+    pooled->loc = pool_loc;
+    pool->op = IR_RELU;
+    pool->src[0] = c ? relu : pooled;
+    pool->win = (IrWindow){0};
+    pool->loc = relu_loc;
+  }
+  free(uses);
+}
+
 void program_simplify(Program *p) {
   if (p && p->lowered) ir_simplify(p->lowered->g);
 }

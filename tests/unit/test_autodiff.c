@@ -723,6 +723,113 @@ static void pooling_gradients_match_for_every_kind(void **state) {
     }
 }
 
+/* maxpool(relu(x + c)) -> relu(maxpool(x) + c) (ir_pool_before_relu):
+ * which chains are rewritten, and that the rewritten graph computes the
+ * same loss and the same gradients as the graph as written, and gradients
+ * that match finite differences. x is tanh of a [2, 3, 6, 6] parameter. */
+enum { CHAIN_BIAS, CHAIN_BIAS_LEFT, CHAIN_NO_ADD, CHAIN_WIDE_WINDOW, CHAIN_PLANE_ADD, CHAIN_RELU_READ_TWICE };
+
+/* Builds the chain; *X and *C are the parameters; returns the loss. */
+static IrNode *pool_chain(Graph *g, int kind, IrNode **X, IrNode **C) {
+  bool wide = kind == CHAIN_WIDE_WINDOW;
+  int64_t out = wide ? out_size(6, 3, 2, 1, 1) : 3;
+  Shape xs = S4(2, 3, 6, 6), ys = S4(2, 3, out, out), cs = {.rank = 3};
+  cs.d[0] = dim_int(3), cs.d[1] = dim_int(kind == CHAIN_PLANE_ADD ? 6 : 1), cs.d[2] = cs.d[1];
+  IrWindow win = {.kh = wide ? 3 : 2, .kw = wide ? 3 : 2, .sh = 2, .sw = 2, .ph = wide, .pw = wide, .dh = 1, .dw = 1,
+                  .groups = 1};
+  *X = ir_leaf(g, IR_PARAM, DT_FLOAT, &xs, "x", L0);
+  *C = ir_leaf(g, IR_PARAM, DT_FLOAT, &cs, "c", L0);
+  IrNode *R = ir_leaf(g, IR_INPUT, DT_FLOAT, &ys, "r", L0);
+  IrNode *h = ir_unary(g, IR_TANH, *X, L0);
+  if (kind == CHAIN_BIAS_LEFT) h = ir_binary(g, IR_ADD, *C, h, L0);
+  else if (kind != CHAIN_NO_ADD) h = ir_binary(g, IR_ADD, h, *C, L0);
+  IrNode *relu = ir_unary(g, IR_RELU, h, L0);
+  IrNode *y = ir_window(g, IR_MAXPOOL2D, relu, NULL, &ys, &win, L0);
+  IrNode *loss = ir_reduce(g, IR_SUM, ir_binary(g, IR_MUL, ir_unary(g, IR_TANH, y, L0), R, L0), 15u, false, L0);
+  if (kind == CHAIN_RELU_READ_TWICE) loss = ir_binary(g, IR_ADD, loss, ir_reduce(g, IR_SUM, relu, 15u, false, L0), L0);
+  return loss;
+}
+
+/* The ops of the graph, in order, one letter each: p pooling, a add,
+ * r relu, other ops '.'; leaves left out. */
+static void op_letters(const Graph *g, char *buf, size_t len) {
+  size_t k = 0;
+  for (int i = 0; i < g->nodes.len && k + 1 < len; i++) {
+    const IrNode *x = g->nodes.items[i];
+    if (ir_op_kind(x->op) == OPK_LEAF) continue;
+    buf[k++] = x->op == IR_MAXPOOL2D ? 'p' : x->op == IR_ADD ? 'a' : x->op == IR_RELU ? 'r' : '.';
+  }
+  buf[k] = 0;
+}
+
+static void pooling_goes_before_relu_with_the_same_gradients(void **state) {
+  (void)state;
+  static const struct {
+    int kind;
+    const char *what, *written, *rewritten;
+  } chains[] = {
+      {CHAIN_BIAS, "relu(x + c), c [3, 1, 1]", ".arp...", ".par..."},
+      {CHAIN_BIAS_LEFT, "relu(c + x)", ".arp...", ".par..."},
+      {CHAIN_NO_ADD, "relu(x)", ".rp...", ".pr..."},
+      {CHAIN_WIDE_WINDOW, "3x3 windows, stride 2, padding 1", ".arp...", ".par..."},
+      {CHAIN_PLANE_ADD, "c [3, 6, 6] differs over the plane: only the ReLU moves", ".arp...", ".apr..."},
+      {CHAIN_RELU_READ_TWICE, "the ReLU's output read twice: left alone", ".arp....a", ".arp....a"},
+  };
+  for (size_t i = 0; i < sizeof chains / sizeof chains[0]; i++) {
+    Arena *a = arena_new();
+    Graph *g[2];
+    IrNode *X[2], *C[2], *loss[2], *grads[2][2] = {{0}};
+    for (int v = 0; v < 2; v++) {
+      g[v] = ir_new(a);
+      loss[v] = pool_chain(g[v], chains[i].kind, &X[v], &C[v]);
+    }
+    char ops[32];
+    op_letters(g[1], ops, sizeof ops);
+    if (strcmp(ops, chains[i].written)) fail_msg("%s: built %s, expected %s", chains[i].what, ops, chains[i].written);
+    ir_pool_before_relu(g[1]);
+    assert_true(ir_verify(g[1]));
+    op_letters(g[1], ops, sizeof ops);
+    if (strcmp(ops, chains[i].rewritten))
+      fail_msg("%s: rewritten to %s, expected %s", chains[i].what, ops, chains[i].rewritten);
+    /* both graphs on the same leaves: the same loss and gradients */
+    Lowering lw[2];
+    Lowered c[2];
+    double **v[2];
+    int np = chains[i].kind == CHAIN_NO_ADD ? 1 : 2;   /* c is not used there */
+    for (int k = 0; k < 2; k++) {
+      IrNode *params[2] = {X[k], C[k]};
+      assert_true(ad_grad(g[k], loss[k], params, np, grads[k]));
+      lw[k] = (Lowering){.g = g[k], .loss = loss[k]};
+      c[k] = (Lowered){.n = BATCH, .lw = &lw[k], .g = g[k], .nfwd = g[k]->nodes.len, .nparams = 2};
+      fill_leaves(&c[k], 7);
+      v[k] = run(&c[k], g[k]->nodes.len);
+    }
+    double l0 = v[0][loss[0]->id][0], l1 = v[1][loss[1]->id][0];
+    if (l0 != l1) fail_msg("%s: loss %.17g as written, %.17g rewritten", chains[i].what, l0, l1);
+    for (int p = 0; p < np; p++) {
+      const IrNode *g0 = grads[0][p], *g1 = grads[1][p];
+      for (int64_t e = 0; e < cg_numel(&g0->shape, BATCH); e++)
+        if (fabs(v[0][g0->id][e] - v[1][g1->id][e]) > 1e-12)
+          fail_msg("%s: gradient %d [%lld]: %.17g as written, %.17g rewritten", chains[i].what, p, (long long)e,
+                   v[0][g0->id][e], v[1][g1->id][e]);
+    }
+    for (int k = 0; k < 2; k++) {
+      free_values(&c[k], v[k]);
+      for (int n = 0; n < g[k]->nodes.len; n++) free(c[k].leaf[n]);
+      free(c[k].leaf);
+    }
+    arena_free(a);
+    /* and the rewritten graph's gradients against finite differences */
+    a = arena_new();
+    Graph *h = ir_new(a);
+    IrNode *hx, *hc, *hl = pool_chain(h, chains[i].kind, &hx, &hc);
+    ir_pool_before_relu(h);
+    IrNode *params[2] = {hx, hc};
+    check_built(h, hl, params, np, chains[i].what);
+    arena_free(a);
+  }
+}
+
 /* EXPAND's gradient is the sum over the axes it broadcast: a [1, 4] and a
  * [4] parameter expanded to [3, 4]. */
 static void expand_gradient_sums_over_the_broadcast_axes(void **state) {
@@ -929,6 +1036,7 @@ int main(void) {
       cmocka_unit_test(convolution_gradients_match_for_every_geometry),
       cmocka_unit_test(kd_loss_equals_its_definition),
       cmocka_unit_test(pooling_gradients_match_for_every_kind),
+      cmocka_unit_test(pooling_goes_before_relu_with_the_same_gradients),
       cmocka_unit_test(expand_gradient_sums_over_the_broadcast_axes),
       cmocka_unit_test(gradient_of_linear_mse_equals_the_formula),
       cmocka_unit_test(one_sgd_step_moves_each_parameter_by_lr_times_its_gradient),
