@@ -218,6 +218,8 @@ static int64_t conv_method(const IrNode *n, const int64_t *g) {
    * not GCC's CPU check */
   /* cppcheck-suppress knownConditionTrueFalse */
   if (rt_avx512() && rt_direct_fits(g, dir)) return RT_CONV_VECTOR;
+  /* cppcheck-suppress knownConditionTrueFalse */
+  if (rt_avx512() && rt_rows_fits(g, dir)) return RT_CONV_ROWS;
   return RT_CONV_IM2COL;
 }
 
@@ -228,6 +230,7 @@ const char *ir_conv_method(const IrNode *n) {
   case RT_CONV_DIRECT: return "direct";   /* depthwise: a GEMM of one row per group */
   case RT_CONV_GEMM: return "sgemm";
   case RT_CONV_VECTOR: return "direct, 16 channels a vector";
+  case RT_CONV_ROWS: return "direct, 16 pixels a vector";
   default: return "im2col + sgemm";
   }
 }

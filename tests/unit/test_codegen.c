@@ -509,8 +509,10 @@ static void convolutions_and_both_adjoints_match(void **state) {
  * (whose filter gradient has too many taps and goes to im2col), images
  * that are not square, padding wider than the window, batches split in
  * two parts; a strided adjoint in x, split into a convolution per phase;
- * an image too small for the direct kernels. Each direction's
- * method is checked: "V" the direct kernels, "I" im2col. Without AVX-512
+ * an image too small for the direct kernels; first layers of 1 to 4
+ * input channels, rows.c's kernels, with rows that end mid-vector. Each
+ * direction's method is checked: "V" direct.c's kernels (16 channels a
+ * vector), "R" rows.c's (16 pixels a vector), "I" im2col. Without AVX-512
  * every direction runs im2col, and is checked the same way. */
 static void direct_convolutions_match(void **state) {
   (void)state;
@@ -524,7 +526,13 @@ static void direct_convolutions_match(void **state) {
       {"B,16,23,25", "16,16,5,5", "B,16,8,9", "VVV", 5, 3, 2},   /* 9 phases of dx, some of them short */
       {"B,16,8,12", "48,16,3,3", "B,48,6,10", "VVV", 3, 1, 0},
       {"B,16,7,7", "16,16,5,5", "B,16,7,7", "VVI", 5, 1, 2},
-      {"B,4,9,9", "16,4,3,3", "B,16,9,9", "III", 3, 1, 1},   /* few input channels: im2col */
+      {"B,4,9,9", "16,4,3,3", "B,16,9,9", "RIR", 3, 1, 1},   /* few input channels: 16 pixels a vector */
+      {"B,1,28,28", "32,1,3,3", "B,32,28,28", "RIR", 3, 1, 1},   /* a first layer on gray images: rows of 16 + 12 */
+      {"B,3,20,37", "16,3,5,5", "B,16,18,35", "RII", 5, 1, 1},   /* 35 = 32 + 3; 25 taps: the adjoint in w by im2col */
+      {"B,1,16,16", "8,1,3,3", "B,8,16,16", "RIR", 3, 1, 1},   /* one whole vector a row */
+      {"B,1,28,28", "16,1,3,3", "B,16,14,14", "III", 3, 2, 1},   /* stride 2: im2col */
+      {"B,1,12,12", "6,1,5,5", "B,6,8,8", "III", 5, 1, 0},   /* 6 output channels, not in eights: im2col */
+      {"B,6,9,9", "16,6,3,3", "B,16,9,9", "III", 3, 1, 1},   /* 6 input channels: neither direct kernel */
       {"B,16,14,14", "64,16,3,3", "B,64,14,14", "VVV", 3, 1, 1},
       {"B,16,8,8", "16,16,3,3", "B,16,12,12", "VVV", 3, 1, 3},   /* padding past the window: dy read from row 1 */
       {"B,32,4,4", "32,32,3,3", "B,32,4,4", "III", 3, 1, 1},   /* a small image: im2col */
@@ -540,10 +548,12 @@ static void direct_convolutions_match(void **state) {
                         ir_window(g, IR_CONV2D_BWD_X, dy, w, &x->shape, &win, L0),
                         ir_window(g, IR_CONV2D_BWD_W, x, dy, &w->shape, &win, L0)};
     for (int d = 0; d < 3; d++) {
-      bool vector = cases[i].methods[d] == 'V' && rt_avx512();
+      char m = rt_avx512() ? cases[i].methods[d] : 'I';
       /* cppcheck sees rt_avx512's stand-in for other compilers (always 0) */
       /* cppcheck-suppress knownConditionTrueFalse */
-      assert_string_equal(ir_conv_method(calls[d]), vector ? "direct, 16 channels a vector" : "im2col + sgemm");
+      assert_string_equal(ir_conv_method(calls[d]), m == 'V'   ? "direct, 16 channels a vector"
+                                                    : m == 'R' ? "direct, 16 pixels a vector"
+                                                               : "im2col + sgemm");
     }
     ir_output(g, calls[0], "y");
     ir_output(g, calls[1], "dx");
