@@ -59,6 +59,22 @@ static Grid grid(const int64_t *g, int dir) { return rt_grid(g, dir); }
 #if RT_HAVE_AVX512
 #include <immintrin.h>
 
+/* Bits [lo, hi) of a 16-lane mask, each clamped to [0, 16]. */
+static __mmask16 lane_range(int64_t lo, int64_t hi) {
+  lo = lo < 0 ? 0 : lo > 16 ? 16 : lo, hi = hi < 0 ? 0 : hi > 16 ? 16 : hi;
+  return hi > lo ? (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1)) : (__mmask16)0;
+}
+
+/* A padded row of wg floats: in[j] for j in [j0, j1), zero elsewhere, 16
+ * at a time (masked lanes are neither read nor written). */
+__attribute__((target("avx512f"))) static void copy_row(float *row, const float *in, int64_t j0, int64_t j1,
+                                                        int64_t wg) {
+  for (int64_t j = 0; j < wg; j += 16) {
+    __m512 v = _mm512_maskz_loadu_ps(lane_range(j0 - j, j1 - j), in + j);
+    _mm512_mask_storeu_ps(row + j, lane_range(0, wg - j), v);
+  }
+}
+
 /* The planes of one image: [cin][hg·wg], zero outside the image. */
 static void fill_planes(const Grid *q, const float *src, float *planes) {
   for (int64_t c = 0; c < q->src_c; c++)
@@ -79,12 +95,12 @@ static void fill_planes(const Grid *q, const float *src, float *planes) {
             continue;
           }
           const float *in = img + r * q->src_w + b - q->pl;   /* column j reads in[j·s] */
+          if (q->s == 1) {
+            copy_row(row, in, j0, j1, q->wg);
+            continue;
+          }
           for (int64_t j = 0; j < j0; j++) row[j] = 0.0f;
-          if (q->s == 1 && j1 - j0 >= 32) memcpy(row + j0, in + j0, sizeof(float) * (size_t)(j1 - j0));
-          else if (q->s == 1)   /* a short row: a call to memcpy costs more */
-            for (int64_t j = j0; j < j1; j++) row[j] = in[j];
-          else
-            for (int64_t j = j0; j < j1; j++) row[j] = in[j * q->s];
+          for (int64_t j = j0; j < j1; j++) row[j] = in[j * q->s];
           for (int64_t j = j1; j < q->wg; j++) row[j] = 0.0f;
         }
       }
