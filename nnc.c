@@ -1179,8 +1179,10 @@ static int cmd_bench(Arena *a, Diag *d, const Options *o) {
     printf("  step      median %.4f ms, range %.4f .. %.4f ms (%d runs of %lld steps)\n", ms[REPEATS / 2], ms[0],
            ms[REPEATS - 1], REPEATS, (long long)inner);
     printf("  rate      %.0f samples/s, %.0f steps/s\n", (double)batch * 1000 / ms[REPEATS / 2], 1000 / ms[REPEATS / 2]);
-    if (o->kernels && rp.nsteps) printf("  the kernels of the first step, %s:\n", rp.steps[0].name);
-    if (o->kernels) compiled_print_profile(stdout, c, REPEATS * inner, 15);
+    for (int k = 0; o->kernels && k < (rp.nsteps ? rp.nsteps : 1); k++) {
+      if (rp.nsteps) printf("  the kernels of step %s:\n", rp.steps[k].name);
+      compiled_print_profile(stdout, c, k, REPEATS * inner, 15);
+    }
     rc = EXIT_OK;
   }
 done:

@@ -1088,7 +1088,7 @@ void *cg_build_module(void *llvm_context, void *target_machine, const Graph *g, 
     /* profiling: every kernel between nnc_prof_begin(k) and nnc_prof_end(k) */
     int end = (ch + 1) * STEP_CHUNK < f->nkernels && nchunks > 1 ? (ch + 1) * STEP_CHUNK : f->nkernels;
     for (int k = ch * STEP_CHUNK; k < end; k++) {
-      LLVMValueRef kv = i64c(c, k);
+      LLVMValueRef kv = i64c(c, f->prof_base + k);
       if (f->profile) LLVMBuildCall2(c->b, prof_ty, declare(c, "nnc_prof_begin", prof_ty), &kv, 1, "");
       gen_kernel_call(c, arena, k, kfn, kbuf, knbuf, kloop, kpart, ctx, kdims, kndims);
       if (f->profile) LLVMBuildCall2(c->b, prof_ty, declare(c, "nnc_prof_end", prof_ty), &kv, 1, "");

@@ -58,6 +58,8 @@ typedef struct Fusion {
   int nkernels;
   Kernel *kernels;      /* in execution order */
   bool profile;         /* codegen times every kernel (nnc_prof_begin/end) */
+  int prof_base;        /* where kernel 0 times itself in the profiler's table
+                         * (a block's steps one after another) */
 } Fusion;
 
 /* Groups the graph's nodes into kernels. Elementwise nodes (EXPAND and

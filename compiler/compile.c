@@ -528,7 +528,13 @@ static Compiled *compile_train_mode(Arena *a, Diag *d, const Node *ast, const ch
   for (int k = 0; k < ntrain - 1; k++)
     steps[k] = plan_step(a, c->steps[k], n_max, floor, arena_printf(a, "step_%s", c->steps[k]->lowered->step_name),
                          &tp[k], checked);
-  for (int k = 1; k < ntrain; k++) c->steps[k]->kernels->profile = false;   /* one profiler table: the first step's */
+  /* one profiler table: each step's kernels after the step before's */
+  for (int k = 1, at = 0; k < ntrain; k++) {
+    Fusion *before = c->steps[k - 1]->kernels, *f = c->steps[k]->kernels;
+    at += before->nkernels;
+    f->prof_base = at;
+    if (at + f->nkernels > RT_PROF_MAX) f->profile = false;
+  }
   if (c->eval) steps[nsteps++] = plan_step(a, c->eval, n_max, floor, "eval_step", &ep, false);
   if (after) steps[nsteps++] = plan_step(a, after, 1, floor, "after_step", &ap, false);
   if (!c->cg.jit_compile_all(c->jit, steps, nsteps, err, sizeof err)) {
@@ -726,16 +732,17 @@ static int by_time(const void *a, const void *b) {
   return x < y ? 1 : x > y ? -1 : 0;
 }
 
-bool compiled_print_profile(FILE *out, const Compiled *c, int64_t steps, int top) {
+bool compiled_print_profile(FILE *out, const Compiled *c, int step, int64_t steps, int top) {
   double (*seconds)(int64_t) = NULL;
   *(void **)&seconds = dlsym(RTLD_DEFAULT, "nnc_prof_seconds");
-  const Fusion *f = c->train->kernels;
+  int nsteps = c->nsteps ? c->nsteps : 1;
+  const Fusion *f = step >= 0 && step < nsteps ? c->steps[step]->kernels : NULL;
   if (!seconds || !f || !f->profile || steps <= 0) return false;
   KernelTime *t = calloc((size_t)f->nkernels + 1, sizeof *t);
   if (!t) return false;
   double total = 0, by_kind[5] = {0};
   for (int k = 0; k < f->nkernels; k++) {
-    t[k] = (KernelTime){k, seconds(k) * 1000 / (double)steps};
+    t[k] = (KernelTime){k, seconds(f->prof_base + k) * 1000 / (double)steps};
     total += t[k].ms;
     by_kind[f->kernels[k].kind] += t[k].ms;
   }

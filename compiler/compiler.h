@@ -170,12 +170,13 @@ bool compile_print_stage(FILE *out, Arena *a, Diag *d, const Node *ast, const ch
                          const SemaOptions *base);
 
 /* `nnc bench --kernels`: steps compiled after compile_profile_kernels(true)
- * time each kernel; compiled_print_profile prints the `top` slowest of the
- * training step's kernels (ms per step over `steps` steps), with what each
- * does and its spec line. False if the step was not compiled so. */
+ * time each kernel; compiled_print_profile prints the `top` slowest of
+ * training step `step`'s kernels (0 for a block of one step; ms per step
+ * over `steps` steps), with what each does and its spec line. False if the
+ * step was not compiled so. */
 void compile_profile_kernels(bool on);
 void compiled_profile_reset(void);   /* the kernels' times back to 0 */
-bool compiled_print_profile(FILE *out, const Compiled *c, int64_t steps, int top);
+bool compiled_print_profile(FILE *out, const Compiled *c, int step, int64_t steps, int top);
 
 /* Which BLAS compiled steps call, once a step was compiled:
  * "OpenBLAS, SkylakeX kernels, 2 threads". */

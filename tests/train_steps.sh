@@ -193,12 +193,25 @@ if [ $rc -eq 1 ] && grep -q grad_reverse "$TMP/flip/gan.nn" && grep -q '^FAILED:
 else bad "$name" "exit $rc"
 fi
 
-# ---- (f) bench times all steps once; ir prints each step
+# ---- (f) bench times all steps once, and each step's kernels; ir prints each step
 run "$TMP/gan" bench
 name="bench_times_both_steps_as_one_step"
 if [ $rc -eq 0 ] && grep -q '^  steps     2, each once a step: discriminator generator' "$TMP/out" &&
    grep -q '^  step      median [0-9.]* ms' "$TMP/out"; then ok "$name"
 else bad "$name" "exit $rc"
+fi
+run "$TMP/gan" bench --kernels
+name="bench_kernels_times_the_kernels_of_each_step"
+# a table per step, each with its own kernels' times: none all 0, and the
+# two together about one iteration (were the steps to share the profiler's
+# places, each table would hold both steps' times, twice the iteration)
+tables=$(grep -c '^  the kernels of step \(discriminator\|generator\):$' "$TMP/out")
+totals=$(sed -n 's/^  kernels *[0-9]*, \([0-9.]*\) ms a step in all:.*/\1/p' "$TMP/out" | awk '$1 > 0' | wc -l)
+sum=$(sed -n 's/^  kernels *[0-9]*, \([0-9.]*\) ms a step in all:.*/\1/p' "$TMP/out" | awk '{ s += $1 } END { print s + 0 }')
+median=$(sed -n 's/^  step *median \([0-9.]*\) ms.*/\1/p' "$TMP/out")
+if [ $rc -eq 0 ] && [ "$tables" -eq 2 ] && [ "$totals" -eq 2 ] && awk -v s="$sum" -v m="$median" 'BEGIN { exit !(s < 1.5 * m) }'; then
+  ok "$name"
+else bad "$name" "exit $rc, $tables tables, $totals with times, $sum ms in all against a $median ms iteration"
 fi
 run "$TMP/gan" ir --stage=opt
 name="ir_prints_each_step_under_its_name"
