@@ -38,6 +38,7 @@
 #define NNC_RUNTIME_KERNELS_H
 
 #include <stdint.h>
+#include <stdbool.h>
 
 enum {
   RT_GEOM_C, RT_GEOM_H, RT_GEOM_W,       /* x: channels, height, width */
@@ -209,6 +210,22 @@ void rt_direct_pack(int dir, const int64_t *g, const float *w, float *shared);
  * (rt_direct_scratch floats); the adjoint in w adds the part's sum into dw. */
 void rt_direct_part(int dir, const int64_t *g, const float *a, const float *b, float *out, const float *shared,
                     float *scratch, int64_t lo, int64_t hi, float *dw);
+
+/* ---- narrow products (narrow.c) ----------------------------------------- */
+
+/* Whether narrow.c takes C[M, N] = op(A) · op(B): A not transposed, C 16
+ * or fewer columns wide, K <= 1024 (its packed B is on the stack), and M
+ * >= 128, for the packing (K·16 floats) to be worth it (64 × 10 × 128:
+ * 2.4 µs against cblas_sgemm's 1.9). */
+static inline int rt_narrow_fits(bool ta, int64_t M, int64_t N, int64_t K) {
+  return !ta && N >= 1 && N <= 16 && K >= 1 && K <= 1024 && M >= 128;
+}
+
+/* C = A · op(B) (row-major, as cblas_sgemm with alpha 1, beta 0) by
+ * narrow.c's AVX-512 kernel when rt_narrow_fits; false, C untouched, when
+ * not (or without AVX-512). */
+bool rt_narrow_sgemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
+                     int64_t ldb, float *C, int64_t ldc);
 
 /* ---- direct convolutions of few input channels (rows.c) ---------------- */
 

@@ -198,6 +198,7 @@ typedef struct {
 static void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda, const float *B,
                  int64_t ldb, float *C, int64_t ldc) {
   if (M <= 0 || N <= 0) return;
+  if (rt_narrow_sgemm(ta, tb, M, N, K, A, lda, B, ldb, C, ldc)) return;
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K,
               1.0f, A, (int)(lda > 0 ? lda : 1), B, (int)(ldb > 0 ? ldb : 1), 0.0f, C, (int)(ldc > 0 ? ldc : 1));
 }

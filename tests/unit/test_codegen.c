@@ -656,11 +656,21 @@ static void big_products_and_loops_run_in_halves(void **state) {
 }
 
 /* nnc_sgemm against a plain triple loop, in each transposition, split
- * along M and along N (and not split, when small). */
+ * along M and along N (and not split, when small); and the narrow
+ * products narrow.c computes (C 16 or fewer columns wide, M >= 128), with
+ * whole and partial blocks of rows and of columns, K at its limit and past
+ * it, and which of them it takes. */
 static void nnc_sgemm_halves_match_the_whole_product(void **state) {
   (void)state;
-  const int64_t shapes[][3] = {{257, 100, 64}, {40, 301, 64}, {9, 7, 5}};
-  for (int s = 0; s < 3; s++)
+  const int64_t shapes[][3] = {{257, 100, 64}, {40, 301, 64}, {9, 7, 5},   {256, 16, 117}, {131, 10, 64},
+                               {128, 1, 1024}, {300, 16, 1025}, {127, 16, 8}, {256, 17, 32}};
+  for (int s = 0; s < 9; s++) {
+    int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+    bool narrow = s >= 3 && s <= 5;   /* the three after the split ones */
+    if (rt_narrow_fits(false, M, N, K) != narrow || rt_narrow_fits(true, M, N, K))
+      fail_msg("%lldx%lldx%lld: narrow.c %s it", (long long)M, (long long)N, (long long)K, narrow ? "does not take" : "takes");
+  }
+  for (int s = 0; s < 9; s++)
     for (int t = 0; t < 4; t++) {
       int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
       bool ta = t & 1, tb = t & 2;
