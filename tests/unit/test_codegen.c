@@ -548,12 +548,13 @@ static void direct_convolutions_match(void **state) {
                         ir_window(g, IR_CONV2D_BWD_X, dy, w, &x->shape, &win, L0),
                         ir_window(g, IR_CONV2D_BWD_W, x, dy, &w->shape, &win, L0)};
     for (int d = 0; d < 3; d++) {
-      char m = rt_avx512() ? cases[i].methods[d] : 'I';
-      /* cppcheck sees rt_avx512's stand-in for other compilers (always 0) */
+      /* cppcheck sees rt_avx512's stand-in for other compilers (always 0),
+       * and then m as always 'I' */
       /* cppcheck-suppress knownConditionTrueFalse */
-      assert_string_equal(ir_conv_method(calls[d]), m == 'V'   ? "direct, 16 channels a vector"
-                                                    : m == 'R' ? "direct, 16 pixels a vector"
-                                                               : "im2col + sgemm");
+      char m = rt_avx512() ? cases[i].methods[d] : 'I';
+      /* cppcheck-suppress knownConditionTrueFalse */
+      const char *want = m == 'V' ? "direct, 16 channels a vector" : m == 'R' ? "direct, 16 pixels a vector" : "im2col + sgemm";
+      assert_string_equal(ir_conv_method(calls[d]), want);
     }
     ir_output(g, calls[0], "y");
     ir_output(g, calls[1], "dx");
