@@ -71,7 +71,10 @@ static void backward(Ad *ad, IrNode *n) {
      * drop a (it is often stored only for this). Below max pooling, the
      * mask moves to the pooled side, 4× smaller for 2×2 windows: the
      * gradient reaches only each window's maximum m = relu(a) there, and
-     * step(a) at m is step(maxpool(relu(a))) (simplify finds that node). */
+     * step(a) at m is step(maxpool(relu(a))) (simplify finds that node).
+     * A training step's graph has the ReLU moved after the pooling before
+     * autodiff (ir_pool_before_relu); this serves the graphs differentiated
+     * as written (a spec's grad(...)). */
     if (g->op == IR_MAXPOOL2D_BWD && g->src[0] == n) {
       IrNode *pooled = W(ad, IR_MAXPOOL2D, n, NULL, &g->src[1]->shape, g);
       IrNode *gy = B(ad, IR_MUL, g->src[1], U(ad, IR_STEP, pooled, loc), loc);

@@ -6,6 +6,10 @@
  * per use, adjoints nobody reads such as the gradient of the input data);
  * this pass cleans them up so the fused kernels and the memory plan see only
  * what a step needs. It rebuilds the node list and renumbers it.
+ *
+ * Here too, one rewrite of the forward graph that runs before autodiff
+ * (ir_pool_before_relu: max pooling before a bias and a ReLU), so that the
+ * gradient is taken of the cheaper order.
  */
 #include "compiler/ir.h"
 

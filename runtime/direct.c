@@ -59,24 +59,18 @@ static Grid grid(const int64_t *g, int dir) { return rt_grid(g, dir); }
 #if RT_HAVE_AVX512
 #include <immintrin.h>
 
-/* Bits [lo, hi) of a 16-lane mask, each clamped to [0, 16]. */
-static __mmask16 lane_range(int64_t lo, int64_t hi) {
-  lo = lo < 0 ? 0 : lo > 16 ? 16 : lo, hi = hi < 0 ? 0 : hi > 16 ? 16 : hi;
-  return hi > lo ? (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1)) : (__mmask16)0;
-}
-
 /* A padded row of wg floats: in[j] for j in [j0, j1), zero elsewhere, 16
  * at a time (masked lanes are neither read nor written). */
 __attribute__((target("avx512f"))) static void copy_row(float *row, const float *in, int64_t j0, int64_t j1,
                                                         int64_t wg) {
   for (int64_t j = 0; j < wg; j += 16) {
-    __m512 v = _mm512_maskz_loadu_ps(lane_range(j0 - j, j1 - j), in + j);
-    _mm512_mask_storeu_ps(row + j, lane_range(0, wg - j), v);
+    __m512 v = _mm512_maskz_loadu_ps(rt_lanes(j0 - j, j1 - j), in + j);
+    _mm512_mask_storeu_ps(row + j, rt_lanes(0, wg - j), v);
   }
 }
 
 /* The planes of one image: [cin][hg·wg], zero outside the image. */
-static void fill_planes(const Grid *q, const float *src, float *planes) {
+void rt_fill_planes(const Grid *q, const float *src, float *planes) {
   for (int64_t c = 0; c < q->src_c; c++)
     for (int64_t a = 0; a < q->s; a++)
       for (int64_t b = 0; b < q->s; b++) {
@@ -221,7 +215,7 @@ __attribute__((target("avx512f"))) static void store_tile(const float *tile, int
     for (int i = 0; i < nruns; i++) {
       __m512i idx = _mm512_add_epi32(_mm512_set1_epi32(runs[i].j0), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8,
                                                                                          9, 10, 11, 12, 13, 14, 15));
-      __mmask16 m = (__mmask16)((1u << runs[i].len) - 1);
+      __mmask16 m = rt_lanes(0, runs[i].len);
       float *dst = out + v * ohw + runs[i].dst;
       for (int k = 0; k < 16; k++) _mm512_mask_storeu_ps(dst + k * ohw, m, _mm512_permutexvar_ps(idx, r[k]));
     }
@@ -283,7 +277,7 @@ __attribute__((target("avx512f"))) static void transpose_dy(const Grid *q, const
     for (int64_t x0 = 0; x0 < q->wg; x0 += 16) {
       int64_t valid = q->ow - x0 < 0 ? 0 : q->ow - x0 < 16 ? q->ow - x0 : 16;
       int64_t cols = q->wg - x0 < 16 ? q->wg - x0 : 16;   /* grid columns here, zeros past ow */
-      __mmask16 m = (__mmask16)((1u << valid) - 1);
+      __mmask16 m = rt_lanes(0, valid);
       for (int64_t o0 = 0; o0 < q->oc; o0 += 16) {
         __m512 r[16];
         for (int k = 0; k < 16; k++) r[k] = _mm512_maskz_loadu_ps(m, dy + (o0 + k) * ohw + oy * q->ow + x0);
@@ -387,7 +381,7 @@ static void adjoint_x_image(const int64_t *g, const float *dy, const float *shar
   all.pt = pt, all.pl = pl, all.hg = hg, all.wg = wg, all.plane = hg * wg;
   all.slack = XB + (all.kh - 1) * wg + all.kw + wg;
   memset(planes + all.cin * all.plane, 0, sizeof(float) * (size_t)all.slack);
-  fill_planes(&all, dy, planes);
+  rt_fill_planes(&all, dy, planes);
   for (int64_t a = 0; a < st; a++)
     for (int64_t b = 0; b < st; b++) {
       Grid q = phase_grid(g, a, b, &i0, &j0);
@@ -424,7 +418,7 @@ void rt_direct_part(int dir, const int64_t *g, const float *a, const float *b, f
   memset(planes + q.cin * q.plane, 0, sizeof(float) * (size_t)q.slack);
   if (dir == 0) {
     for (int64_t i = lo; i < hi; i++) {
-      fill_planes(&q, a + i * xsz, planes);
+      rt_fill_planes(&q, a + i * xsz, planes);
       grid_image(&q, planes, shared, rest, out + i * ysz);
     }
     return;
@@ -435,7 +429,7 @@ void rt_direct_part(int dir, const int64_t *g, const float *a, const float *b, f
   int64_t off[MAX_TAPS];
   for (int64_t t = 0; t < q.taps; t++) off[t] = t / q.kw * q.wg + t % q.kw;
   for (int64_t i = lo; i < hi; i++) {
-    fill_planes(&q, a + i * xsz, planes);
+    rt_fill_planes(&q, a + i * xsz, planes);
     transpose_dy(&q, b + i * ysz, dyt);
     for (int64_t o0 = 0; o0 < q.oc; o0 += q.vb) {
       int64_t vb = q.oc - o0 < q.vb ? q.oc - o0 : q.vb;

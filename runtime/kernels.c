@@ -195,15 +195,10 @@ static void conv_part(void *arg, int part) {
   float *dw = cv->dir != 2 ? NULL : part == 0 ? cv->out : cv->scratch + rt_conv_shared(cv->g, 2) + RT_PARTS * rt_conv_part_scratch(cv->g, 2, cv->n);
   if (dw) memset(dw, 0, sizeof(float) * (size_t)(k->o * K));
   if (hi <= lo) return;
-  if (k->method == RT_CONV_ROWS) {
-    float *own = cv->scratch + part * rt_conv_part_scratch(cv->g, cv->dir, cv->n);
-    rt_rows_part(cv->dir, cv->g, cv->a, cv->b, cv->out, own, lo, hi, dw);
-    return;
-  }
-  if (k->method == RT_CONV_VECTOR) {   /* the packed weights first, shared */
-    const float *shared = cv->scratch;
+  if (k->method == RT_CONV_VECTOR || k->method == RT_CONV_ROWS) {   /* what the parts share first (packed weights) */
     float *own = cv->scratch + rt_conv_shared(cv->g, cv->dir) + part * rt_conv_part_scratch(cv->g, cv->dir, cv->n);
-    rt_direct_part(cv->dir, cv->g, cv->a, cv->b, cv->out, shared, own, lo, hi, dw);
+    if (k->method == RT_CONV_ROWS) rt_rows_part(cv->dir, cv->g, cv->a, cv->b, cv->out, own, lo, hi, dw);
+    else rt_direct_part(cv->dir, cv->g, cv->a, cv->b, cv->out, cv->scratch, own, lo, hi, dw);
     return;
   }
   int64_t xsz = k->c * k->h * k->w, ysz = k->o * P;

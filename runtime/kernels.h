@@ -95,6 +95,13 @@ static inline int rt_avx512(void) { return __builtin_cpu_supports("avx512f"); }
 static inline int rt_avx512(void) { return 0; }
 #endif
 
+/* The lanes [lo, hi) of a 16-lane AVX-512 mask (__mmask16), each end
+ * clamped to [0, 16]: rt_lanes(0, n) is the first n lanes. */
+static inline uint16_t rt_lanes(int64_t lo, int64_t hi) {
+  lo = lo < 0 ? 0 : lo > 16 ? 16 : lo, hi = hi < 0 ? 0 : hi > 16 ? 16 : hi;
+  return hi > lo ? (uint16_t)(((1u << hi) - 1) & ~((1u << lo) - 1)) : (uint16_t)0;
+}
+
 enum {
   RT_DIRECT_PIXELS = 14,    /* output pixels a block of the direct kernel, at most */
   RT_DIRECT_MAX_TAPS = 9,   /* window taps the filter gradient keeps in registers */
@@ -205,6 +212,9 @@ static inline int64_t rt_direct_shared(const int64_t *g, int dir) {
   return phases * q.oc * q.cin * q.taps;
 }
 
+/* The zero-padded planes of one image of the tensor q reads,
+ * [cin][hg·wg] (rows.c's too: a stride-1 grid of rt_grid(g, 0)). */
+void rt_fill_planes(const RtGrid *q, const float *src, float *planes);
 /* The weights w packed for direction dir into `shared`, once a call. */
 void rt_direct_pack(int dir, const int64_t *g, const float *w, float *shared);
 /* Images [lo, hi) of a direct convolution, direction dir (a, b, out as in
@@ -251,8 +261,8 @@ static inline int rt_rows_fits(const int64_t *g, int dir) {
 /* Floats of scratch one part needs: an image's padded planes, and for the
  * adjoint in w the sums, a vector per weight. */
 static inline int64_t rt_rows_scratch(const int64_t *g, int dir) {
-  int64_t planes = g[RT_GEOM_C] * (g[RT_GEOM_OH] + g[RT_GEOM_KH] - 1) * (g[RT_GEOM_OW] + g[RT_GEOM_KW] - 1);
-  return planes + (dir == 2 ? 16 * g[RT_GEOM_O] * g[RT_GEOM_C] * g[RT_GEOM_KH] * g[RT_GEOM_KW] : 0);
+  RtGrid q = rt_grid(g, 0);
+  return q.cin * q.plane + (dir == 2 ? 16 * q.oc * q.cin * q.taps : 0);
 }
 
 /* Images [lo, hi) of such a convolution (a, b, out as in the kernels

@@ -25,8 +25,6 @@ enum { ROWS = 8, MAX_K = 1024 };   /* rows of C at a time; K at most (rt_narrow_
 #if RT_HAVE_AVX512
 #include <immintrin.h>
 
-static __mmask16 first(int64_t n) { return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1); }
-
 /* C[M, N] = A[M, K] · B'[K, N] with B' packed [K][16]; `rows` rows at a time
  * (a constant where it is inlined, so the sums stay in registers). */
 __attribute__((target("avx512f"), always_inline)) static inline void
@@ -45,7 +43,7 @@ rows_times(const float *A, int64_t lda, const float *bp, int64_t K, float *C, in
 
 __attribute__((target("avx512f"))) static void times_packed(int64_t M, int64_t N, int64_t K, const float *A,
                                                             int64_t lda, const float *bp, float *C, int64_t ldc) {
-  __mmask16 m = first(N);
+  __mmask16 m = rt_lanes(0, N);
   int64_t i = 0;
   for (; i + ROWS <= M; i += ROWS) rows_times(A + i * lda, lda, bp, K, C + i * ldc, ldc, m, ROWS);
   for (; i < M; i++) rows_times(A + i * lda, lda, bp, K, C + i * ldc, ldc, m, 1);
