@@ -217,6 +217,8 @@ static int64_t conv_method(const IrNode *n, const int64_t *g) {
   /* cppcheck sees rt_avx512's stand-in for other compilers (always 0),
    * not GCC's CPU check */
   /* cppcheck-suppress knownConditionTrueFalse */
+  if (rt_avx512() && rt_winograd_fits(g, dir)) return RT_CONV_WINOGRAD;
+  /* cppcheck-suppress knownConditionTrueFalse */
   if (rt_avx512() && rt_direct_fits(g, dir)) return RT_CONV_VECTOR;
   /* cppcheck-suppress knownConditionTrueFalse */
   if (rt_avx512() && rt_rows_fits(g, dir)) return RT_CONV_ROWS;
@@ -231,6 +233,7 @@ const char *ir_conv_method(const IrNode *n) {
   case RT_CONV_GEMM: return "sgemm";
   case RT_CONV_VECTOR: return "direct, 16 channels a vector";
   case RT_CONV_ROWS: return "direct, 16 pixels a vector";
+  case RT_CONV_WINOGRAD: return "Winograd F(2x2, 3x3)";
   default: return "im2col + sgemm";
   }
 }

@@ -154,6 +154,15 @@ static void pack_weights(const Grid *q, const int64_t *g, int dir, const float *
 BLOCK_KERNEL(block14x2, 14, 2)
 BLOCK_KERNEL(block14x1, 14, 1)
 BLOCK_KERNEL(block7x4, 7, 4)
+BLOCK_KERNEL(block7x2, 7, 2)
+BLOCK_KERNEL(block7x1, 7, 1)
+
+void rt_direct_block(const Grid *q, const int64_t *off, const float *in, const float *wp, float *tile, int64_t xb,
+                     int64_t vb) {
+  if (vb == 64) block7x4(q, off, in, wp, tile);
+  else if (xb == 7) (vb == 32 ? block7x2 : block7x1)(q, off, in, wp, tile);
+  else (vb == 32 ? block14x2 : block14x1)(q, off, in, wp, tile);
+}
 
 /* A 16×16 transpose: r[j] holds pixel j's 16 channels; afterwards r[k]
  * holds channel k's 16 pixels. Interleaves of 32 and 64 bits within each
@@ -182,12 +191,7 @@ __attribute__((target("avx512f"))) static void transpose16(__m512 r[16]) {
   }
 }
 
-/* The runs of a block's pixels that are output pixels: each lies in one
- * output row. Lanes [j0, j0 + len) go to out[dst ..]. */
-typedef struct {
-  int j0, len;
-  int64_t dst;
-} Run;
+typedef RtRun Run;
 
 static int block_runs(const Grid *q, int64_t p0, Run runs[XB]) {
   int count = 0, xb = (int)q->xb;
@@ -205,8 +209,7 @@ static int block_runs(const Grid *q, int64_t p0, Run runs[XB]) {
   return count;
 }
 
-/* The tile [16][vb] (pixels × channels) into out [oc, oh·ow] at channel o0. */
-__attribute__((target("avx512f"))) static void store_tile(const float *tile, int64_t vb, const Run *runs, int nruns,
+__attribute__((target("avx512f"))) void rt_store_tile(const float *tile, int64_t vb, const Run *runs, int nruns,
                                                           float *out, int64_t ohw) {
   for (int64_t v = 0; v < vb; v += 16) {
     __m512 r[16];
@@ -239,11 +242,8 @@ static void grid_block(const Grid *q, const int64_t *off, const float *planes, c
   int64_t ohw = q->oh * q->ow;
   for (int64_t o0 = 0; o0 < q->oc; o0 += q->vb) {
     int64_t vb = q->oc - o0 < q->vb ? q->oc - o0 : q->vb;
-    const float *w = wp + o0 * q->cin * q->taps;
-    if (vb == 64) block7x4(q, off, planes + p0, w, tile);
-    else if (vb == 32) block14x2(q, off, planes + p0, w, tile);
-    else block14x1(q, off, planes + p0, w, tile);
-    store_tile(tile, vb, runs, nruns, out + o0 * ohw, ohw);
+    rt_direct_block(q, off, planes + p0, wp + o0 * q->cin * q->taps, tile, q->xb, vb);
+    rt_store_tile(tile, vb, runs, nruns, out + o0 * ohw, ohw);
   }
 }
 

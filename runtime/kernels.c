@@ -18,7 +18,8 @@
  * per group) would be a product of one row; it runs as a direct loop.
  * On a CPU with AVX-512, a convolution with whole vectors of output
  * channels and enough input channels runs in direct.c instead, without
- * columns (RT_CONV_VECTOR).
+ * columns (RT_CONV_VECTOR); a 3×3 one with stride 1 by Winograd's
+ * F(2×2, 3×3) in winograd.c (RT_CONV_WINOGRAD), except its adjoint in w.
  */
 #include "runtime/kernels.h"
 
@@ -195,9 +196,11 @@ static void conv_part(void *arg, int part) {
   float *dw = cv->dir != 2 ? NULL : part == 0 ? cv->out : cv->scratch + rt_conv_shared(cv->g, 2) + RT_PARTS * rt_conv_part_scratch(cv->g, 2, cv->n);
   if (dw) memset(dw, 0, sizeof(float) * (size_t)(k->o * K));
   if (hi <= lo) return;
-  if (k->method == RT_CONV_VECTOR || k->method == RT_CONV_ROWS) {   /* what the parts share first (packed weights) */
+  if (k->method == RT_CONV_VECTOR || k->method == RT_CONV_ROWS || k->method == RT_CONV_WINOGRAD) {
+    /* what the parts share first (packed weights), then each part's own */
     float *own = cv->scratch + rt_conv_shared(cv->g, cv->dir) + part * rt_conv_part_scratch(cv->g, cv->dir, cv->n);
     if (k->method == RT_CONV_ROWS) rt_rows_part(cv->dir, cv->g, cv->a, cv->b, cv->out, own, lo, hi, dw);
+    else if (k->method == RT_CONV_WINOGRAD) rt_winograd_part(cv->dir, cv->g, cv->a, cv->out, cv->scratch, own, lo, hi);
     else rt_direct_part(cv->dir, cv->g, cv->a, cv->b, cv->out, cv->scratch, own, lo, hi, dw);
     return;
   }
@@ -253,6 +256,7 @@ static void conv_part(void *arg, int part) {
 static void conv(int dir, const float *a, const float *b, float *out, float *scratch, int64_t n, const int64_t *gp) {
   Conv cv = {.k = geom(gp), .g = gp, .dir = dir, .a = a, .b = b, .out = out, .scratch = scratch, .n = n};
   if (cv.k.method == RT_CONV_VECTOR) rt_direct_pack(dir, gp, b, scratch);
+  if (cv.k.method == RT_CONV_WINOGRAD) rt_winograd_pack(dir, gp, b, scratch);
   rt_run_parts(conv_part, &cv);
   if (dir == 2) {   /* the second part's share of the filter gradient */
     const Geom *k = &cv.k;

@@ -65,8 +65,9 @@ enum {
 /* How a convolution runs: im2col's columns and one GEMM per chunk of
  * images; one GEMM per image (1×1, no padding); a depthwise loop; the
  * direct kernels of direct.c, 16 output channels a vector (AVX-512); those
- * of rows.c, 16 output pixels a vector (AVX-512, few input channels). */
-enum { RT_CONV_IM2COL, RT_CONV_GEMM, RT_CONV_DIRECT, RT_CONV_VECTOR, RT_CONV_ROWS };
+ * of rows.c, 16 output pixels a vector (AVX-512, few input channels);
+ * Winograd's F(2×2, 3×3) in winograd.c (AVX-512, 3×3, stride 1). */
+enum { RT_CONV_IM2COL, RT_CONV_GEMM, RT_CONV_DIRECT, RT_CONV_VECTOR, RT_CONV_ROWS, RT_CONV_WINOGRAD };
 enum { RT_POOL_WINDOW, RT_POOL_ADAPTIVE };                /* poolings */
 
 enum { RT_PARTS = 2 };   /* the images of a call are split in this many parts */
@@ -215,6 +216,21 @@ static inline int64_t rt_direct_shared(const int64_t *g, int dir) {
 /* The zero-padded planes of one image of the tensor q reads,
  * [cin][hg·wg] (rows.c's too: a stride-1 grid of rt_grid(g, 0)). */
 void rt_fill_planes(const RtGrid *q, const float *src, float *planes);
+/* One block of the direct kernel: tile[j][v] = Σ_plane Σ_tap
+ * wp[plane][tap][v] · in[plane·q->plane + j + off[tap]] for vb (64, 32 or
+ * 16) output channels v and xb pixels j (7, or 14 with fewer than 64
+ * channels); tile is [xb][vb]. */
+void rt_direct_block(const RtGrid *q, const int64_t *off, const float *in, const float *wp, float *tile, int64_t xb,
+                     int64_t vb);
+/* The runs of a block's pixels that are output pixels, each in one output
+ * row: lanes [j0, j0 + len) go to out[dst ..]. */
+typedef struct {
+  int j0, len;
+  int64_t dst;
+} RtRun;
+/* A tile [16][vb] (pixels × channels) transposed into out [vb][ohw]: for
+ * each run, its pixels of each channel. */
+void rt_store_tile(const float *tile, int64_t vb, const RtRun *runs, int nruns, float *out, int64_t ohw);
 /* The weights w packed for direction dir into `shared`, once a call. */
 void rt_direct_pack(int dir, const int64_t *g, const float *w, float *shared);
 /* Images [lo, hi) of a direct convolution, direction dir (a, b, out as in
@@ -222,6 +238,87 @@ void rt_direct_pack(int dir, const int64_t *g, const float *w, float *shared);
  * (rt_direct_scratch floats); the adjoint in w adds the part's sum into dw. */
 void rt_direct_part(int dir, const int64_t *g, const float *a, const float *b, float *out, const float *shared,
                     float *scratch, int64_t lo, int64_t hi, float *dw);
+
+/* ---- Winograd's F(2×2, 3×3) (winograd.c) ------------------------------- */
+
+/* A 3×3 stride-1 convolution as winograd.c sees it: the tensor read per
+ * image, [src_c, src_h, src_w] with pt rows and pl columns of zeros before
+ * it; the result per image, [oc, oh, ow], in tiles of 2×2 pixels. A row
+ * of tiles is cut in groups of 7, each in 8 slots (the direct kernel's
+ * block of 7 pixels); a pass computes `rows` rows of tiles at once. The
+ * forward pass reads x; the adjoint in x reads dy, padded by 2 - padding,
+ * with the filters flipped and transposed. */
+typedef struct {
+  int64_t src_c, src_h, src_w, pt, pl;
+  int64_t oc, oh, ow;
+  int64_t th, tw;    /* rows and columns of tiles: ⌈oh/2⌉, ⌈ow/2⌉ */
+  int64_t groups;    /* groups of 7 tiles a row of tiles */
+  int64_t vb;        /* output channels a block of the products */
+  int64_t rows;      /* rows of tiles a pass */
+  int64_t slots;     /* a pass's slots at most: rows·groups·8 */
+} RtWino;
+
+static inline RtWino rt_wino(const int64_t *g, int dir) {
+  RtWino w;
+  if (dir == 1) {
+    w.src_c = g[RT_GEOM_O], w.src_h = g[RT_GEOM_OH], w.src_w = g[RT_GEOM_OW];
+    w.pt = 2 - g[RT_GEOM_PH], w.pl = 2 - g[RT_GEOM_PW];
+    w.oc = g[RT_GEOM_C], w.oh = g[RT_GEOM_H], w.ow = g[RT_GEOM_W];
+  } else {
+    w.src_c = g[RT_GEOM_C], w.src_h = g[RT_GEOM_H], w.src_w = g[RT_GEOM_W];
+    w.pt = g[RT_GEOM_PH], w.pl = g[RT_GEOM_PW];
+    w.oc = g[RT_GEOM_O], w.oh = g[RT_GEOM_OH], w.ow = g[RT_GEOM_OW];
+  }
+  w.th = (w.oh + 1) / 2, w.tw = (w.ow + 1) / 2;
+  w.groups = (w.tw + 6) / 7;
+  w.vb = w.oc % 64 == 0 ? 64 : 32;
+  /* a pass's transformed input and products, 16·(src_c + oc) floats a
+   * slot, within 512 KiB, so that they stay in the L2 cache between the
+   * transforms and the products */
+  int64_t most = 8192 / (w.src_c + w.oc) / (8 * w.groups);
+  w.rows = most < 1 ? 1 : most > w.th ? w.th : most;
+  w.slots = w.rows * w.groups * 8;
+  return w;
+}
+
+/* Whether winograd.c takes direction dir (0 forward, 1 adjoint in x) of a
+ * convolution: 3×3, stride 1, one group, no dilation, padding at most 2,
+ * whole vectors of output channels, at least 8 input channels, images of
+ * at least 8×8 (smaller ones leave a block of tiles mostly empty), and at
+ * most 128 channels in and out together. With more, the transforms'
+ * traffic eats what the products save: one thread, Winograd against the
+ * direct kernel, 32 -> 64 channels on 14×14 (Fashion-MNIST's second
+ * convolution) forward 3.53 -> 3.13 ms and the adjoint in x 3.60 -> 3.35;
+ * 64 -> 128 channels on 16×16 (HW3) 9.6 -> 9.4 and 9.9 -> 10.5. */
+static inline int rt_winograd_fits(const int64_t *g, int dir) {
+  if (dir == 2 || g[RT_GEOM_GROUPS] != 1 || g[RT_GEOM_DH] != 1 || g[RT_GEOM_DW] != 1) return 0;
+  if (g[RT_GEOM_KH] != 3 || g[RT_GEOM_KW] != 3 || g[RT_GEOM_SH] != 1 || g[RT_GEOM_SW] != 1) return 0;
+  if (g[RT_GEOM_PH] < 0 || g[RT_GEOM_PH] > 2 || g[RT_GEOM_PW] < 0 || g[RT_GEOM_PW] > 2) return 0;
+  RtWino w = rt_wino(g, dir);
+  if (w.oc % 16 || w.src_c < 8 || w.oh < 8 || w.ow < 8) return 0;
+  return w.src_c + w.oc <= 128;
+}
+
+/* Floats of scratch one part needs: a pass's transformed input [16][src_c]
+ * [slots] and products [16][oc][slots] (from a 64-byte boundary), and two
+ * rows of 16 pixels. */
+static inline int64_t rt_winograd_scratch(const int64_t *g, int dir) {
+  RtWino w = rt_wino(g, dir);
+  return 16 + 16 * (w.src_c + w.oc) * w.slots + 2 * 16 * w.vb;
+}
+
+/* Floats the parts share: the transformed filters, [16][oc][src_c]. */
+static inline int64_t rt_winograd_shared(const int64_t *g, int dir) {
+  RtWino w = rt_wino(g, dir);
+  return 16 * w.src_c * w.oc;
+}
+
+/* The filters w transformed for direction dir into `shared`, once a call. */
+void rt_winograd_pack(int dir, const int64_t *g, const float *w, float *shared);
+/* Images [lo, hi) of direction dir: a is x (forward) or dy (the adjoint in
+ * x), out is y or dx, in `scratch` (rt_winograd_scratch floats). */
+void rt_winograd_part(int dir, const int64_t *g, const float *a, float *out, const float *shared, float *scratch,
+                      int64_t lo, int64_t hi);
 
 /* ---- narrow products (narrow.c) ----------------------------------------- */
 
@@ -277,12 +374,14 @@ void rt_rows_part(int dir, const int64_t *g, const float *a, const float *b, flo
 static inline int64_t rt_conv_part_scratch(const int64_t *g, int dir, int64_t n_max) {
   if (g[RT_GEOM_METHOD] == RT_CONV_VECTOR) return rt_direct_scratch(g, dir);
   if (g[RT_GEOM_METHOD] == RT_CONV_ROWS) return rt_rows_scratch(g, dir);
+  if (g[RT_GEOM_METHOD] == RT_CONV_WINOGRAD) return rt_winograd_scratch(g, dir);
   int64_t m = rt_part_images(n_max), chunk = g[RT_GEOM_CHUNK] > 0 ? g[RT_GEOM_CHUNK] : 1;
   return rt_conv_per_image(g) * (chunk < m ? chunk : m);
 }
 
 /* Floats of scratch the parts of a call share, before theirs. */
 static inline int64_t rt_conv_shared(const int64_t *g, int dir) {
+  if (g[RT_GEOM_METHOD] == RT_CONV_WINOGRAD) return rt_winograd_shared(g, dir);
   return g[RT_GEOM_METHOD] == RT_CONV_VECTOR ? rt_direct_shared(g, dir) : 0;
 }
 

@@ -520,11 +520,11 @@ static void direct_convolutions_match(void **state) {
     const char *x, *w, *y, *methods;   /* forward, adjoint in x, adjoint in w */
     int64_t k, s, p;
   } cases[] = {
-      {"B,16,9,9", "32,16,3,3", "B,32,9,9", "VVV", 3, 1, 1},
+      {"B,16,9,9", "32,16,3,3", "B,32,9,9", "WWV", 3, 1, 1},   /* 3×3, stride 1: Winograd, odd: a half tile */
       {"B,16,14,14", "16,16,4,4", "B,16,7,7", "VVV", 4, 2, 1},   /* stride 2: four phases, 16 channels a block */
       {"B,64,14,14", "128,64,4,4", "B,128,7,7", "VVV", 4, 2, 1},   /* a DCGAN's: rows of 7, 64 channels a block */
       {"B,16,23,25", "16,16,5,5", "B,16,8,9", "VVV", 5, 3, 2},   /* 9 phases of dx, some of them short */
-      {"B,16,8,12", "48,16,3,3", "B,48,6,10", "VVV", 3, 1, 0},
+      {"B,16,8,12", "48,16,3,3", "B,48,6,10", "VWV", 3, 1, 0},   /* 6 rows: direct; dx of dy padded by 2 */
       {"B,16,7,7", "16,16,5,5", "B,16,7,7", "VVI", 5, 1, 2},
       {"B,4,9,9", "16,4,3,3", "B,16,9,9", "RIR", 3, 1, 1},   /* few input channels: 16 pixels a vector */
       {"B,1,28,28", "32,1,3,3", "B,32,28,28", "RIR", 3, 1, 1},   /* a first layer on gray images: rows of 16 + 12 */
@@ -533,7 +533,10 @@ static void direct_convolutions_match(void **state) {
       {"B,1,28,28", "16,1,3,3", "B,16,14,14", "III", 3, 2, 1},   /* stride 2: im2col */
       {"B,1,12,12", "6,1,5,5", "B,6,8,8", "III", 5, 1, 0},   /* 6 output channels, not in eights: im2col */
       {"B,6,9,9", "16,6,3,3", "B,16,9,9", "III", 3, 1, 1},   /* 6 input channels: neither direct kernel */
-      {"B,16,14,14", "64,16,3,3", "B,64,14,14", "VVV", 3, 1, 1},
+      {"B,16,14,14", "64,16,3,3", "B,64,14,14", "WWV", 3, 1, 1},   /* 7 tiles by 64 channels a block */
+      {"B,16,9,33", "48,16,3,3", "B,48,9,33", "WWV", 3, 1, 1},   /* 17 tiles a row: 7 + 7 + 3; 32 + 16 channels */
+      {"B,16,10,10", "16,16,3,3", "B,16,8,8", "WWV", 3, 1, 0},   /* no padding; dx of dy padded by 2 */
+      {"B,16,9,10", "16,16,3,3", "B,16,11,12", "WWV", 3, 1, 2},   /* padding 2: dx of dy unpadded */
       {"B,16,8,8", "16,16,3,3", "B,16,12,12", "VVV", 3, 1, 3},   /* padding past the window: dy read from row 1 */
       {"B,32,4,4", "32,32,3,3", "B,32,4,4", "III", 3, 1, 1},   /* a small image: im2col */
   };
@@ -552,9 +555,12 @@ static void direct_convolutions_match(void **state) {
        * and then m as always 'I' */
       /* cppcheck-suppress knownConditionTrueFalse */
       char m = rt_avx512() ? cases[i].methods[d] : 'I';
-      /* cppcheck-suppress knownConditionTrueFalse */
-      const char *want = m == 'V' ? "direct, 16 channels a vector" : m == 'R' ? "direct, 16 pixels a vector" : "im2col + sgemm";
-      assert_string_equal(ir_conv_method(calls[d]), want);
+      static const char letters[] = "VRWI";
+      static const char *const names[] = {"direct, 16 channels a vector", "direct, 16 pixels a vector",
+                                          "Winograd F(2x2, 3x3)", "im2col + sgemm"};
+      const char *want = names[strchr(letters, m) - letters];
+      if (strcmp(ir_conv_method(calls[d]), want))
+        fail_msg("case %zu (x %s), direction %d: %s, expected %s", i, cases[i].x, d, ir_conv_method(calls[d]), want);
     }
     ir_output(g, calls[0], "y");
     ir_output(g, calls[1], "dx");
@@ -690,6 +696,61 @@ static void nnc_sgemm_halves_match_the_whole_product(void **state) {
         }
       free(A), free(B), free(C);
     }
+}
+
+/* Winograd's kernels over images too large for one pass (a pass a row of
+ * tiles, or two and a short last one), called directly on 3 images (two
+ * parts, one short), against float64 sums: the forward pass and the
+ * adjoint in x. */
+static void winograd_passes_match_the_sums(void **state) {
+  (void)state;
+  /* cppcheck-suppress knownConditionTrueFalse */
+  if (!rt_avx512()) skip();
+  static const int64_t cases[][5] = {{64, 64, 8, 80, 1}, {32, 48, 9, 71, 1}};   /* C, O, H, W, padding */
+  enum { N = 3 };
+  for (int i = 0; i < 2; i++) {
+    int64_t C = cases[i][0], O = cases[i][1], H = cases[i][2], W = cases[i][3], p = cases[i][4];
+    int64_t OH = H + 2 * p - 2, OW = W + 2 * p - 2;
+    int64_t g[RT_GEOM_COUNT] = {[RT_GEOM_C] = C, [RT_GEOM_H] = H, [RT_GEOM_W] = W, [RT_GEOM_O] = O,
+                                [RT_GEOM_OH] = OH, [RT_GEOM_OW] = OW, [RT_GEOM_KH] = 3, [RT_GEOM_KW] = 3,
+                                [RT_GEOM_SH] = 1, [RT_GEOM_SW] = 1, [RT_GEOM_PH] = p, [RT_GEOM_PW] = p,
+                                [RT_GEOM_DH] = 1, [RT_GEOM_DW] = 1, [RT_GEOM_GROUPS] = 1,
+                                [RT_GEOM_METHOD] = RT_CONV_WINOGRAD, [RT_GEOM_CHUNK] = 1};
+    for (int dir = 0; dir < 2; dir++) {
+      RtWino q = rt_wino(g, dir);
+      if (!rt_winograd_fits(g, dir) || q.rows >= q.th) fail_msg("case %d direction %d: not several passes", i, dir);
+    }
+    int64_t xs = N * C * H * W, ys = N * O * OH * OW, ws = O * C * 9;
+    float *x = malloc(sizeof(float) * (size_t)xs), *y = malloc(sizeof(float) * (size_t)ys);
+    float *dx = malloc(sizeof(float) * (size_t)xs), *dy = malloc(sizeof(float) * (size_t)ys);
+    float *w = malloc(sizeof(float) * (size_t)ws);
+    int64_t sn = rt_conv_scratch(g, 0, N) > rt_conv_scratch(g, 1, N) ? rt_conv_scratch(g, 0, N) : rt_conv_scratch(g, 1, N);
+    float *scratch = malloc(sizeof(float) * (size_t)sn);
+    for (int64_t e = 0; e < xs; e++) x[e] = (float)(2 * urand() - 1);
+    for (int64_t e = 0; e < ys; e++) dy[e] = (float)(2 * urand() - 1);
+    for (int64_t e = 0; e < ws; e++) w[e] = (float)(2 * urand() - 1);
+    nnc_conv2d(x, w, y, scratch, N, g);
+    nnc_conv2d_bwd_x(dy, w, dx, scratch, N, g);
+    for (int dir = 0; dir < 2; dir++) {   /* y[o] sums x[c] under the window, dx[c] sums dy[o] under it flipped */
+      int64_t in_c = dir ? O : C, out_c = dir ? C : O, ih = dir ? OH : H, iw = dir ? OW : W;
+      int64_t oh = dir ? H : OH, ow = dir ? W : OW, sign = dir ? -1 : 1;
+      const float *in = dir ? dy : x, *got = dir ? dx : y;
+      for (int64_t n = 0; n < N; n++)
+        for (int64_t o = 0; o < out_c; o++)
+          for (int64_t e = 0; e < oh * ow; e++) {
+            double ref = 0;
+            for (int64_t c = 0; c < in_c; c++)
+              for (int64_t k = 0; k < 9; k++) {
+                int64_t r = e / ow + sign * (k / 3 - p), col = e % ow + sign * (k % 3 - p);
+                const float *wk = w + (dir ? c * C + o : o * C + c) * 9 + k;
+                if (r >= 0 && r < ih && col >= 0 && col < iw) ref += (double)in[((n * in_c + c) * ih + r) * iw + col] * *wk;
+              }
+            check_close(dir ? "winograd dx" : "winograd y", i, got + (n * out_c + o) * oh * ow + e, &ref, 1, N,
+                        (double)(9 * in_c));
+          }
+    }
+    free(x), free(y), free(dx), free(dy), free(w), free(scratch);
+  }
 }
 
 /* ---- rows ------------------------------------------------------------- */
@@ -838,6 +899,7 @@ int main(void) {
       cmocka_unit_test(nnc_sgemm_halves_match_the_whole_product),
       cmocka_unit_test(convolutions_and_both_adjoints_match),
       cmocka_unit_test(direct_convolutions_match),
+      cmocka_unit_test(winograd_passes_match_the_sums),
       cmocka_unit_test(poolings_and_their_adjoints_match),
       cmocka_unit_test(slices_and_their_adjoints_match),
       cmocka_unit_test(log_softmax_softmax_argmax_one_hot),
