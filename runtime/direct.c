@@ -167,7 +167,7 @@ void rt_direct_block(const Grid *q, const int64_t *off, const float *in, const f
 /* A 16×16 transpose: r[j] holds pixel j's 16 channels; afterwards r[k]
  * holds channel k's 16 pixels. Interleaves of 32 and 64 bits within each
  * 128-bit lane, then two shuffles of whole lanes. */
-__attribute__((target("avx512f"))) static void transpose16(__m512 r[16]) {
+__attribute__((target("avx512f"))) void rt_transpose16(__m512 r[16]) {
   __m512 t[16], u[16];
   for (int i = 0; i < 16; i += 2) {
     t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
@@ -214,7 +214,7 @@ __attribute__((target("avx512f"))) void rt_store_tile(const float *tile, int64_t
   for (int64_t v = 0; v < vb; v += 16) {
     __m512 r[16];
     for (int j = 0; j < 16; j++) r[j] = _mm512_loadu_ps(tile + j * vb + v);
-    transpose16(r);
+    rt_transpose16(r);
     for (int i = 0; i < nruns; i++) {
       __m512i idx = _mm512_add_epi32(_mm512_set1_epi32(runs[i].j0), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8,
                                                                                          9, 10, 11, 12, 13, 14, 15));
@@ -281,7 +281,7 @@ __attribute__((target("avx512f"))) static void transpose_dy(const Grid *q, const
       for (int64_t o0 = 0; o0 < q->oc; o0 += 16) {
         __m512 r[16];
         for (int k = 0; k < 16; k++) r[k] = _mm512_maskz_loadu_ps(m, dy + (o0 + k) * ohw + oy * q->ow + x0);
-        transpose16(r);
+        rt_transpose16(r);
         int64_t b0 = o0 / q->vb * q->vb, vb = q->oc - b0 < q->vb ? q->oc - b0 : q->vb;
         float *blk = dyt + b0 * q->pixels + o0 - b0;
         for (int64_t j = 0; j < cols; j++) _mm512_storeu_ps(blk + (oy * q->wg + x0 + j) * vb, r[j]);
@@ -327,6 +327,11 @@ typedef void WgradFn(const Grid *, const int64_t *, const float *, const float *
   {NULL, PREFIX##1, PREFIX##2, PREFIX##3, PREFIX##4, PREFIX##5, PREFIX##6, PREFIX##7, PREFIX##8, PREFIX##9}
 /* [vectors / 2][taps] */
 static WgradFn *const wgrad[3][MAX_TAPS + 1] = {WGRAD_ROW(wgrad1_), WGRAD_ROW(wgrad2_), WGRAD_ROW(wgrad4_)};
+
+void rt_direct_wgrad(const Grid *q, const int64_t *off, const float *plane, const float *dyt, float *sum, int64_t vb,
+                     int64_t taps) {
+  wgrad[vb / 32][taps](q, off, plane, dyt, sum);
+}
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -436,7 +441,7 @@ void rt_direct_part(int dir, const int64_t *g, const float *a, const float *b, f
       for (int64_t ci = 0; ci < q.cin; ci++) {
         /* sum's block for o0: [cin][taps][vb] */
         float *sp = sum + o0 * q.cin * q.taps + ci * q.taps * vb;
-        wgrad[vb / 32][q.taps](&q, off, planes + ci * q.plane, dyt + o0 * q.pixels, sp);
+        rt_direct_wgrad(&q, off, planes + ci * q.plane, dyt + o0 * q.pixels, sp, vb, q.taps);
       }
     }
   }

@@ -18,8 +18,8 @@
  * per group) would be a product of one row; it runs as a direct loop.
  * On a CPU with AVX-512, a convolution with whole vectors of output
  * channels and enough input channels runs in direct.c instead, without
- * columns (RT_CONV_VECTOR); a 3×3 one with stride 1 by Winograd's
- * F(2×2, 3×3) in winograd.c (RT_CONV_WINOGRAD), except its adjoint in w.
+ * columns (RT_CONV_VECTOR); a 3×3 one with stride 1 and few
+ * channels by Winograd's F(2×2, 3×3) in winograd.c (RT_CONV_WINOGRAD).
  */
 #include "runtime/kernels.h"
 
@@ -200,7 +200,8 @@ static void conv_part(void *arg, int part) {
     /* what the parts share first (packed weights), then each part's own */
     float *own = cv->scratch + rt_conv_shared(cv->g, cv->dir) + part * rt_conv_part_scratch(cv->g, cv->dir, cv->n);
     if (k->method == RT_CONV_ROWS) rt_rows_part(cv->dir, cv->g, cv->a, cv->b, cv->out, own, lo, hi, dw);
-    else if (k->method == RT_CONV_WINOGRAD) rt_winograd_part(cv->dir, cv->g, cv->a, cv->out, cv->scratch, own, lo, hi);
+    else if (k->method == RT_CONV_WINOGRAD)
+      rt_winograd_part(cv->dir, cv->g, cv->a, cv->b, cv->out, cv->scratch, own, lo, hi, dw);
     else rt_direct_part(cv->dir, cv->g, cv->a, cv->b, cv->out, cv->scratch, own, lo, hi, dw);
     return;
   }

@@ -231,6 +231,19 @@ typedef struct {
 /* A tile [16][vb] (pixels × channels) transposed into out [vb][ohw]: for
  * each run, its pixels of each channel. */
 void rt_store_tile(const float *tile, int64_t vb, const RtRun *runs, int nruns, float *out, int64_t ohw);
+/* The filter gradient's kernel: sum[t][v] += Σ_p dyt[p][v] · plane[p +
+ * off[t]] for taps t < `taps` (at most RT_DIRECT_MAX_TAPS; 6 with 64
+ * channels) and vb (64, 32 or 16) channels v, over the pixels p of q's
+ * output rows (p from oy·wg, ow of them a row); dyt is [p][vb], sum
+ * [taps][vb]. */
+void rt_direct_wgrad(const RtGrid *q, const int64_t *off, const float *plane, const float *dyt, float *sum, int64_t vb,
+                     int64_t taps);
+#if RT_HAVE_AVX512
+#include <immintrin.h>
+/* A 16×16 transpose in registers: r[j] holds row j; afterwards r[k]
+ * holds column k. */
+void rt_transpose16(__m512 r[16]);
+#endif
 /* The weights w packed for direction dir into `shared`, once a call. */
 void rt_direct_pack(int dir, const int64_t *g, const float *w, float *shared);
 /* Images [lo, hi) of a direct convolution, direction dir (a, b, out as in
@@ -246,8 +259,8 @@ void rt_direct_part(int dir, const int64_t *g, const float *a, const float *b, f
  * it; the result per image, [oc, oh, ow], in tiles of 2×2 pixels. A row
  * of tiles is cut in groups of 7, each in 8 slots (the direct kernel's
  * block of 7 pixels); a pass computes `rows` rows of tiles at once. The
- * forward pass reads x; the adjoint in x reads dy, padded by 2 - padding,
- * with the filters flipped and transposed. */
+ * forward pass and the adjoint in w read x; the adjoint in x reads dy,
+ * padded by 2 - padding, with the filters flipped and transposed. */
 typedef struct {
   int64_t src_c, src_h, src_w, pt, pl;
   int64_t oc, oh, ow;
@@ -281,17 +294,18 @@ static inline RtWino rt_wino(const int64_t *g, int dir) {
   return w;
 }
 
-/* Whether winograd.c takes direction dir (0 forward, 1 adjoint in x) of a
- * convolution: 3×3, stride 1, one group, no dilation, padding at most 2,
+/* Whether winograd.c takes direction dir (0 forward, 1 adjoint in x, 2
+ * adjoint in w) of a convolution: 3×3, stride 1, one group, no dilation, padding at most 2,
  * whole vectors of output channels, at least 8 input channels, images of
  * at least 8×8 (smaller ones leave a block of tiles mostly empty), and at
  * most 128 channels in and out together. With more, the transforms'
  * traffic eats what the products save: one thread, Winograd against the
  * direct kernel, 32 -> 64 channels on 14×14 (Fashion-MNIST's second
- * convolution) forward 3.53 -> 3.13 ms and the adjoint in x 3.60 -> 3.35;
- * 64 -> 128 channels on 16×16 (HW3) 9.6 -> 9.4 and 9.9 -> 10.5. */
+ * convolution) forward 3.53 -> 3.13 ms, the adjoint in x 3.60 -> 3.35
+ * and the adjoint in w 5.2 -> 3.8; 64 -> 128 channels on 16×16 (HW3)
+ * 9.6 -> 9.4, 9.9 -> 10.5 and 16.1 -> 15.5. */
 static inline int rt_winograd_fits(const int64_t *g, int dir) {
-  if (dir == 2 || g[RT_GEOM_GROUPS] != 1 || g[RT_GEOM_DH] != 1 || g[RT_GEOM_DW] != 1) return 0;
+  if (g[RT_GEOM_GROUPS] != 1 || g[RT_GEOM_DH] != 1 || g[RT_GEOM_DW] != 1) return 0;
   if (g[RT_GEOM_KH] != 3 || g[RT_GEOM_KW] != 3 || g[RT_GEOM_SH] != 1 || g[RT_GEOM_SW] != 1) return 0;
   if (g[RT_GEOM_PH] < 0 || g[RT_GEOM_PH] > 2 || g[RT_GEOM_PW] < 0 || g[RT_GEOM_PW] > 2) return 0;
   RtWino w = rt_wino(g, dir);
@@ -300,25 +314,28 @@ static inline int rt_winograd_fits(const int64_t *g, int dir) {
 }
 
 /* Floats of scratch one part needs: a pass's transformed input [16][src_c]
- * [slots] and products [16][oc][slots] (from a 64-byte boundary), and two
- * rows of 16 pixels. */
+ * [slots] and products (or transformed dy) [16][oc][slots], from a 64-byte
+ * boundary; then two rows of 16 pixels, or the adjoint in w's transformed
+ * sums [16][oc][src_c]. */
 static inline int64_t rt_winograd_scratch(const int64_t *g, int dir) {
   RtWino w = rt_wino(g, dir);
-  return 16 + 16 * (w.src_c + w.oc) * w.slots + 2 * 16 * w.vb;
+  return 16 + 16 * (w.src_c + w.oc) * w.slots + (dir == 2 ? 16 * w.src_c * w.oc : 2 * 16 * w.vb);
 }
 
-/* Floats the parts share: the transformed filters, [16][oc][src_c]. */
+/* Floats the parts share: the transformed filters, [16][oc][src_c] (none
+ * for the adjoint in w). */
 static inline int64_t rt_winograd_shared(const int64_t *g, int dir) {
   RtWino w = rt_wino(g, dir);
-  return 16 * w.src_c * w.oc;
+  return dir == 2 ? 0 : 16 * w.src_c * w.oc;
 }
 
 /* The filters w transformed for direction dir into `shared`, once a call. */
 void rt_winograd_pack(int dir, const int64_t *g, const float *w, float *shared);
-/* Images [lo, hi) of direction dir: a is x (forward) or dy (the adjoint in
- * x), out is y or dx, in `scratch` (rt_winograd_scratch floats). */
-void rt_winograd_part(int dir, const int64_t *g, const float *a, float *out, const float *shared, float *scratch,
-                      int64_t lo, int64_t hi);
+/* Images [lo, hi) of direction dir (a, b, out as in the kernels below),
+ * with the transformed filters `shared`, in `scratch` (rt_winograd_scratch
+ * floats); the adjoint in w adds the part's sum into dw. */
+void rt_winograd_part(int dir, const int64_t *g, const float *a, const float *b, float *out, const float *shared,
+                      float *scratch, int64_t lo, int64_t hi, float *dw);
 
 /* ---- narrow products (narrow.c) ----------------------------------------- */
 

@@ -41,10 +41,19 @@
  * padded by 2 - padding on each side, with the filters flipped and
  * transposed: the same three steps, over dy.
  *
+ * The adjoint in w follows the identity backwards: the gradient of M is
+ * A dY Aᵀ for each tile's 2×2 dY, that of U is Σ_tiles (A dY Aᵀ) ⊙ V,
+ * and that of each filter Gᵀ dU G. So x is transformed as in the forward
+ * pass; dy, transposed to channels in vectors, into D [16][oc / vb]
+ * [slots][vb]; the 16 products dU[ξ][c][o] = Σ_slots V[ξ][c][slot] ·
+ * D[ξ][slot][o] run on direct.c's filter-gradient kernel (input channels
+ * as its taps, slots as its pixels) and add up over a part's images; Gᵀ
+ * dU G at the end gives the part's share of dw.
+ *
  * Rounding: each output sums 16·src_c products of transformed values, as
- * the direct kernel sums 9·src_c; the transforms add at most 4 values,
- * with the same signs as the sum they stand for. Measured against float64
- * (unit_codegen), errors stay within the direct kernel's tolerance.
+ * the direct kernel sums 9·src_c; the transforms add at most 4 values.
+ * Measured against float64 (unit_codegen), errors stay within the direct
+ * kernel's tolerance.
  *
  * Built only where GCC targets x86-64; the compiler picks RT_CONV_WINOGRAD
  * only when the CPU has AVX-512 (rt_avx512).
@@ -92,6 +101,7 @@ __attribute__((target("avx512f"))) static void pack_16(int dir, const int64_t *g
 /* U [16][oc / vb][src_c][vb] (the last block of 16 channels alone when oc
  * is not a multiple of vb). */
 void rt_winograd_pack(int dir, const int64_t *g, const float *w, float *shared) {
+  if (dir == 2) return;
   RtWino q = rt_wino(g, dir);
   for (int64_t o0 = 0; o0 < q.oc; o0 += q.vb) {
     int64_t vb = q.oc - o0 < q.vb ? q.oc - o0 : q.vb;
@@ -189,17 +199,115 @@ static void output_pass(const RtWino *q, const float *M, int64_t ty0, int64_t nr
   }
 }
 
-void rt_winograd_part(int dir, const int64_t *g, const float *a, float *out, const float *shared, float *scratch,
-                      int64_t lo, int64_t hi) {
+/* A dy Aᵀ (the adjoint of Aᵀ m A) of tile rows [ty0, ty0 + nr) of one
+ * image: D [16][oc / vb][slots][vb], as the products of the forward pass;
+ * zero where no output pixel is (a group's eighth slot, tiles past the
+ * row, the half tile past an odd edge). Each tile's dy is transposed to
+ * channels in vectors first, 16 channels by 16 pixels at a time. */
+__attribute__((target("avx512f"))) static void grad_pass(const RtWino *q, const float *dy, int64_t ty0, int64_t nr,
+                                                         float *D, int64_t slots) {
+  int64_t ohw = q->oh * q->ow, stride = q->oc * slots;
+  const __m512 zero = _mm512_setzero_ps();
+  for (int64_t r = 0; r < nr; r++)
+    for (int64_t gi = 0; gi < q->groups; gi++) {
+      int64_t oy = 2 * (ty0 + r), x0 = 14 * gi, slot0 = (r * q->groups + gi) * 8;
+      __mmask16 upper = rt_lanes(0, q->ow - x0 < 14 ? q->ow - x0 : 14), lower = oy + 1 < q->oh ? upper : 0;
+      for (int64_t o16 = 0; o16 < q->oc; o16 += 16) {
+        int64_t b0 = o16 / q->vb * q->vb, vb = q->oc - b0 < q->vb ? q->oc - b0 : q->vb;
+        __m512 p0[16], p1[16];
+        for (int k = 0; k < 16; k++) {
+          const float *row = dy + (o16 + k) * ohw + oy * q->ow + x0;   /* masked lanes are not read */
+          p0[k] = _mm512_maskz_loadu_ps(upper, row);
+          p1[k] = _mm512_maskz_loadu_ps(lower, row + q->ow);
+        }
+        rt_transpose16(p0);   /* p0[j]: pixel j's 16 channels */
+        rt_transpose16(p1);
+        float *d = D + b0 * slots + slot0 * vb + o16 - b0;
+        for (int k = 0; k < 7; k++) {
+          __m512 t[4][2];   /* A y: rows y0, y0 + y1, y0 - y1, -y1 */
+          for (int j = 0; j < 2; j++) {
+            __m512 y0 = p0[2 * k + j], y1 = p1[2 * k + j];
+            t[0][j] = y0, t[1][j] = _mm512_add_ps(y0, y1), t[2][j] = _mm512_sub_ps(y0, y1);
+            t[3][j] = _mm512_sub_ps(zero, y1);
+          }
+          for (int i = 0; i < 4; i++) {   /* (A y) Aᵀ, the same along the columns */
+            float *u = d + i * 4 * stride + k * vb;
+            _mm512_storeu_ps(u, t[i][0]);
+            _mm512_storeu_ps(u + stride, _mm512_add_ps(t[i][0], t[i][1]));
+            _mm512_storeu_ps(u + 2 * stride, _mm512_sub_ps(t[i][0], t[i][1]));
+            _mm512_storeu_ps(u + 3 * stride, _mm512_sub_ps(zero, t[i][1]));
+          }
+        }
+        for (int xi = 0; xi < 16; xi++) _mm512_storeu_ps(d + xi * stride + 7 * vb, zero);
+      }
+    }
+}
+
+/* dw += Gᵀ dU G for every filter: dU [16][oc / vb][src_c][vb], 16 output
+ * channels a vector. */
+__attribute__((target("avx512f"))) static void filter_grads(const RtWino *q, const float *dU, float *dw) {
+  const __m512 half = _mm512_set1_ps(0.5f);
+  int64_t stride = q->src_c * q->oc;
+  for (int64_t o0 = 0; o0 < q->oc; o0 += q->vb) {
+    int64_t vb = q->oc - o0 < q->vb ? q->oc - o0 : q->vb;
+    for (int64_t c = 0; c < q->src_c; c++)
+      for (int64_t v = 0; v < vb; v += 16) {
+        const float *u = dU + o0 * q->src_c + c * vb + v;
+        __m512 a[3][4], f[3][3];
+        for (int j = 0; j < 4; j++) {   /* Gᵀ dU: rows d0 + (d1 + d2)/2, (d1 - d2)/2, (d1 + d2)/2 + d3 */
+          __m512 d0 = _mm512_loadu_ps(u + j * stride), d1 = _mm512_loadu_ps(u + (4 + j) * stride);
+          __m512 d2 = _mm512_loadu_ps(u + (8 + j) * stride), d3 = _mm512_loadu_ps(u + (12 + j) * stride);
+          __m512 mid = _mm512_mul_ps(half, _mm512_add_ps(d1, d2));
+          a[0][j] = _mm512_add_ps(d0, mid), a[1][j] = _mm512_mul_ps(half, _mm512_sub_ps(d1, d2));
+          a[2][j] = _mm512_add_ps(mid, d3);
+        }
+        for (int i = 0; i < 3; i++) {   /* (Gᵀ dU) G, the same along the columns */
+          __m512 mid = _mm512_mul_ps(half, _mm512_add_ps(a[i][1], a[i][2]));
+          f[i][0] = _mm512_add_ps(a[i][0], mid), f[i][1] = _mm512_mul_ps(half, _mm512_sub_ps(a[i][1], a[i][2]));
+          f[i][2] = _mm512_add_ps(mid, a[i][3]);
+        }
+        float lanes[9][16];
+        for (int k = 0; k < 9; k++) _mm512_storeu_ps(lanes[k], f[k / 3][k % 3]);
+        for (int64_t l = 0; l < 16; l++)
+          for (int k = 0; k < 9; k++) dw[((o0 + v + l) * q->src_c + c) * 9 + k] += lanes[k][l];
+      }
+  }
+}
+
+/* The adjoint in w: the products Σ_slots D[ξ][slot][o] · V[ξ][c][slot] by
+ * direct.c's filter-gradient kernel, the slots as its pixels (one row of
+ * them) and input channels as its taps (6 at a time with 64 output
+ * channels, else 9), added up in dU [16][oc / vb][src_c][vb]. */
+static void grad_products(const RtWino *q, const float *V, const float *D, int64_t slots, float *dU) {
+  RtGrid k = {.oh = 1, .wg = slots, .ow = slots};
+  int64_t off[RT_DIRECT_MAX_TAPS];
+  for (int t = 0; t < RT_DIRECT_MAX_TAPS; t++) off[t] = t * slots;
+  for (int64_t xi = 0; xi < 16; xi++)
+    for (int64_t o0 = 0; o0 < q->oc; o0 += q->vb) {
+      int64_t vb = q->oc - o0 < q->vb ? q->oc - o0 : q->vb, most = vb == 64 ? 6 : RT_DIRECT_MAX_TAPS;
+      for (int64_t c0 = 0; c0 < q->src_c; c0 += most)
+        rt_direct_wgrad(&k, off, V + (xi * q->src_c + c0) * slots, D + (xi * q->oc + o0) * slots,
+                        dU + xi * q->src_c * q->oc + o0 * q->src_c + c0 * vb, vb,
+                        q->src_c - c0 < most ? q->src_c - c0 : most);
+    }
+}
+
+void rt_winograd_part(int dir, const int64_t *g, const float *a, const float *b, float *out, const float *shared,
+                      float *scratch, int64_t lo, int64_t hi, float *dw) {
   RtWino q = rt_wino(g, dir);
   float *V = scratch + (16 - (int64_t)((uintptr_t)scratch / sizeof(float) % 16)) % 16;   /* slots on 32 bytes */
-  float *M = V + 16 * q.src_c * q.slots, *rows = M + 16 * q.oc * q.slots;
+  float *M = V + 16 * q.src_c * q.slots, *rest = M + 16 * q.oc * q.slots;   /* M: products, or D */
   int64_t src_size = q.src_c * q.src_h * q.src_w, out_size = q.oc * q.oh * q.ow, off[1] = {0};
-  memset(rows, 0, sizeof(float) * (size_t)(2 * 16 * q.vb));
+  memset(rest, 0, sizeof(float) * (size_t)(dir == 2 ? 16 * q.src_c * q.oc : 2 * 16 * q.vb));
   for (int64_t i = lo; i < hi; i++)
     for (int64_t ty0 = 0; ty0 < q.th; ty0 += q.rows) {
       int64_t nr = q.th - ty0 < q.rows ? q.th - ty0 : q.rows, slots = nr * q.groups * 8;
       input_pass(&q, a + i * src_size, ty0, nr, V, slots);
+      if (dir == 2) {
+        grad_pass(&q, b + i * out_size, ty0, nr, M, slots);
+        grad_products(&q, V, M, slots, rest);
+        continue;
+      }
       /* the products, as the direct kernel's blocks of 7 pixels: the
        * planes are input channels of `slots` slots, one tap */
       RtGrid k = {.cin = q.src_c, .plane = slots, .taps = 1};
@@ -211,16 +319,17 @@ void rt_winograd_part(int dir, const int64_t *g, const float *a, float *out, con
           for (int64_t s0 = 0; s0 < slots; s0 += 8)
             rt_direct_block(&k, off, V + xi * q.src_c * slots + s0, u, m + s0 * vb, 7, vb);
         }
-      output_pass(&q, M, ty0, nr, slots, rows, out + i * out_size);
+      output_pass(&q, M, ty0, nr, slots, rest, out + i * out_size);
     }
+  if (dir == 2) filter_grads(&q, rest, dw);
 }
 
 #else   /* the compiler never picks RT_CONV_WINOGRAD here (rt_avx512) */
 void rt_winograd_pack(int dir, const int64_t *g, const float *w, float *shared) {
   (void)dir, (void)g, (void)w, (void)shared;
 }
-void rt_winograd_part(int dir, const int64_t *g, const float *a, float *out, const float *shared, float *scratch,
-                      int64_t lo, int64_t hi) {
-  (void)dir, (void)g, (void)a, (void)out, (void)shared, (void)scratch, (void)lo, (void)hi;
+void rt_winograd_part(int dir, const int64_t *g, const float *a, const float *b, float *out, const float *shared,
+                      float *scratch, int64_t lo, int64_t hi, float *dw) {
+  (void)dir, (void)g, (void)a, (void)b, (void)out, (void)shared, (void)scratch, (void)lo, (void)hi, (void)dw;
 }
 #endif

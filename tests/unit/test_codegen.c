@@ -520,7 +520,7 @@ static void direct_convolutions_match(void **state) {
     const char *x, *w, *y, *methods;   /* forward, adjoint in x, adjoint in w */
     int64_t k, s, p;
   } cases[] = {
-      {"B,16,9,9", "32,16,3,3", "B,32,9,9", "WWV", 3, 1, 1},   /* 3×3, stride 1: Winograd, odd: a half tile */
+      {"B,16,9,9", "32,16,3,3", "B,32,9,9", "WWW", 3, 1, 1},   /* 3×3, stride 1: Winograd, odd: a half tile */
       {"B,16,14,14", "16,16,4,4", "B,16,7,7", "VVV", 4, 2, 1},   /* stride 2: four phases, 16 channels a block */
       {"B,64,14,14", "128,64,4,4", "B,128,7,7", "VVV", 4, 2, 1},   /* a DCGAN's: rows of 7, 64 channels a block */
       {"B,16,23,25", "16,16,5,5", "B,16,8,9", "VVV", 5, 3, 2},   /* 9 phases of dx, some of them short */
@@ -533,10 +533,10 @@ static void direct_convolutions_match(void **state) {
       {"B,1,28,28", "16,1,3,3", "B,16,14,14", "III", 3, 2, 1},   /* stride 2: im2col */
       {"B,1,12,12", "6,1,5,5", "B,6,8,8", "III", 5, 1, 0},   /* 6 output channels, not in eights: im2col */
       {"B,6,9,9", "16,6,3,3", "B,16,9,9", "III", 3, 1, 1},   /* 6 input channels: neither direct kernel */
-      {"B,16,14,14", "64,16,3,3", "B,64,14,14", "WWV", 3, 1, 1},   /* 7 tiles by 64 channels a block */
-      {"B,16,9,33", "48,16,3,3", "B,48,9,33", "WWV", 3, 1, 1},   /* 17 tiles a row: 7 + 7 + 3; 32 + 16 channels */
-      {"B,16,10,10", "16,16,3,3", "B,16,8,8", "WWV", 3, 1, 0},   /* no padding; dx of dy padded by 2 */
-      {"B,16,9,10", "16,16,3,3", "B,16,11,12", "WWV", 3, 1, 2},   /* padding 2: dx of dy unpadded */
+      {"B,16,14,14", "64,16,3,3", "B,64,14,14", "WWW", 3, 1, 1},   /* 7 tiles by 64 channels a block */
+      {"B,16,9,33", "48,16,3,3", "B,48,9,33", "WWW", 3, 1, 1},   /* 17 tiles a row: 7 + 7 + 3; 32 + 16 channels */
+      {"B,16,10,10", "16,16,3,3", "B,16,8,8", "WWW", 3, 1, 0},   /* no padding; dx of dy padded by 2 */
+      {"B,16,9,10", "16,16,3,3", "B,16,11,12", "WWW", 3, 1, 2},   /* padding 2: dx of dy unpadded */
       {"B,16,8,8", "16,16,3,3", "B,16,12,12", "VVV", 3, 1, 3},   /* padding past the window: dy read from row 1 */
       {"B,32,4,4", "32,32,3,3", "B,32,4,4", "III", 3, 1, 1},   /* a small image: im2col */
   };
@@ -700,8 +700,8 @@ static void nnc_sgemm_halves_match_the_whole_product(void **state) {
 
 /* Winograd's kernels over images too large for one pass (a pass a row of
  * tiles, or two and a short last one), called directly on 3 images (two
- * parts, one short), against float64 sums: the forward pass and the
- * adjoint in x. */
+ * parts, one short), against float64 sums: the forward pass and both
+ * adjoints. */
 static void winograd_passes_match_the_sums(void **state) {
   (void)state;
   /* cppcheck-suppress knownConditionTrueFalse */
@@ -716,21 +716,35 @@ static void winograd_passes_match_the_sums(void **state) {
                                 [RT_GEOM_SH] = 1, [RT_GEOM_SW] = 1, [RT_GEOM_PH] = p, [RT_GEOM_PW] = p,
                                 [RT_GEOM_DH] = 1, [RT_GEOM_DW] = 1, [RT_GEOM_GROUPS] = 1,
                                 [RT_GEOM_METHOD] = RT_CONV_WINOGRAD, [RT_GEOM_CHUNK] = 1};
-    for (int dir = 0; dir < 2; dir++) {
+    int64_t sn = 0;
+    for (int dir = 0; dir < 3; dir++) {
       RtWino q = rt_wino(g, dir);
       if (!rt_winograd_fits(g, dir) || q.rows >= q.th) fail_msg("case %d direction %d: not several passes", i, dir);
+      sn = rt_conv_scratch(g, dir, N) > sn ? rt_conv_scratch(g, dir, N) : sn;
     }
     int64_t xs = N * C * H * W, ys = N * O * OH * OW, ws = O * C * 9;
     float *x = malloc(sizeof(float) * (size_t)xs), *y = malloc(sizeof(float) * (size_t)ys);
     float *dx = malloc(sizeof(float) * (size_t)xs), *dy = malloc(sizeof(float) * (size_t)ys);
-    float *w = malloc(sizeof(float) * (size_t)ws);
-    int64_t sn = rt_conv_scratch(g, 0, N) > rt_conv_scratch(g, 1, N) ? rt_conv_scratch(g, 0, N) : rt_conv_scratch(g, 1, N);
+    float *w = malloc(sizeof(float) * (size_t)ws), *dw = malloc(sizeof(float) * (size_t)ws);
     float *scratch = malloc(sizeof(float) * (size_t)sn);
     for (int64_t e = 0; e < xs; e++) x[e] = (float)(2 * urand() - 1);
     for (int64_t e = 0; e < ys; e++) dy[e] = (float)(2 * urand() - 1);
     for (int64_t e = 0; e < ws; e++) w[e] = (float)(2 * urand() - 1);
     nnc_conv2d(x, w, y, scratch, N, g);
     nnc_conv2d_bwd_x(dy, w, dx, scratch, N, g);
+    nnc_conv2d_bwd_w(x, dy, dw, scratch, N, g);
+    for (int64_t e = 0; e < ws; e++) {   /* dw[o, c, k] sums dy[o] times x[c] under tap k over images and pixels */
+      int64_t o = e / (C * 9), c = e / 9 % C, k = e % 9;
+      double ref = 0;
+      for (int64_t n = 0; n < N; n++)
+        for (int64_t oy = 0; oy < OH; oy++)
+          for (int64_t ox = 0; ox < OW; ox++) {
+            int64_t r = oy + k / 3 - p, col = ox + k % 3 - p;
+            if (r >= 0 && r < H && col >= 0 && col < W)
+              ref += (double)dy[((n * O + o) * OH + oy) * OW + ox] * x[((n * C + c) * H + r) * W + col];
+          }
+      check_close("winograd dw", i, dw + e, &ref, 1, N, (double)(N * OH * OW));
+    }
     for (int dir = 0; dir < 2; dir++) {   /* y[o] sums x[c] under the window, dx[c] sums dy[o] under it flipped */
       int64_t in_c = dir ? O : C, out_c = dir ? C : O, ih = dir ? OH : H, iw = dir ? OW : W;
       int64_t oh = dir ? H : OH, ow = dir ? W : OW, sign = dir ? -1 : 1;
@@ -749,7 +763,7 @@ static void winograd_passes_match_the_sums(void **state) {
                         (double)(9 * in_c));
           }
     }
-    free(x), free(y), free(dx), free(dy), free(w), free(scratch);
+    free(x), free(y), free(dx), free(dy), free(w), free(dw), free(scratch);
   }
 }
 
