@@ -100,7 +100,8 @@ static inline int rt_avx512(void) { return 0; }
  * clamped to [0, 16]: rt_lanes(0, n) is the first n lanes. */
 static inline uint16_t rt_lanes(int64_t lo, int64_t hi) {
   lo = lo < 0 ? 0 : lo > 16 ? 16 : lo, hi = hi < 0 ? 0 : hi > 16 ? 16 : hi;
-  return hi > lo ? (uint16_t)(((1u << hi) - 1) & ~((1u << lo) - 1)) : (uint16_t)0;
+  unsigned lanes = hi > lo ? ((1u << hi) - 1) & ~((1u << lo) - 1) : 0u;
+  return (uint16_t)lanes;
 }
 
 enum {
