@@ -23,16 +23,19 @@
  * Those 16 products are 2.25 times fewer multiply-adds than the
  * convolution; the transforms are additions only (G's halves are exact).
  *
- * The three steps, for a pass of `rows` rows of tiles of one image:
+ * The three steps, for a pass of `rows` rows of tiles of one image; a row
+ * of tiles is cut in groups of 7, each group in 8 slots (kernels.h,
+ * RtWino), so that every store of V is a whole 8-float vector and every
+ * group one block of the products:
  *   input     4 rows of an image's channel, 16 columns (7 tiles) at a
  *             time, straight from the tensor (masked loads make the zero
  *             padding): Bᵀ's row sums are 4 vector additions, B's column
  *             sums 16 more over the rows' even and odd columns, picked by
- *             permutes. V is [16][src_c][tiles].
- *   products  direct.c's block kernel, with the tiles as its pixels, one
- *             tap, and the input channels as its planes: 7 tiles by 64
- *             output channels (14 by 32) in registers. M is [16][oc /
- *             vb][tiles][vb].
+ *             permutes. V is [16][src_c][slots].
+ *   products  direct.c's block kernel, with the slots as its pixels, one
+ *             tap, and the input channels as its planes: a group's 7
+ *             tiles by 64 output channels (or 32, or 16) in registers. M
+ *             is [16][oc / vb][slots][vb].
  *   output    Aᵀ M A for each tile, 16 output channels a vector, into a
  *             row of 16 output pixels; direct.c's tile transpose puts the
  *             row in place in the [oc, oh, ow] result.
@@ -71,7 +74,7 @@
  * forward w[o, c], for the adjoint in x w[c, o] flipped; its 9 values
  * gathered a vector each. */
 __attribute__((target("avx512f"))) static void pack_16(int dir, const int64_t *g, const float *w, int64_t o, int64_t c,
-                                                       float *u, int64_t stride, __mmask16 lanes) {
+                                                       float *u, int64_t stride) {
   int64_t C = g[RT_GEOM_C];
   const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   /* lane v's filter starts at w + base + v·step, tap k at +k (flipped: -k) */
@@ -79,7 +82,7 @@ __attribute__((target("avx512f"))) static void pack_16(int dir, const int64_t *g
   __m512i idx = _mm512_mullo_epi32(lane, _mm512_set1_epi32((int)step));
   __m512 f[9];
   for (int k = 0; k < 9; k++)
-    f[k] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), lanes, idx, w + base + sign * k, 4);
+    f[k] = _mm512_i32gather_ps(idx, w + base + sign * k, 4);
   const __m512 half = _mm512_set1_ps(0.5f);
   __m512 gf[4][3];   /* G f: rows 0 and 3 as they are, rows 1 and 2 (f0 ± f1 + f2) / 2 */
   for (int b = 0; b < 3; b++) {
@@ -99,7 +102,7 @@ __attribute__((target("avx512f"))) static void pack_16(int dir, const int64_t *g
 }
 
 /* U [16][oc / vb][src_c][vb] (the last block of 16 channels alone when oc
- * is not a multiple of vb). */
+ * is not a multiple of vb; oc is a multiple of 16, rt_winograd_fits). */
 void rt_winograd_pack(int dir, const int64_t *g, const float *w, float *shared) {
   if (dir == 2) return;
   RtWino q = rt_wino(g, dir);
@@ -107,7 +110,7 @@ void rt_winograd_pack(int dir, const int64_t *g, const float *w, float *shared) 
     int64_t vb = q.oc - o0 < q.vb ? q.oc - o0 : q.vb;
     for (int64_t c = 0; c < q.src_c; c++)
       for (int64_t v = 0; v < vb; v += 16)
-        pack_16(dir, g, w, o0 + v, c, shared + o0 * q.src_c + c * vb + v, q.src_c * q.oc, rt_lanes(0, vb - v));
+        pack_16(dir, g, w, o0 + v, c, shared + o0 * q.src_c + c * vb + v, q.src_c * q.oc);
   }
 }
 
@@ -295,7 +298,8 @@ static void grad_products(const RtWino *q, const float *V, const float *D, int64
 void rt_winograd_part(int dir, const int64_t *g, const float *a, const float *b, float *out, const float *shared,
                       float *scratch, int64_t lo, int64_t hi, float *dw) {
   RtWino q = rt_wino(g, dir);
-  float *V = scratch + (16 - (int64_t)((uintptr_t)scratch / sizeof(float) % 16)) % 16;   /* slots on 32 bytes */
+  /* V from a 64-byte boundary: each group's 8 slots on 32 bytes */
+  float *V = scratch + (16 - (int64_t)((uintptr_t)scratch / sizeof(float) % 16)) % 16;
   float *M = V + 16 * q.src_c * q.slots, *rest = M + 16 * q.oc * q.slots;   /* M: products, or D */
   int64_t src_size = q.src_c * q.src_h * q.src_w, out_size = q.oc * q.oh * q.ow, off[1] = {0};
   memset(rest, 0, sizeof(float) * (size_t)(dir == 2 ? 16 * q.src_c * q.oc : 2 * 16 * q.vb));
