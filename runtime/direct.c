@@ -46,7 +46,7 @@
  * Built only where GCC targets x86-64; the compiler picks RT_CONV_VECTOR
  * only when the CPU has AVX-512 (rt_avx512).
  */
-#include "runtime/kernels.h"
+#include "runtime/direct.h"
 
 #include <stdbool.h>
 #include <string.h>
@@ -210,7 +210,7 @@ static int block_runs(const Grid *q, int64_t p0, Run runs[XB]) {
 }
 
 __attribute__((target("avx512f"))) void rt_store_tile(const float *tile, int64_t vb, const Run *runs, int nruns,
-                                                          float *out, int64_t ohw) {
+                                                   float *out, int64_t ohw) {
   for (int64_t v = 0; v < vb; v += 16) {
     __m512 r[16];
     for (int j = 0; j < 16; j++) r[j] = _mm512_loadu_ps(tile + j * vb + v);

@@ -24,12 +24,13 @@
  * The images are split into RT_PARTS parts, run at once on the step's
  * two threads (parts.c; with one thread the calling thread runs both).
  * `scratch` holds first what the parts share (the direct kernels' packed
- * weights), then, per part, for the im2col method, min(CHUNK,
+ * weights, Winograd's transformed filters), then, per part, for the im2col method, min(CHUNK,
  * ⌈n/RT_PARTS⌉)·(C/groups·KH·KW + O/groups)·OH·OW floats: the columns of
  * CHUNK images side by side, so that one GEMM covers them all, and their
  * results before they are put in place (for direct.c's kernels: their
  * planes and tile, rt_direct_scratch; for rows.c's: an image's planes and
- * the filter gradient's vector sums, rt_rows_scratch); then, for the
+ * the filter gradient's vector sums, rt_rows_scratch; for winograd.c's: a
+ * pass's transformed input and products, rt_winograd_scratch); then, for the
  * filter gradient, O·C/groups·KH·KW floats where the second part sums its
  * share (rt_conv_scratch says how much in all).
  *
@@ -217,34 +218,6 @@ static inline int64_t rt_direct_shared(const int64_t *g, int dir) {
 /* The zero-padded planes of one image of the tensor q reads,
  * [cin][hg·wg] (rows.c's too: a stride-1 grid of rt_grid(g, 0)). */
 void rt_fill_planes(const RtGrid *q, const float *src, float *planes);
-/* One block of the direct kernel: tile[j][v] = Σ_plane Σ_tap
- * wp[plane][tap][v] · in[plane·q->plane + j + off[tap]] for vb (64, 32 or
- * 16) output channels v and xb pixels j (7, or 14 with fewer than 64
- * channels); tile is [xb][vb]. */
-void rt_direct_block(const RtGrid *q, const int64_t *off, const float *in, const float *wp, float *tile, int64_t xb,
-                     int64_t vb);
-/* The runs of a block's pixels that are output pixels, each in one output
- * row: lanes [j0, j0 + len) go to out[dst ..]. */
-typedef struct {
-  int j0, len;
-  int64_t dst;
-} RtRun;
-/* A tile [16][vb] (pixels × channels) transposed into out [vb][ohw]: for
- * each run, its pixels of each channel. */
-void rt_store_tile(const float *tile, int64_t vb, const RtRun *runs, int nruns, float *out, int64_t ohw);
-/* The filter gradient's kernel: sum[t][v] += Σ_p dyt[p][v] · plane[p +
- * off[t]] for taps t < `taps` (at most RT_DIRECT_MAX_TAPS; 6 with 64
- * channels) and vb (64, 32 or 16) channels v, over the pixels p of q's
- * output rows (p from oy·wg, ow of them a row); dyt is [p][vb], sum
- * [taps][vb]. */
-void rt_direct_wgrad(const RtGrid *q, const int64_t *off, const float *plane, const float *dyt, float *sum, int64_t vb,
-                     int64_t taps);
-#if RT_HAVE_AVX512
-#include <immintrin.h>
-/* A 16×16 transpose in registers: r[j] holds row j; afterwards r[k]
- * holds column k. */
-void rt_transpose16(__m512 r[16]);
-#endif
 /* The weights w packed for direction dir into `shared`, once a call. */
 void rt_direct_pack(int dir, const int64_t *g, const float *w, float *shared);
 /* Images [lo, hi) of a direct convolution, direction dir (a, b, out as in

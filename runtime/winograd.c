@@ -61,7 +61,7 @@
  * Built only where GCC targets x86-64; the compiler picks RT_CONV_WINOGRAD
  * only when the CPU has AVX-512 (rt_avx512).
  */
-#include "runtime/kernels.h"
+#include "runtime/direct.h"
 
 #include <stdint.h>
 #include <string.h>
