@@ -26,12 +26,26 @@
  * executable, loaded only when something is compiled: libLLVM takes about
  * a tenth of a second to load (relocations and static constructors), which
  * `nnc check` should not pay. */
-/* OpenBLAS picks its kernels from the CPU's model number, and a CPU it does
- * not know (a virtual machine's "Intel Xeon Processor", say) gets its
- * oldest SSE3 kernels, several times slower than the machine allows. So,
- * unless the user chose (OPENBLAS_CORETYPE), nnc names the kernels by the
- * CPU's features before OpenBLAS is loaded. */
-static void choose_blas_kernels(void) {
+/* OpenBLAS reads its settings from the environment when it is loaded, so
+ * nnc sets two of them (unless the user did) just before it loads OpenBLAS.
+ *
+ * The kernels: OpenBLAS picks them from the CPU's model number, and a CPU
+ * it does not know (a virtual machine's "Intel Xeon Processor", say) gets
+ * its oldest SSE3 kernels, several times slower than the machine allows.
+ * So nnc names them by the CPU's features.
+ *
+ * How long its threads spin: OpenBLAS starts its threads when it is
+ * loaded, and each spins (sched_yield) for 2^28 clock cycles, about a
+ * tenth of a second, before it sleeps; after each call it shares, too.
+ * nnc loads OpenBLAS right before it compiles, so that spinning thread
+ * took a core from LLVM's two compiling threads (HW6: a sixth of the
+ * samples while it compiled; a median of 346 ms to compile instead of 279
+ * over ten runs of each, alternating). The steps need OpenBLAS's threads only when nnc runs one thread
+ * of its own (runtime/parts.c: with two, each calls OpenBLAS on one), and
+ * there 2^22 cycles, a millisecond or two, still covers the gap between
+ * a step's products. */
+static void configure_blas(void) {
+  setenv("OPENBLAS_THREAD_TIMEOUT", "22", 0);
 #if defined(__x86_64__) && defined(__GNUC__)
   if (getenv("OPENBLAS_CORETYPE")) return;
   __builtin_cpu_init();
@@ -60,7 +74,7 @@ const char *cg_blas_info(void) {
 bool cg_load(CgApi *api, char *err, size_t errlen) {
   static void *handle;
   if (!handle) {
-    choose_blas_kernels();
+    configure_blas();
     char exe[4096];
     ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (k <= 0) {
