@@ -370,6 +370,9 @@ typedef struct Nest {
   int nacc;
   Access *acc;
   int range_level;          /* this loop runs over [c->lo, c->hi) (-1: none); 0 for a loop kernel */
+  int64_t partial_count;    /* a split reduction (ir_reduce_partial): the result's floats (else 0) */
+  int partial;              /* ... the buffer of its partial result */
+  bool is_max;              /* ... a MAXR */
 } Nest;
 
 /* Strides of tensor t read as if broadcast to `view` (numpy: trailing dims
@@ -705,23 +708,43 @@ static void gen_reduce(Cg *c, int k, const Kernel *kn) {
   }
   LoopCtx lc = {.kn = kn, .count = np};
   if (np) loop_accesses(c, k, &ns, &lc);
-  /* Ranged along the outermost kept dim: each half then sums its own
-   * outputs (a bias gradient: its own channels), whose offsets are one
-   * contiguous range, as every dim outside it is summed over; the
-   * prologue's stores split along the same dim. */
+  /* Ranged, so that two halves run at once, in one of two ways (the
+   * prologue's stores split along the same dim):
+   * - split (ir_reduce_partial: the outermost dim is reduced, the result
+   *   small): each half reduces its own rows of the outermost dim, the
+   *   one from row 0 into the result, the other into a partial result
+   *   (scratch), which the step then adds in (nnc_parallel_reduce). A
+   *   half's rows are the ones the kernels before wrote on its thread.
+   * - along the outermost kept dim: each half reduces into its own
+   *   outputs (a bias gradient over channels of images: its own
+   *   channels), whose offsets are one contiguous range, as every dim
+   *   outside it is reduced. */
   nest_merge(&ns);
   int rl = 0;
   while (rl < ns.nd && is_zero(ns.acc[0].stride[rl])) rl++;
+  int64_t partial = c->g->scratch >= 0 ? ir_reduce_partial(r) : 0;
+  if (partial) rl = 0;
   Dim total = dim_int(1);
   bool sized = true;
   for (int j = 0; j < ns.nd && sized; j++) sized = dim_mul(total, ns.dim[j], &total);
   bool ranged = rl < ns.nd && !(sized && dim_known(total) && total.c < RT_MIN_PARALLEL_ELEMENTS);
   ns.range_level = ranged ? rl : -1;
-  kernel_begin_x(c, k, ranged);
   bool is_max = r->op == IR_MAXR;
+  if (ranged && partial) {
+    NNC_ASSERT(is_zero(ns.acc[0].stride[0]) && c->nbuf < c->maxbuf);
+    ns.partial = c->nbuf;
+    ns.partial_count = partial;
+    ns.is_max = is_max;
+    c->buf_off[c->nbuf++] = c->g->scratch;
+  }
+  kernel_begin_x(c, k, ranged);
   Loop l;
   LLVMValueRef from = i64c(c, 0), to = numel_value(c, &r->shape);
-  if (ranged) {
+  if (ns.partial_count) {
+    /* the half from row 0 reduces into the result, the other into the partial */
+    LLVMValueRef first = LLVMBuildICmp(c->b, LLVMIntEQ, c->lo, i64c(c, 0), "");
+    c->buf[ns.acc[0].buf] = LLVMBuildSelect(c->b, first, c->buf[ns.acc[0].buf], c->buf[ns.partial], "into");
+  } else if (ranged) {
     LLVMValueRef os = dim_value(c, ns.acc[0].stride[rl]);
     from = LLVMBuildNSWMul(c->b, c->lo, os, ""), to = LLVMBuildNSWMul(c->b, c->hi, os, "");
   }
@@ -936,9 +959,10 @@ static LLVMValueRef gen_part_fn(Cg *c, LLVMTypeRef kty, int nbuf) {
 }
 
 /* A ranged kernel's call from the step: its desc into ctx, then
- * nnc_parallel(part, ctx, outer loop's length, elements). */
-static void gen_parallel_call(Cg *c, LLVMValueRef ctx, LLVMValueRef part, const Nest *ns, LLVMValueRef kfn,
-                              LLVMValueRef dims, const int64_t *buf, int nbuf) {
+ * nnc_parallel(part, ctx, outer loop's length, elements), or for a split
+ * reduction nnc_parallel_reduce (the same, then the partial added in). */
+static void gen_parallel_call(Cg *c, LLVMValueRef arena, LLVMValueRef ctx, LLVMValueRef part, const Nest *ns,
+                              LLVMValueRef kfn, LLVMValueRef dims, const int64_t *buf, int nbuf) {
   LLVMValueRef *vals = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(nbuf + 2));
   vals[0] = kfn;
   vals[1] = dims;
@@ -951,10 +975,22 @@ static void gen_parallel_call(Cg *c, LLVMValueRef ctx, LLVMValueRef part, const 
   LLVMSetUnnamedAddress(desc, LLVMGlobalUnnamedAddr);
   LLVMValueRef idx = i64c(c, CTX_DESC);
   LLVMBuildStore(c->b, desc, LLVMBuildInBoundsGEP2(c->b, c->ptr, ctx, &idx, 1, ""));
-  LLVMTypeRef pt[4] = {c->ptr, c->ptr, c->i64, c->i64};
-  LLVMTypeRef ty = LLVMFunctionType(c->voidt, pt, 4, 0);
-  LLVMValueRef cargs[4] = {part, ctx, dim_value(c, ns->dim[ns->range_level]), dims_product(c, ns->dim, ns->nd)};
-  LLVMBuildCall2(c->b, ty, declare(c, "nnc_parallel", ty), cargs, 4, "");
+  LLVMTypeRef pt[8] = {c->ptr, c->ptr, c->i64, c->i64, c->ptr, c->ptr, c->i64, c->i64};
+  LLVMValueRef cargs[8] = {part, ctx, dim_value(c, ns->dim[ns->range_level]), dims_product(c, ns->dim, ns->nd)};
+  if (!ns->partial_count) {
+    LLVMTypeRef ty = LLVMFunctionType(c->voidt, pt, 4, 0);
+    LLVMBuildCall2(c->b, ty, declare(c, "nnc_parallel", ty), cargs, 4, "");
+    return;
+  }
+  /* a split reduction: nnc_parallel_reduce(..., result, partial, floats, is_max) */
+  for (int i = 0; i < 2; i++) {
+    LLVMValueRef off = i64c(c, buf[i == 0 ? ns->acc[0].buf : ns->partial]);
+    cargs[4 + i] = LLVMBuildInBoundsGEP2(c->b, c->f32, arena, &off, 1, "");
+  }
+  cargs[6] = i64c(c, ns->partial_count);
+  cargs[7] = i64c(c, ns->is_max);
+  LLVMTypeRef ty = LLVMFunctionType(c->voidt, pt, 8, 0);
+  LLVMBuildCall2(c->b, ty, declare(c, "nnc_parallel_reduce", ty), cargs, 8, "");
 }
 
 /* The step's call of kernel k: the library call of a MATMUL or CALL
@@ -974,7 +1010,7 @@ static void gen_kernel_call(Cg *c, LLVMValueRef arena, int k, LLVMValueRef *kfn,
   }
   LLVMValueRef dims = const_i64_array(c, "dims", kdims[k], kndims[k]);
   if (kloop[k]) {
-    gen_parallel_call(c, ctx, kpart[k], kloop[k], kfn[k], dims, kbuf[k], knbuf[k]);
+    gen_parallel_call(c, arena, ctx, kpart[k], kloop[k], kfn[k], dims, kbuf[k], knbuf[k]);
     return;
   }
   LLVMValueRef *args = arena_alloc(c->arena, sizeof(LLVMValueRef) * (size_t)(knbuf[k] + 2));

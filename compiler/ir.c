@@ -276,7 +276,24 @@ int ir_window_geom(const IrNode *n, int64_t g[RT_GEOM_COUNT]) {
   return xs->rank - (conv ? 3 : 2);
 }
 
+int64_t ir_reduce_partial(const IrNode *r) {
+  if (r->op != IR_SUM && r->op != IR_MAXR) return 0;
+  const Shape *x = &r->src[0]->shape;
+  int j = 0;
+  while (j < x->rank && dim_eq(x->d[j], dim_int(1))) j++;
+  if (j == x->rank || !((r->axes >> j) & 1u)) return 0;
+  /* the batch, or rows enough for two halves worth a thread each */
+  if (!x->d[j].nsym && x->d[j].c < 16) return 0;
+  int64_t e = 1;
+  for (int i = 0; i < r->shape.rank; i++) {
+    if (r->shape.d[i].nsym) return 0;
+    e *= r->shape.d[i].c;
+  }
+  return e <= IR_PARTIAL_MAX ? e : 0;
+}
+
 int64_t ir_scratch(const IrNode *n, int64_t n_max) {
+  if (n->op == IR_SUM || n->op == IR_MAXR) return ir_reduce_partial(n);
   if (!ir_is_conv(n->op)) return 0;
   int64_t g[RT_GEOM_COUNT];
   ir_window_geom(n, g);

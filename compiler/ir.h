@@ -74,7 +74,7 @@ struct Graph {
   Vec nodes;              /* IrNode*, topological order */
   Vec outputs;            /* IrNode*: loss, metrics, predictions (kept alive) */
   Vec output_names;       /* const char* */
-  int64_t scratch;        /* memory plan: offset of the scratch space the CALL ops share (-1: none) */
+  int64_t scratch;        /* memory plan: offset of the scratch space the CALL ops and split reductions share (-1: none) */
 };
 
 Graph *ir_new(Arena *a);
@@ -104,9 +104,18 @@ IrNode *ir_window(Graph *g, IrOp op, IrNode *a, IrNode *b, const Shape *out, con
 /* The shapes of the forward op's input x and output y that a CALL node
  * belongs to (one of them may be the node itself). */
 void ir_window_sides(const IrNode *n, const Shape **x, const Shape **y);
-/* Floats of scratch space a CALL node needs for batches of up to n_max
- * (im2col's columns), or 0. */
+/* Floats of scratch space a node needs for batches of up to n_max, or 0:
+ * a CALL node's (im2col's columns, Winograd's blocks), a split
+ * reduction's second partial result (ir_reduce_partial). */
 int64_t ir_scratch(const IrNode *n, int64_t n_max);
+/* A SUM or MAXR whose outermost input dim is reduced (a loss's sum over
+ * the batch, a bias gradient's) and whose result is small and of a fixed
+ * size: its two halves each reduce their own rows of that dim, the second
+ * into a partial result in the scratch space, and the step combines the
+ * two. Returns the result's floats (the partial's size), or 0 for a
+ * reduction that does not split so. */
+int64_t ir_reduce_partial(const IrNode *r);
+enum { IR_PARTIAL_MAX = 4096 };
 /* CONV2D or one of its adjoints. */
 bool ir_is_conv(IrOp op);
 /* SLICE or SLICE_BWD. */

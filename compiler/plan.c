@@ -149,8 +149,8 @@ bool plan_memory(Graph *g, const bool *materialized, const int *runs_at, int64_t
     if (x->last_use == -1) x->last_use = last[i];
     if (x->op == IR_RESHAPE) x->offset = x->src[0]->offset;  /* views share their source's buffer */
   }
-  /* the convolutions' im2col columns: one region, since kernels run one
-   * at a time */
+  /* the convolutions' columns and blocks, the split reductions' partial
+   * results: one region, since kernels run one at a time */
   int64_t scratch = 0;
   for (int i = 0; i < nn; i++) {
     int64_t need = ir_scratch(g->nodes.items[i], n_max);
@@ -172,7 +172,7 @@ void plan_print(FILE *outf, const Graph *g, const MemPlan *p) {
           (long long)p->size, (long long)p->n_max, (double)p->size * 4 / 1024, (long long)p->persistent,
           (long long)p->inputs_end);
   if (p->scratch)
-    fprintf(outf, "  scratch      @%-10lld %-10lld im2col columns, shared by the convolutions\n",
+    fprintf(outf, "  scratch      @%-10lld %-10lld convolutions' columns and blocks, split reductions' partial results\n",
             (long long)g->scratch, (long long)p->scratch);
   for (int i = 0; i < g->nodes.len; i++) {
     const IrNode *x = g->nodes.items[i];

@@ -418,6 +418,12 @@ void rt_run_parts(RtPartFn *fn, void *arg);
 /* fn(ctx, 0, total) as two halves [0, mid) and [mid, total) at once, when
  * the loop is big enough (`elements` in all) to be worth it. */
 void nnc_parallel(void (*fn)(void *ctx, int64_t lo, int64_t hi), void *ctx, int64_t total, int64_t elements);
+/* nnc_parallel of a split reduction (compiler/ir.h, ir_reduce_partial):
+ * the half from 0 reduces into `result`, the other into `partial`; when
+ * the loop ran as two halves, the partial's `count` floats are then added
+ * into the result (or maxed, is_max). */
+void nnc_parallel_reduce(void (*fn)(void *ctx, int64_t lo, int64_t hi), void *ctx, int64_t total, int64_t elements,
+                         float *result, const float *partial, int64_t count, int64_t is_max);
 /* Loops of fewer elements run whole (the compiler calls them directly). */
 enum { RT_MIN_PARALLEL_ELEMENTS = 16384 };
 /* C[M, N] = op(A) @ op(B) (row-major, op = transpose when ta / tb), the

@@ -175,15 +175,33 @@ static void loop_part(void *arg, int part) {
   else l->fn(l->ctx, l->mid, l->total);
 }
 
-void nnc_parallel(void (*fn)(void *ctx, int64_t lo, int64_t hi), void *ctx, int64_t total, int64_t elements) {
+/* Runs fn over [0, total) as two halves at once, if worth it; returns
+ * whether it did. */
+static bool run_halves(void (*fn)(void *ctx, int64_t lo, int64_t hi), void *ctx, int64_t total, int64_t elements) {
   if (total < 2 || elements < RT_MIN_PARALLEL_ELEMENTS || nnc_threads() < 2) {
     fn(ctx, 0, total);
-    return;
+    return false;
   }
   int64_t mid = total / 2;
   if (total >= 64) mid &= ~(int64_t)15;   /* a 1-d loop's halves start on whole vectors */
   Loop l = {.fn = fn, .ctx = ctx, .mid = mid, .total = total};
   rt_run_parts(loop_part, &l);
+  return true;
+}
+
+void nnc_parallel(void (*fn)(void *ctx, int64_t lo, int64_t hi), void *ctx, int64_t total, int64_t elements) {
+  run_halves(fn, ctx, total, elements);
+}
+
+/* The halves always split at the same row for the same loop, and the two
+ * results are combined in one order, so that a run is repeatable (one
+ * thread sums in another order: the last bits may differ from it). */
+void nnc_parallel_reduce(void (*fn)(void *ctx, int64_t lo, int64_t hi), void *ctx, int64_t total, int64_t elements,
+                         float *result, const float *partial, int64_t count, int64_t is_max) {
+  if (!run_halves(fn, ctx, total, elements)) return;
+  for (int64_t i = 0; i < count; i++)
+    if (!is_max) result[i] += partial[i];
+    else if (partial[i] > result[i]) result[i] = partial[i];
 }
 
 /* ---- matrix products ------------------------------------------------------ */

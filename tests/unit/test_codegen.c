@@ -90,7 +90,10 @@ static double urand(void) {
   return (double)(rng >> 11) / 9007199254740992.0;
 }
 
-static float sample(const char *name) {
+/* Element e of the leaf `name`: "pos..." positive, "ids..." class ids,
+ * "rows" its index (a row's, for a [B, 1]), else uniform in [-1, 1]. */
+static float sample(const char *name, int64_t e) {
+  if (name && !strcmp(name, "rows")) return (float)e;
   if (name && !strncmp(name, "pos", 3)) return (float)(0.1 + 1.9 * urand());
   if (name && !strncmp(name, "ids", 3)) return (float)(int)(7 * urand());
   return (float)(2 * urand() - 1);
@@ -146,7 +149,7 @@ static Fusion *check_graph(Arena *a, Graph *g) {
       int64_t c = cg_numel(&x->shape, n);
       vals[i] = malloc(sizeof(double) * (size_t)(c + 1));
       for (int64_t e = 0; e < c; e++) {
-        float v = sample(x->name);
+        float v = sample(x->name, e);
         arena[x->offset + e] = v;
         vals[i][e] = v;
       }
@@ -651,13 +654,53 @@ static void big_products_and_loops_run_in_halves(void **state) {
   ir_output(g, ir_matmul(g, x, v, false, true, L0), "wide");                  /* [B, 600]: split along N */
   IrNode *gw = ir_matmul(g, x, input(g, "dy", "B,200"), true, false, L0);    /* [300, 200]: Aᵀ split along M */
   ir_assign(g, w, ir_binary(g, IR_SUB, w, ir_binary(g, IR_MUL, gw, ir_const(g, 1e-3, L0), L0), L0), L0);
-  /* sums split along their outermost kept dim: a bias gradient's columns,
-   * a batch norm's channels (the dims outside summed over) */
+  /* sums split by rows of the batch, each half into a result of its own
+   * (ir_reduce_partial): a bias gradient's columns, a batch norm's
+   * channels; and one split along its outermost kept dim (the images) */
   ir_output(g, ir_reduce(g, IR_SUM, h, 1u, false, L0), "db");                  /* [200] */
   IrNode *im = input(g, "im", "B,8,12,12");
   ir_output(g, ir_reduce(g, IR_SUM, im, 1u | 4u | 8u, true, L0), "per_channel");   /* [1, 8, 1, 1] */
   ir_output(g, ir_reduce(g, IR_MAXR, im, 4u | 8u, false, L0), "per_image");      /* [B, 8] */
   check_graph(a, g);
+  arena_free(a);
+}
+
+/* Reductions over the batch split by rows: the half from row 0 reduces
+ * into the result, the other into a partial result the step adds in (or
+ * maxes). A loss's sum of squares to a scalar, with the squares' inputs
+ * stored by the same loop; a bias gradient; a max over the batch with
+ * its largest values in the second half, and one in the first; an
+ * output too large for a partial (split along its columns instead). The
+ * batch of 256 runs in two halves (two threads), 7 and 1 whole. */
+static void sums_over_the_batch_split_by_rows(void **state) {
+  (void)state;
+  Arena *a = arena_new();
+  Graph *g = ir_new(a);
+  IrNode *y = input(g, "y", "B,100"), *t = input(g, "t", "B,100");
+  IrNode *p = ir_unary(g, IR_SIGMOID, y, L0), *d = ir_binary(g, IR_SUB, p, t, L0);
+  ir_output(g, p, "p");
+  ir_output(g, d, "d");
+  IrNode *loss = ir_reduce(g, IR_SUM, ir_binary(g, IR_MUL, d, d, L0), 3u, false, L0);   /* [] */
+  ir_output(g, loss, "loss");
+  IrNode *db = ir_reduce(g, IR_SUM, ir_binary(g, IR_MUL, d, p, L0), 1u, false, L0);     /* [100] */
+  ir_output(g, db, "db");
+  IrNode *rows = input(g, "rows", "B,1");   /* grows with the row: the largest values in the second half */
+  IrNode *up = ir_binary(g, IR_ADD, y, rows, L0), *down = ir_binary(g, IR_SUB, y, rows, L0);
+  IrNode *max_up = ir_reduce(g, IR_MAXR, up, 1u, true, L0), *max_down = ir_reduce(g, IR_MAXR, down, 1u, true, L0);
+  ir_output(g, max_up, "max_up");       /* [1, 100] */
+  ir_output(g, max_down, "max_down");
+  IrNode *wide = input(g, "wide", "B,5000");
+  IrNode *wide_sum = ir_reduce(g, IR_SUM, wide, 1u, false, L0);   /* [5000]: more than a partial takes */
+  ir_output(g, wide_sum, "wide_sum");
+  const IrNode *split[] = {loss, db, max_up, max_down};
+  for (int i = 0; i < 4; i++) assert_true(ir_reduce_partial(split[i]) > 0);
+  assert_int_equal(ir_reduce_partial(wide_sum), 0);
+  Fusion *f = check_graph(a, g);
+  CgText text = {0};
+  char err[256];
+  assert_non_null(jit_compile(jit, g, f, "split_sums", &text, err, sizeof err));
+  assert_int_equal(count_of(text.ir_before, "call void @nnc_parallel_reduce("), 4);
+  cg_text_free(&text);
   arena_free(a);
 }
 
@@ -910,6 +953,7 @@ int main(void) {
       cmocka_unit_test(matmul_all_transposes_with_batch_rows),
       cmocka_unit_test(matmul_with_batch_as_inner_dimension),
       cmocka_unit_test(big_products_and_loops_run_in_halves),
+      cmocka_unit_test(sums_over_the_batch_split_by_rows),
       cmocka_unit_test(nnc_sgemm_halves_match_the_whole_product),
       cmocka_unit_test(convolutions_and_both_adjoints_match),
       cmocka_unit_test(direct_convolutions_match),
