@@ -1316,6 +1316,12 @@ static Value *unknown_name(Sema *s, Scope *sc, const Node *n) {
   /* the data set failed to check: its fields are unknown, not misspelt */
   Value *d = scope_lookup(sc, "data", NULL), *t = scope_lookup(sc, "tasks", NULL);
   if (s->block && ((d && d->kind == V_ERROR) || (t && t->kind == V_ERROR))) return val_err(s);
+  /* an error that is not printed (a quiet re-evaluation, or past the
+   * error limit) needs no suggestion, which looks at every name in scope */
+  if (s->quiet || diag_full(s->diag)) {
+    sema_error(s, n->loc, "unknown name '%s'", n->name);
+    return val_err(s);
+  }
   Vec names = {0};
   visible_names(s, sc, &names);
   const char *alias = framework_alias(n->name);

@@ -177,6 +177,10 @@ static int edit_distance(const char *a, const char *b, int fold) {
 
 int lev_distance(const char *a, const char *b) { return edit_distance(a, b, 1); }
 
+/* A checker asks this for every unknown name, over every name in scope
+ * (hundreds of builtins): names whose lengths alone put them out of reach
+ * are skipped without computing their distance, or a spec of many unknown
+ * names took seconds to check. */
 const char *closest_name(const char *name, const char *const *cands, int n) {
   const char *best = NULL;
   int best_d = 99, best_exact = 99;
@@ -184,11 +188,14 @@ const char *closest_name(const char *name, const char *const *cands, int n) {
   int limit = len <= 1 ? 0 : len <= 3 ? 1 : len <= 6 ? 2 : 3;
   for (int i = 0; i < n; i++) {
     if (!cands[i] || strcmp(cands[i], name) == 0) continue;
+    size_t clen = strlen(cands[i]);
+    if ((clen > len ? clen - len : len - clen) > (size_t)limit) continue;   /* the distance is at least that */
     int dist = edit_distance(name, cands[i], 1);
+    if (dist > best_d) continue;
     /* among equally close names, the one that also matches in case:
      * `sofmax` is the function softmax, not the layer Softmax */
     int exact = edit_distance(name, cands[i], 0);
-    if (dist < best_d || (dist == best_d && exact < best_exact)) {
+    if (dist < best_d || exact < best_exact) {   /* (dist <= best_d here) */
       best_d = dist;
       best_exact = exact;
       best = cands[i];
