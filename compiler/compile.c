@@ -39,11 +39,11 @@
  * tenth of a second, before it sleeps; after each call it shares, too.
  * nnc loads OpenBLAS right before it compiles, so that spinning thread
  * took a core from LLVM's two compiling threads (HW6: a sixth of the
- * samples while it compiled; a median of 346 ms to compile instead of 279
- * over ten runs of each, alternating). The steps need OpenBLAS's threads only when nnc runs one thread
- * of its own (runtime/parts.c: with two, each calls OpenBLAS on one), and
- * there 2^22 cycles, a millisecond or two, still covers the gap between
- * a step's products. */
+ * samples while it compiled; a median of 346 ms to compile instead of
+ * 279 over ten runs of each, alternating). The steps need OpenBLAS's
+ * threads only when nnc runs one thread of its own (runtime/parts.c: with
+ * two, each calls OpenBLAS on one), and there 2^22 cycles, a millisecond
+ * or two, still covers the gap between a step's products. */
 static void configure_blas(void) {
   setenv("OPENBLAS_THREAD_TIMEOUT", "22", 0);
 #if defined(__x86_64__) && defined(__GNUC__)

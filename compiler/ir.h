@@ -74,7 +74,8 @@ struct Graph {
   Vec nodes;              /* IrNode*, topological order */
   Vec outputs;            /* IrNode*: loss, metrics, predictions (kept alive) */
   Vec output_names;       /* const char* */
-  int64_t scratch;        /* memory plan: offset of the scratch space the CALL ops and split reductions share (-1: none) */
+  int64_t scratch;        /* memory plan: offset of the scratch space the CALL ops and split
+                           * reductions share (-1: none) */
 };
 
 Graph *ir_new(Arena *a);

@@ -172,8 +172,8 @@ void plan_print(FILE *outf, const Graph *g, const MemPlan *p) {
           (long long)p->size, (long long)p->n_max, (double)p->size * 4 / 1024, (long long)p->persistent,
           (long long)p->inputs_end);
   if (p->scratch)
-    fprintf(outf, "  scratch      @%-10lld %-10lld convolutions' columns and blocks, split reductions' partial results\n",
-            (long long)g->scratch, (long long)p->scratch);
+    fprintf(outf, "  scratch      @%-10lld %-10lld %s\n", (long long)g->scratch, (long long)p->scratch,
+            "convolutions' columns and blocks, split reductions' partial results");
   for (int i = 0; i < g->nodes.len; i++) {
     const IrNode *x = g->nodes.items[i];
     if (x->offset < 0 || x->op == IR_RESHAPE) continue;
