@@ -1,7 +1,8 @@
 /*
  * test_parser.c — the grammar through parse_source(): operator precedence
  * and associativity, the shapes of declarations, and error recovery
- * (several errors reported in one run, each at its own line).
+ * (several errors reported in one run, each at its own line); and
+ * closest_name, which picks the names that "did you mean" offers.
  */
 #include "nnc_test.h"
 
@@ -277,6 +278,33 @@ static void ast_print_of_a_deep_tree_is_bounded(void **state) {
   free(text);
 }
 
+/* closest_name(name, cands, n) is `want` (NULL: nothing offered). */
+static void assert_offers(const char *name, const char *const *cands, int n, const char *want) {
+  const char *got = closest_name(name, cands, n);
+  if (!(got == want || (got && want && !strcmp(got, want))))
+    fail_msg("closest_name(\"%s\") offers %s, expected %s", name, got ? got : "nothing", want ? want : "nothing");
+}
+
+/* A name is offered up to a distance that grows with the name's length
+ * (1 edit for 2-3 letters, 2 for 4-6, 3 for more), however far the
+ * lengths alone put it; among equally close names, the one that also
+ * matches in case; a transposition is one edit. */
+static void closest_name_reaches_its_limit_and_no_further(void **state) {
+  (void)state;
+  const char *far[] = {"abcdefgxyzw", "abcdefgxyz"};   /* 4 insertions from "abcdefg", and 3 */
+  assert_offers("abcdefg", far, 2, "abcdefgxyz");
+  assert_offers("abcdefg", far, 1, NULL);
+  const char *shorter[] = {"abcd"};   /* 3 deletions from a name of 7, 4 from one of 8 */
+  assert_offers("abcdefg", shorter, 1, "abcd");
+  assert_offers("abcdefgh", shorter, 1, NULL);
+  const char *soft[] = {"Softmax", "softmax", "sigmoid"};
+  assert_offers("sofmax", soft, 3, "softmax");
+  assert_offers("SOFMAX", soft, 2, "Softmax");
+  const char *csv[] = {"csv", "tsv"};
+  assert_offers("cvs", csv, 2, "csv");
+  assert_offers("x", csv, 2, NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(unary_minus_binds_looser_than_power),
@@ -299,6 +327,7 @@ int main(void) {
       cmocka_unit_test(max_errors_stops_the_report),
       cmocka_unit_test(deep_nesting_is_an_error_not_a_crash),
       cmocka_unit_test(ast_print_of_a_deep_tree_is_bounded),
+      cmocka_unit_test(closest_name_reaches_its_limit_and_no_further),
   };
   return cmocka_run_group_tests_name("parser", tests, NULL, NULL);
 }
