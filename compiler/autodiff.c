@@ -182,7 +182,7 @@ static void backward(Ad *ad, IrNode *n) {
   case IR_OP_COUNT:
     break;
   }
-  NNC_ASSERT(!"no gradient rule");
+  NNC_UNREACHABLE("no gradient rule");
 }
 
 bool ad_grad(Graph *g, IrNode *y, IrNode **wrt, int nwrt, IrNode **out) {

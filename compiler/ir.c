@@ -185,7 +185,7 @@ void ir_window_sides(const IrNode *n, const Shape **x, const Shape **y) {
   else if (op == IR_CONV2D_BWD_W || op == IR_MAXPOOL2D_BWD)
     *x = &n->src[0]->shape, *y = &n->src[1]->shape;
   else
-    NNC_ASSERT(!"not a window op");
+    NNC_UNREACHABLE("not a window op");
 }
 
 /* The last three dims of a shape (channels, height, width), known ints. */

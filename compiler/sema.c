@@ -1756,8 +1756,7 @@ static Value *eval_inner(Sema *s, Scope *sc, const Node *n) {
   case N_TRAIN: case N_PREDICT: case N_PROGRAM: case N_KIND_COUNT:
     break;
   }
-  NNC_ASSERT(!"statement where an expression belongs");
-  return val_err(s);
+  NNC_UNREACHABLE("statement where an expression belongs");
 }
 
 static Value *eval(Sema *s, Scope *sc, const Node *n) {
@@ -2497,7 +2496,7 @@ static void exec_stmt(Sema *s, Scope *sc, const Node *st, Exec *ex) {
   case N_TRAIN: case N_PREDICT: case N_PROGRAM: case N_KIND_COUNT:
     break;
   }
-  NNC_ASSERT(!"not a statement");
+  NNC_UNREACHABLE("not a statement");
 }
 
 void data_fields(Sema *s, Dataset *ds, const Node *decl) {

@@ -101,6 +101,8 @@ int diag_full(const Diag *d);
 /* Broken invariants of nnc itself (not the user's fault): print and abort. */
 #define NNC_ASSERT(c) \
   ((c) ? (void)0 : nnc_die(__FILE__, __LINE__, "assertion failed: %s", #c))
+/* A branch that no input can reach, named: a switch's fall-through. */
+#define NNC_UNREACHABLE(what) nnc_die(__FILE__, __LINE__, "unreachable: %s", what)
 _Noreturn void nnc_die(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
