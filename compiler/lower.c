@@ -213,33 +213,49 @@ bool lw_finish_step(Sema *s, IrNode *loss, const Value *optv, Loc loc) {
   IrNode *lr = lw->lr ? lw->lr : ir_const(g, o->lr, loc);
   double wd = opt_num(o, "weight_decay", 0);
   bool adamw = !strcmp(o->kind, "AdamW");
+  bool adam = strcmp(o->kind, "SGD") && strcmp(o->kind, "RMSprop");
+  double b1 = opt_num(o, "beta1", 0.9), b2 = opt_num(o, "beta2", 0.999), eps = opt_num(o, "eps", 1e-8);
+  /* Adam's step lr m̂ / (√v̂ + ε), with the bias-corrected m̂ = m / c1 and
+   * v̂ = v / c2, is computed as the Adam paper writes it: a m / (√v + ε̂)
+   * with a = lr √c2 / c1 and ε̂ = ε √c2. The two are equal in exact
+   * arithmetic. a and ε̂ are scalars, computed once a step, so each element
+   * takes one square root and one division instead of three divisions and
+   * a root: the divider is what bounds the update of a large weight. */
+  IrNode *adam_a = NULL, *adam_eps = NULL;
+  if (adam) {
+    IrNode *c1 = ir_binary(g, IR_SUB, ir_const(g, 1, loc), ir_binary(g, IR_POW, ir_const(g, b1, loc), t1, loc), loc);
+    IrNode *c2 = ir_binary(g, IR_SUB, ir_const(g, 1, loc), ir_binary(g, IR_POW, ir_const(g, b2, loc), t1, loc), loc);
+    IrNode *root_c2 = ir_unary(g, IR_SQRT, c2, loc);
+    adam_a = ir_binary(g, IR_DIV, ir_binary(g, IR_MUL, lr, root_c2, loc), c1, loc);
+    adam_eps = ir_binary(g, IR_MUL, ir_const(g, eps, loc), root_c2, loc);
+  }
   for (int i = 0; i < params.len; i++) {
     IrNode *p = params.items[i], *gi = grads[i];
     const char *pn = p->name ? p->name : "param";
     if (mask[i]) gi = ir_binary(g, IR_MUL, gi, mask[i], loc);
     if (wd > 0 && !adamw) gi = ir_binary(g, IR_ADD, gi, ir_binary(g, IR_MUL, ir_const(g, wd, loc), p, loc), loc);
-    IrNode *delta;
+    IrNode *step;   /* what the update subtracts from p */
     if (!strcmp(o->kind, "SGD")) {
       double mom = opt_num(o, "momentum", 0);
+      IrNode *delta = gi;
       if (mom > 0) {
         /* PyTorch's form: v = μ v + g;  step v (or g + μ v with Nesterov) */
         IrNode *v = lw_state(s, &p->shape, INIT_ZEROS, arena_printf(s->arena, "%s%s.momentum", pre, pn), loc);
         IrNode *nv = ir_binary(g, IR_ADD, ir_binary(g, IR_MUL, ir_const(g, mom, loc), v, loc), gi, loc);
         ir_assign(g, v, nv, loc);
         delta = opt_num(o, "nesterov", 0) ? ir_binary(g, IR_ADD, gi, ir_binary(g, IR_MUL, ir_const(g, mom, loc), nv, loc), loc) : nv;
-      } else {
-        delta = gi;
       }
-    } else if (!strcmp(o->kind, "RMSprop")) {
-      double alpha = opt_num(o, "alpha", 0.99), eps = opt_num(o, "eps", 1e-8);
+      step = ir_binary(g, IR_MUL, lr, delta, loc);
+    } else if (!adam) {   /* RMSprop */
+      double alpha = opt_num(o, "alpha", 0.99);
       IrNode *v = lw_state(s, &p->shape, INIT_ZEROS, arena_printf(s->arena, "%s%s.square_avg", pre, pn), loc);
       IrNode *nv = ir_binary(g, IR_ADD, ir_binary(g, IR_MUL, ir_const(g, alpha, loc), v, loc),
                              ir_binary(g, IR_MUL, ir_const(g, 1 - alpha, loc), ir_binary(g, IR_MUL, gi, gi, loc), loc), loc);
       ir_assign(g, v, nv, loc);
-      delta = ir_binary(g, IR_DIV, gi, ir_binary(g, IR_ADD, ir_unary(g, IR_SQRT, nv, loc), ir_const(g, eps, loc), loc), loc);
+      IrNode *delta = ir_binary(g, IR_DIV, gi, ir_binary(g, IR_ADD, ir_unary(g, IR_SQRT, nv, loc), ir_const(g, eps, loc), loc), loc);
+      step = ir_binary(g, IR_MUL, lr, delta, loc);
     } else {
-      /* Adam / AdamW: bias-corrected first and second moments */
-      double b1 = opt_num(o, "beta1", 0.9), b2 = opt_num(o, "beta2", 0.999), eps = opt_num(o, "eps", 1e-8);
+      /* Adam / AdamW: the first and second moments, then a m / (√v + ε̂) */
       IrNode *m = lw_state(s, &p->shape, INIT_ZEROS, arena_printf(s->arena, "%s%s.exp_avg", pre, pn), loc);
       IrNode *v = lw_state(s, &p->shape, INIT_ZEROS, arena_printf(s->arena, "%s%s.exp_avg_sq", pre, pn), loc);
       IrNode *nm = ir_binary(g, IR_ADD, ir_binary(g, IR_MUL, ir_const(g, b1, loc), m, loc),
@@ -248,14 +264,13 @@ bool lw_finish_step(Sema *s, IrNode *loss, const Value *optv, Loc loc) {
                              ir_binary(g, IR_MUL, ir_const(g, 1 - b2, loc), ir_binary(g, IR_MUL, gi, gi, loc), loc), loc);
       ir_assign(g, m, nm, loc);
       ir_assign(g, v, nv, loc);
-      IrNode *c1 = ir_binary(g, IR_SUB, ir_const(g, 1, loc), ir_binary(g, IR_POW, ir_const(g, b1, loc), t1, loc), loc);
-      IrNode *c2 = ir_binary(g, IR_SUB, ir_const(g, 1, loc), ir_binary(g, IR_POW, ir_const(g, b2, loc), t1, loc), loc);
-      IrNode *mhat = ir_binary(g, IR_DIV, nm, c1, loc);
-      IrNode *vhat = ir_binary(g, IR_DIV, nv, c2, loc);
-      delta = ir_binary(g, IR_DIV, mhat, ir_binary(g, IR_ADD, ir_unary(g, IR_SQRT, vhat, loc), ir_const(g, eps, loc), loc), loc);
-      if (adamw && wd > 0) delta = ir_binary(g, IR_ADD, delta, ir_binary(g, IR_MUL, ir_const(g, wd, loc), p, loc), loc);
+      IrNode *den = ir_binary(g, IR_ADD, ir_unary(g, IR_SQRT, nv, loc), adam_eps, loc);
+      step = ir_binary(g, IR_DIV, ir_binary(g, IR_MUL, adam_a, nm, loc), den, loc);
+      /* AdamW's decay, lr wd p, is not scaled by the moments */
+      if (adamw && wd > 0)
+        step = ir_binary(g, IR_ADD, step, ir_binary(g, IR_MUL, ir_binary(g, IR_MUL, lr, ir_const(g, wd, loc), loc), p, loc), loc);
     }
-    IrNode *np = ir_binary(g, IR_SUB, p, ir_binary(g, IR_MUL, lr, delta, loc), loc);
+    IrNode *np = ir_binary(g, IR_SUB, p, step, loc);
     if (mask[i]) np = ir_binary(g, IR_MUL, np, mask[i], loc);
     ir_assign(g, p, np, loc);
   }

@@ -904,67 +904,121 @@ static void kd_loss_equals_its_definition(void **state) {
 
 /* ---- the optimizer's update ---------------------------------------------------- */
 
-/* Lowers `gc` with its update, runs the whole step once, and checks every
- * parameter's new value against new(p, fd) with fd from finite differences
- * of the forward graph. */
-static void check_one_step(const GradCase *gc, double (*update)(double p, double fd)) {
+/* An update rule in float64: element `at` of the parameters (all of them,
+ * in order) at step t = 1, 2, ..., from its value p and gradient g. */
+typedef double Update(void *ctx, int t, int64_t at, double p, double g);
+
+/* Lowers `gc` with its update and runs the whole step `steps` times. After
+ * each, every parameter's new value is checked against update(p, fd), with
+ * fd from finite differences of the forward graph at the values before the
+ * step. The optimizer's state carries over from step to step, as the
+ * reference's does. */
+static void check_steps(const GradCase *gc, int steps, Update *update, void *ctx) {
   Lowered *c = lower_spec(spec_of(gc), true);
   assert_non_null(c->lw->lr);
   assert_string_equal(c->lw->lr->name, "lr");
   fill_away_from_kinks(c);
-  /* finite differences at the old values, before the step moves them */
   int64_t total = 0;
   for (int k = 0; k < c->nparams; k++) total += cg_numel(&c->params[k]->shape, c->n);
   double *fd = calloc((size_t)total, sizeof *fd), *old = calloc((size_t)total, sizeof *old);
-  assert_true(fd && old);
-  for (int k = 0, at = 0; k < c->nparams; k++)
-    for (int64_t e = 0; e < cg_numel(&c->params[k]->shape, c->n); e++, at++) {
-      fd[at] = fd_grad(c, k, e);
-      old[at] = c->leaf[c->params[k]->id][e];
-    }
-  /* the step writes its ASSIGNs into the leaves it is given */
   double **v = calloc((size_t)c->g->nodes.len, sizeof *v);
-  assert_non_null(v);
-  for (int i = 0; i < c->g->nodes.len; i++) v[i] = c->leaf[i];
-  interp_run(c->g, v, c->n);
-  for (int k = 0, at = 0; k < c->nparams; k++) {
-    IrNode *p = c->params[k];
-    for (int64_t e = 0; e < cg_numel(&p->shape, c->n); e++, at++) {
-      double want = update(old[at], fd[at]), got = c->leaf[p->id][e];
-      if (!(fabs(got - want) <= TOL * fmax(fabs(want - old[at]), FLOOR * 0.1)))
-        fail_msg("%s[%lld] after one step: %.12g, expected %.12g (was %.12g, gradient %.12g)\nspec:\n%s", p->name,
-                 (long long)e, got, want, old[at], fd[at], c->spec);
+  assert_true(fd && old && v);
+  for (int t = 1; t <= steps; t++) {
+    /* finite differences at the old values, before the step moves them */
+    for (int k = 0, at = 0; k < c->nparams; k++)
+      for (int64_t e = 0; e < cg_numel(&c->params[k]->shape, c->n); e++, at++) {
+        fd[at] = fd_grad(c, k, e);
+        old[at] = c->leaf[c->params[k]->id][e];
+      }
+    /* the step writes its ASSIGNs into the leaves it is given */
+    for (int i = 0; i < c->g->nodes.len; i++) v[i] = c->leaf[i];
+    interp_run(c->g, v, c->n);
+    for (int k = 0, at = 0; k < c->nparams; k++) {
+      IrNode *p = c->params[k];
+      for (int64_t e = 0; e < cg_numel(&p->shape, c->n); e++, at++) {
+        double want = update(ctx, t, at, old[at], fd[at]), got = c->leaf[p->id][e];
+        if (!(fabs(got - want) <= TOL * fmax(fabs(want - old[at]), FLOOR * 0.1)))
+          fail_msg("%s[%lld] after step %d: %.12g, expected %.12g (was %.12g, gradient %.12g)\nspec:\n%s", p->name,
+                   (long long)e, t, got, want, old[at], fd[at], c->spec);
+      }
     }
+    for (int i = 0; i < c->g->nodes.len; i++)
+      if (!c->leaf[i]) free(v[i]);
   }
-  for (int i = 0; i < c->g->nodes.len; i++)
-    if (!c->leaf[i]) free(v[i]);
   free(v);
   free(fd);
   free(old);
   free_lowered(c);
 }
 
-static double sgd(double p, double g) { return p - 0.1 * g; }
+static double sgd(void *ctx, int t, int64_t at, double p, double g) {
+  (void)ctx, (void)t, (void)at;
+  return p - 0.1 * g;
+}
 
 /* Adam's first step: m̂ = g, v̂ = g², so p - lr g / (|g| + 1e-8) */
-static double adam(double p, double g) { return p - 0.1 * g / (fabs(g) + 1e-8); }
+static double adam_first(void *ctx, int t, int64_t at, double p, double g) {
+  (void)ctx, (void)t, (void)at;
+  return p - 0.1 * g / (fabs(g) + 1e-8);
+}
+
+/* Adam as PyTorch's documentation writes it, with lr 0.1: the moments, their
+ * bias correction, then lr m̂ / (√v̂ + ε). weight_decay adds wd p to the
+ * gradient (Adam) or takes lr wd p off the parameter first (AdamW). */
+typedef struct {
+  double b1, b2, eps, wd;
+  bool decoupled;
+  double m[64], v[64];
+} AdamRef;
+
+static double adam_ref(void *ctx, int t, int64_t at, double p, double g) {
+  AdamRef *o = ctx;
+  const double lr = 0.1;
+  assert_true(at < 64);
+  if (o->decoupled) p -= lr * o->wd * p;
+  else g += o->wd * p;
+  o->m[at] = o->b1 * o->m[at] + (1 - o->b1) * g;
+  o->v[at] = o->b2 * o->v[at] + (1 - o->b2) * g * g;
+  double mhat = o->m[at] / (1 - pow(o->b1, t)), vhat = o->v[at] / (1 - pow(o->b2, t));
+  return p - lr * mhat / (sqrt(vhat) + o->eps);
+}
 
 static void one_sgd_step_moves_each_parameter_by_lr_times_its_gradient(void **state) {
   (void)state;
   GradCase gc = {"", TANH_NET, "  loss = mse(h, t)", "SGD(net, lr: 0.1)"};
-  check_one_step(&gc, sgd);
+  check_steps(&gc, 1, sgd, NULL);
 }
 
 static void one_sgd_step_of_a_classifier_with_batchnorm(void **state) {
   (void)state;
   GradCase gc = {"", BATCHNORM_NET, "  loss = cross_entropy(h, y)", "SGD(net, lr: 0.1)"};
-  check_one_step(&gc, sgd);
+  check_steps(&gc, 1, sgd, NULL);
 }
 
 static void first_adam_step_moves_each_parameter_by_lr_times_the_gradient_sign(void **state) {
   (void)state;
   GradCase gc = {"", TANH_NET, "  loss = mse(h, t)", "Adam(net, lr: 0.1)"};
-  check_one_step(&gc, adam);
+  check_steps(&gc, 1, adam_first, NULL);
+}
+
+/* The lowered update is the Adam paper's efficient form, a m / (√v + ε̂);
+ * over several steps it must equal the textbook one, bias correction and ε
+ * included (a large ε, so that a wrong ε̂ shows). */
+static void adam_steps_equal_the_textbook_formula(void **state) {
+  (void)state;
+  struct {
+    const char *opt;
+    AdamRef ref;
+  } opts[] = {
+      {"Adam(net, lr: 0.1, betas: (0.8, 0.99), eps: 0.01)", {.b1 = 0.8, .b2 = 0.99, .eps = 0.01}},
+      {"Adam(net, lr: 0.1, weight_decay: 0.05)", {.b1 = 0.9, .b2 = 0.999, .eps = 1e-8, .wd = 0.05}},
+      {"AdamW(net, lr: 0.1, eps: 0.001, weight_decay: 0.05)",
+       {.b1 = 0.9, .b2 = 0.999, .eps = 0.001, .wd = 0.05, .decoupled = true}},
+  };
+  for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++) {
+    GradCase gc = {"", TANH_NET, "  loss = mse(h, t)", opts[i].opt};
+    check_steps(&gc, 4, adam_ref, &opts[i].ref);
+  }
 }
 
 /* ---- known bugs (reported; the tests fail until they are fixed) --------------- */
@@ -1042,6 +1096,7 @@ int main(void) {
       cmocka_unit_test(one_sgd_step_moves_each_parameter_by_lr_times_its_gradient),
       cmocka_unit_test(one_sgd_step_of_a_classifier_with_batchnorm),
       cmocka_unit_test(first_adam_step_moves_each_parameter_by_lr_times_the_gradient_sign),
+      cmocka_unit_test(adam_steps_equal_the_textbook_formula),
 #if 1  /* stop_grad, grad_reverse: fixed; MAML: refused by the compiler (below) */
       cmocka_unit_test(stop_grad_stops_the_gradient),
       cmocka_unit_test(grad_reverse_negates_and_scales_the_gradient),
