@@ -331,29 +331,50 @@ static LLVMValueRef loop_begin(Cg *c, Loop *l, LLVMValueRef from, LLVMValueRef t
   return l->i;
 }
 
-/* `llvm.loop.unroll.disable` on a short inner loop of known length keeps
- * the early full unroll from flattening it, which would leave the
- * vectorizer only the outer loop (and gathers across rows). */
-static void no_unroll(Cg *c, LLVMValueRef br) {
-  LLVMMetadataRef flag = LLVMMDStringInContext2(c->ctx, "llvm.loop.unroll.disable", 24);
+/* A loop's metadata (`llvm.loop`, an id that refers to itself):
+ * - `llvm.loop.unroll.disable` on a short inner loop of known length keeps
+ *   the early full unroll from flattening it, which would leave the
+ *   vectorizer only the outer loop (and gathers across rows);
+ * - `llvm.loop.vectorize.predicate.enable`: once vectorized, the loop's
+ *   last, partial vector runs in the vector loop itself, with masked loads
+ *   and stores (AVX-512 has them at full speed), instead of in a scalar
+ *   copy of the loop after it (a loop that cannot be masked keeps the
+ *   copy). The kernels' machine code is about a quarter shorter (HW6's:
+ *   7,310 -> 5,477 instructions, the same 55 vector loops) and takes 18%
+ *   less CPU time to compile. A reduction's inner loop is the exception
+ *   (no_mask), measured: the autoencoder's sigmoid and squared error
+ *   summed into its loss took 0.19-0.22 ms a step masked, 0.10 ms with
+ *   the scalar copy (one thread, `nnc bench --kernels`), while loops that
+ *   store, not sum, ran as fast either way. Each masked iteration builds
+ *   its mask from 64-bit lane indices in 512-bit registers. */
+static void loop_md(Cg *c, LLVMValueRef br, bool keep_rolled, bool no_mask) {
+  LLVMMetadataRef ops[3];
+  int n = 0;
   LLVMMetadataRef tmp = LLVMTemporaryMDNode(c->ctx, NULL, 0);
-  LLVMMetadataRef ops[2] = {tmp, LLVMMDNodeInContext2(c->ctx, &flag, 1)};
-  LLVMMetadataRef id = LLVMMDNodeInContext2(c->ctx, ops, 2);
-  LLVMMetadataReplaceAllUsesWith(tmp, id);   /* a loop id refers to itself; frees tmp */
+  ops[n++] = tmp;
+  if (keep_rolled) {
+    LLVMMetadataRef flag = LLVMMDStringInContext2(c->ctx, "llvm.loop.unroll.disable", 24);
+    ops[n++] = LLVMMDNodeInContext2(c->ctx, &flag, 1);
+  }
+  LLVMMetadataRef pair[2] = {LLVMMDStringInContext2(c->ctx, "llvm.loop.vectorize.predicate.enable", 36),
+                             LLVMValueAsMetadata(LLVMConstInt(LLVMInt1TypeInContext(c->ctx), !no_mask, 0))};
+  ops[n++] = LLVMMDNodeInContext2(c->ctx, pair, 2);
+  LLVMMetadataRef id = LLVMMDNodeInContext2(c->ctx, ops, (size_t)n);
+  LLVMMetadataReplaceAllUsesWith(tmp, id);   /* frees tmp */
   LLVMSetMetadata(br, LLVMGetMDKindIDInContext(c->ctx, "llvm.loop", 9), LLVMMetadataAsValue(c->ctx, id));
 }
 
-static void loop_end_x(Cg *c, Loop *l, bool keep_rolled) {
+static void loop_end_x(Cg *c, Loop *l, bool keep_rolled, bool no_mask) {
   LLVMValueRef next = LLVMBuildNSWAdd(c->b, l->i, i64c(c, 1), "");
   LLVMBasicBlockRef latch = LLVMGetInsertBlock(c->b);
   LLVMAddIncoming(l->i, &next, &latch, 1);
   LLVMValueRef br = LLVMBuildCondBr(c->b, LLVMBuildICmp(c->b, LLVMIntSLT, next, l->to, ""), l->body, l->exit);
-  if (keep_rolled) no_unroll(c, br);
+  loop_md(c, br, keep_rolled, no_mask);
   LLVMMoveBasicBlockAfter(l->exit, latch);   /* keep the printed IR in nesting order */
   LLVMPositionBuilderAtEnd(c->b, l->exit);
 }
 
-static void loop_end(Cg *c, Loop *l) { loop_end_x(c, l, false); }
+static void loop_end(Cg *c, Loop *l) { loop_end_x(c, l, false, false); }
 
 /* ---- loop nests with strided accesses -------------------------------- */
 
@@ -373,6 +394,7 @@ typedef struct Nest {
   int64_t partial_count;    /* a split reduction (ir_reduce_partial): the result's floats (else 0) */
   int partial;              /* ... the buffer of its partial result */
   bool is_max;              /* ... a MAXR */
+  bool reduces;             /* a reduction's nest: its inner loop is not masked (loop_md) */
 } Nest;
 
 /* Strides of tensor t read as if broadcast to `view` (numpy: trailing dims
@@ -439,7 +461,7 @@ static void nest_emit(Cg *c, Nest *ns, int level, BodyFn body, void *ctx) {
   nest_emit(c, ns, level + 1, body, ctx);
   for (int a = 0; a < ns->nacc; a++) ns->acc[a].off = saved[a];
   Dim d = ns->dim[level];
-  loop_end_x(c, &l, level == ns->nd - 1 && level > 0 && dim_known(d) && d.c >= 8);
+  loop_end_x(c, &l, level == ns->nd - 1 && level > 0 && dim_known(d) && d.c >= 8, level == ns->nd - 1 && ns->reduces);
 }
 
 static void nest_run(Cg *c, Nest *ns, BodyFn body, void *ctx) {
@@ -684,7 +706,7 @@ static void gen_reduce(Cg *c, int k, const Kernel *kn) {
   const IrNode *r = kn->nodes.items[np], *x = r->src[0];
   NNC_ASSERT(view_root(x)->op != IR_CONST);   /* a reduction of a scalar is folded earlier */
   Nest ns = {.acc = arena_alloc(c->arena, sizeof(Access) * (size_t)(2 + 4 * np)), .nacc = np ? 1 : 2,
-             .range_level = -1};
+             .range_level = -1, .reduces = true};
   ns.acc[0].t = r;
   ns.acc[0].buf = buf_of(c, r);
   if (!np) {

@@ -92,20 +92,14 @@ static LLVMTargetMachineRef host_machine(LLVMCodeGenOptLevel level, char *err, s
 }
 
 /* LLVM's own options, for the whole process: no loop strength reduction
- * (see the top of this file), and a vectorized loop's last, partial vector
- * runs in the vector loop itself, with masked loads and stores (AVX-512 has
- * them at full speed), instead of in a scalar copy of the loop after it; a
- * loop that cannot be masked keeps the scalar copy. The kernels' machine
- * code is then about a quarter shorter (HW6's: 7,310 -> 5,477
- * instructions, the same 55 vector loops; HW3's 6,025 -> 5,255), their
- * compile takes 18% less CPU time, and the benchmark steps run as fast
- * (autoencoder, CNN, HW1 at batch 256 and 1: alternating runs). */
+ * (see the top of this file). Whether a vectorized loop's last, partial
+ * vector is masked is said per loop (codegen.c, loop_md). */
 static void llvm_options(void) {
   static bool done;   /* options may be parsed once per process */
   if (done) return;
   done = true;
-  const char *argv[] = {"nnc", "-disable-lsr", "-prefer-predicate-over-epilogue=predicate-else-scalar-epilogue"};
-  LLVMParseCommandLineOptions(3, argv, NULL);
+  const char *argv[] = {"nnc", "-disable-lsr"};
+  LLVMParseCommandLineOptions(2, argv, NULL);
 }
 
 Jit *jit_new(char *err, size_t n) {

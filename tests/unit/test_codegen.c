@@ -704,6 +704,44 @@ static void sums_over_the_batch_split_by_rows(void **state) {
   arena_free(a);
 }
 
+/* Which vectorized loops mask their last, partial vector (loop_md): a
+ * loop kernel does, so no scalar loop follows its vector loop; a
+ * reduction's inner loop does not (a masked one ran twice as slow), and
+ * keeps a scalar loop for the rest of the row. Rows of 100 floats, not a
+ * multiple of the vector, so each has a partial vector. */
+static void reductions_keep_a_scalar_tail_and_loops_mask_theirs(void **state) {
+  (void)state;
+  Arena *a = arena_new();
+  Graph *g = ir_new(a);
+  IrNode *y = input(g, "y", "B,100"), *t = input(g, "t", "B,100"), *b = leaf(g, IR_PARAM, "b", "100");
+  ir_output(g, ir_unary(g, IR_RELU, ir_binary(g, IR_ADD, y, b, L0), L0), "h");
+  IrNode *e = ir_binary(g, IR_MUL, ir_unary(g, IR_SIGMOID, y, L0), t, L0);
+  ir_output(g, ir_reduce(g, IR_SUM, e, 2u, false, L0), "rows");   /* [B]: one sum a row */
+  Fusion *f = check_graph(a, g);
+  CgText text = {0};
+  char err[256];
+  assert_non_null(jit_compile(jit, g, f, "tails", &text, err, sizeof err));
+  int masked_loops = 0, reductions = 0;
+  for (const char *p = text.ir_after; (p = strstr(p, "define internal void @tails.k")); p++) {
+    const char *end = strstr(p, "\n}\n");
+    assert_non_null(end);
+    size_t len = (size_t)(end - p);
+    char *body = strndup(p, len);
+    assert_non_null(body);
+    if (strstr(body, "llvm.vector.reduce.fadd")) {
+      reductions++;
+      if (strstr(body, "llvm.masked.load")) fail_msg("a reduction's loop is masked:\n%s", body);
+    } else if (strstr(body, "llvm.masked.store")) {
+      masked_loops++;
+    }
+    free(body);
+  }
+  assert_int_equal(reductions, 1);
+  assert_int_equal(masked_loops, 1);
+  cg_text_free(&text);
+  arena_free(a);
+}
+
 /* nnc_sgemm against a plain triple loop, in each transposition, split
  * along M and along N (and not split, when small); and the narrow
  * products narrow.c computes (C 16 or fewer columns wide, M >= 128), with
@@ -954,6 +992,7 @@ int main(void) {
       cmocka_unit_test(matmul_with_batch_as_inner_dimension),
       cmocka_unit_test(big_products_and_loops_run_in_halves),
       cmocka_unit_test(sums_over_the_batch_split_by_rows),
+      cmocka_unit_test(reductions_keep_a_scalar_tail_and_loops_mask_theirs),
       cmocka_unit_test(nnc_sgemm_halves_match_the_whole_product),
       cmocka_unit_test(convolutions_and_both_adjoints_match),
       cmocka_unit_test(direct_convolutions_match),
