@@ -339,14 +339,16 @@ static LLVMValueRef loop_begin(Cg *c, Loop *l, LLVMValueRef from, LLVMValueRef t
  *   last, partial vector runs in the vector loop itself, with masked loads
  *   and stores (AVX-512 has them at full speed), instead of in a scalar
  *   copy of the loop after it (a loop that cannot be masked keeps the
- *   copy). The kernels' machine code is about a quarter shorter (HW6's:
- *   7,310 -> 5,477 instructions, the same 55 vector loops) and takes 18%
- *   less CPU time to compile. A reduction's inner loop is the exception
- *   (no_mask), measured: the autoencoder's sigmoid and squared error
- *   summed into its loss took 0.19-0.22 ms a step masked, 0.10 ms with
- *   the scalar copy (one thread, `nnc bench --kernels`), while loops that
- *   store, not sum, ran as fast either way. Each masked iteration builds
- *   its mask from 64-bit lane indices in 512-bit registers. */
+ *   copy). The kernels' machine code is shorter and quicker to compile
+ *   (HW6's: 7,310 instructions with no loop masked, 5,477 with every
+ *   loop, 6,583 with every loop but reductions'). A reduction's inner
+ *   loop is the exception (no_mask), measured: the autoencoder's sigmoid
+ *   and squared error summed into its loss took 0.19-0.22 ms a step
+ *   masked, 0.10 ms with the scalar copy (one thread, `nnc bench
+ *   --kernels`), while loops that store, not sum, ran as fast either way.
+ *   Each masked iteration builds its mask from 64-bit lane indices in
+ *   512-bit registers. The row kernels' loops (softmax's max and sum) are
+ *   still masked: their rows here are short. */
 static void loop_md(Cg *c, LLVMValueRef br, bool keep_rolled, bool no_mask) {
   LLVMMetadataRef ops[3];
   int n = 0;
