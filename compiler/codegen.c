@@ -347,10 +347,10 @@ static LLVMValueRef loop_begin(Cg *c, Loop *l, LLVMValueRef from, LLVMValueRef t
  *   masked, 0.10 ms with the scalar copy (one thread, `nnc bench
  *   --kernels`), while loops that store, not sum, ran as fast either way.
  *   Each masked iteration builds its mask from 64-bit lane indices in
- *   512-bit registers. A row kernel's max and sum are reductions too:
- *   log_softmax over 128 rows of 2,000 took 0.88-0.90 ms with them
- *   masked, 0.61-0.76 ms with the scalar copy (the same measure). The
- *   last pass, which stores, stays masked. */
+ *   512-bit registers. A row kernel's max, sum and argmax are reductions
+ *   too: log_softmax over 128 rows of 2,000 took 0.88-0.90 ms with its
+ *   max and sum masked, 0.61-0.76 ms with the scalar copy (the same
+ *   measure). Its last pass, which stores, stays masked. */
 static void loop_md(Cg *c, LLVMValueRef br, bool keep_rolled, bool no_mask) {
   LLVMMetadataRef ops[3];
   int n = 0;
@@ -827,7 +827,7 @@ static void gen_row(Cg *c, int k, const IrNode *y) {
     LLVMBuildStore(c->b, LLVMBuildSelect(c->b, gt, v, cur, ""), m);
     LLVMValueRef jf = LLVMBuildSIToFP(c->b, j, c->f32, "");
     LLVMBuildStore(c->b, LLVMBuildSelect(c->b, gt, jf, LLVMBuildLoad2(c->b, c->f32, best, ""), ""), best);
-    loop_end(c, &lj);
+    loop_end_x(c, &lj, false, true);   /* a reduction: not masked (loop_md) */
     store_f(c, LLVMBuildLoad2(c->b, c->f32, best, ""), Y, r);
     loop_end(c, &lr);
     kernel_end(c);

@@ -23,7 +23,8 @@
  *
  * Beyond the per-op cases: second-order gradients (a gradient penalty and
  * adversarial training, both with grad() inside the loss), a hand-derived
- * gradient, one SGD and one Adam step of the lowered update, every MATMUL
+ * gradient, steps of the lowered update (one of SGD; four of Adam, Adam
+ * with weight decay and AdamW against PyTorch's formula), every MATMUL
  * transpose pattern built directly with the ir.h builders, and a check that
  * the cases together cover every op that has a gradient rule.
  */
